@@ -1,0 +1,59 @@
+"""JointErnie: one ERNIE encoder shared by an intent head (pooled [CLS]) and a slot head (every token)."""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddlenlp.transformers import ErnieModel, ErniePretrainedModel
+
+from utils import PAD_SLOT_ID
+
+
+class JointErnie(ErniePretrainedModel):
+    """ERNIE encoder, dropout, intent classifier on the pooled output, slot classifier per token.
+
+    `JointErnie.from_pretrained(name_or_dir, intent_dim=11, slot_dim=32, dropout=0.1)` loads the
+    encoder from a PaddleNLP model name (e.g. ``ernie-3.0-tiny-nano-v2-zh``, downloaded when online)
+    or from a local directory (config.json + model_state.pdparams); the heads are new unless the
+    directory holds a fine-tuned JointErnie. Returns (intent_logits [B, intent_dim],
+    slot_logits [B, T, slot_dim]).
+    """
+
+    def __init__(self, config, intent_dim=11, slot_dim=32, dropout=None):
+        super().__init__(config)
+        # PaddleNLP 2.8 initialises weights after __init__; calling self.apply(self.init_weights)
+        # here raises a TypeError on that release.
+        self.ernie = ErnieModel(config)
+        self.intent_dim, self.slot_dim = intent_dim, slot_dim
+        self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
+        self.intent_classifier = nn.Linear(config.hidden_size, intent_dim)
+        self.slot_classifier = nn.Linear(config.hidden_size, slot_dim)
+
+    def forward(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None):
+        sequence_output, pooled_output = self.ernie(
+            input_ids, token_type_ids=token_type_ids, position_ids=position_ids, attention_mask=attention_mask
+        )
+        intent_logits = self.intent_classifier(self.dropout(pooled_output))
+        slot_logits = self.slot_classifier(self.dropout(sequence_output))
+        return intent_logits, slot_logits
+
+
+class JointLoss(nn.Layer):
+    """Intent cross entropy + slot cross entropy; slot label PAD (0) is ignored."""
+
+    def __init__(self, ignore_index=PAD_SLOT_ID):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, outputs, labels):
+        intent_logits, slot_logits = outputs[0], outputs[1]
+        intent_label, slot_label = labels[0], labels[1]
+        intent_loss = F.cross_entropy(intent_logits, intent_label.reshape([-1, 1]).astype("int64"))
+        slot_loss = F.cross_entropy(
+            slot_logits.reshape([-1, slot_logits.shape[-1]]),
+            slot_label.reshape([-1, 1]).astype("int64"),
+            ignore_index=self.ignore_index,
+        )
+        return intent_loss + slot_loss
+
+
+def to_static_input_spec(input_dtype):
+    return [paddle.static.InputSpec(shape=[None, None], dtype=input_dtype, name="input_ids")]

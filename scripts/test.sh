@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite, set-up included. Extra arguments go to pytest: bash scripts/test.sh -k reader
+set -euo pipefail
+bash "$(dirname "$0")/setup.sh"
+source "$(dirname "$0")/common.sh"
+export PPNLP_HOME=$(mktemp -d)   # empty PaddleNLP cache: nothing may come from a hub
+exec "$PY" -m pytest "$@"

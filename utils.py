@@ -1,0 +1,363 @@
+"""Data reading, label handling, slot encoding/decoding and metrics.
+
+This is the one copy of that logic: run_train.py, run_eval.py, the deploy demos and the server
+all import it. It imports neither paddle nor paddlenlp, so the deploy side stays light.
+
+Corpus format (NLPCC 2018 Task 4), UTF-8, tab separated, four columns:
+    session_id  query  intent  annotated_query
+Blank lines separate sessions. Slots are marked inline in the annotated query:
+    来一首<singer>周华健</singer>的<song>花心</song>
+An ASR correction inside a slot is written `heard||corrected`; the first alternative is the text
+that is in the query, and that span is what gets labelled.
+"""
+import json
+import os
+import re
+import zlib
+
+# libpaddle.so exports its own zlib symbols; the first zlib decompression after `import paddle`
+# can crash (see README, "Environment"). One round trip through the system zlib before paddle is
+# imported avoids it. Every entry point imports utils before paddle.
+zlib.decompress(zlib.compress(b"x"))
+
+SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
+PAD_SLOT_ID = 0  # given to [CLS], [SEP] and padding; ignored by the loss and the metric
+
+
+class DataError(ValueError):
+    """A malformed input line, with the file and line number it came from."""
+
+    def __init__(self, path, lineno, message):
+        self.path, self.lineno, self.reason = path, lineno, message
+        super().__init__(f"{path}:{lineno}: {message}")
+
+
+# ----------------------------------------------------------------------------------- labels
+def read_label_file(path):
+    """One label per line; label id = line index. Blank or repeated labels are errors."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"label file not found: {path}")
+    labels = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            label = line.strip()
+            if not label:
+                raise DataError(path, lineno, "blank label")
+            if label in labels:
+                raise DataError(path, lineno, f"repeated label {label!r}")
+            labels.append(label)
+    if not labels:
+        raise DataError(path, 0, "no labels")
+    return labels
+
+
+class LabelSet:
+    """Intent and slot (BIO) label vocabularies, and the slot types they imply."""
+
+    def __init__(self, intent_labels, slot_labels):
+        self.intents = list(intent_labels)
+        self.slots = list(slot_labels)
+        self.intent2id = {x: i for i, x in enumerate(self.intents)}
+        self.slot2id = {x: i for i, x in enumerate(self.slots)}
+        if self.slots[PAD_SLOT_ID] != "PAD" or "O" not in self.slot2id:
+            raise ValueError("slot labels must start with PAD and contain O")
+        self.O = self.slot2id["O"]
+        self.slot_types = []
+        for label in self.slots:
+            if label[:2] in ("B-", "I-") and label[2:] not in self.slot_types:
+                self.slot_types.append(label[2:])
+        for t in self.slot_types:
+            for prefix in ("B-", "I-"):
+                if prefix + t not in self.slot2id:
+                    raise ValueError(f"slot labels have no {prefix + t} for slot type {t!r}")
+
+    @classmethod
+    def from_files(cls, intent_path, slot_path):
+        return cls(read_label_file(intent_path), read_label_file(slot_path))
+
+    @classmethod
+    def from_dir(cls, directory):
+        return cls.from_files(os.path.join(directory, "intent_label.txt"), os.path.join(directory, "slot_label.txt"))
+
+
+# ----------------------------------------------------------------------------------- reading
+_TAG = re.compile(r"<(/?)([^<>]*)>")
+
+
+def parse_annotation(annotated, slot_types=None):
+    """Parse an annotated query into (plain text, [(slot_type, start, end, value)]).
+
+    `start`/`end` are character offsets into the plain text (end exclusive); `value` is the
+    corrected value when the slot carries an ASR correction `heard||corrected`, else the span.
+    Raises ValueError on unbalanced, nested or unknown tags.
+    """
+    text, spans = [], []
+    pos, cursor, open_tag = 0, 0, None
+    for m in _TAG.finditer(annotated):
+        chunk = annotated[cursor:m.start()]
+        cursor = m.end()
+        closing, name = m.group(1) == "/", m.group(2)
+        if not re.fullmatch(r"[A-Za-z_]+", name):
+            raise ValueError(f"malformed tag {m.group(0)!r}")
+        if slot_types is not None and name not in slot_types:
+            raise ValueError(f"unknown slot type {name!r}")
+        if open_tag is None:
+            if "||" in chunk:
+                raise ValueError("ASR correction '||' outside a slot")
+            text.append(chunk)
+            pos += len(chunk)
+            if closing:
+                raise ValueError(f"closing tag </{name}> without an opening tag")
+            open_tag = name
+        else:
+            if not closing:
+                raise ValueError(f"tag <{name}> opened inside <{open_tag}>")
+            if name != open_tag:
+                raise ValueError(f"<{open_tag}> closed by </{name}>")
+            heard, sep, corrected = chunk.partition("||")
+            if sep and ("||" in corrected or not corrected):
+                raise ValueError(f"malformed ASR correction {chunk!r}")
+            if not heard:
+                raise ValueError(f"empty <{name}> slot")
+            text.append(heard)
+            spans.append((name, pos, pos + len(heard), corrected if sep else heard))
+            pos += len(heard)
+            open_tag = None
+    if open_tag is not None:
+        raise ValueError(f"<{open_tag}> is never closed")
+    tail = annotated[cursor:]
+    if "||" in tail:
+        raise ValueError("ASR correction '||' outside a slot")
+    if "<" in tail or ">" in tail:
+        raise ValueError("stray '<' or '>' in the annotation")
+    text.append(tail)
+    return "".join(text), spans
+
+
+def parse_line(line, labels, path="<string>", lineno=0):
+    """Parse one corpus line into an example dict; raise DataError naming file and line."""
+    cols = line.rstrip("\r\n").split("\t")
+    if len(cols) != 4:
+        raise DataError(path, lineno, f"expected 4 tab-separated columns, found {len(cols)}")
+    session, query, intent, annotated = cols
+    if not query.strip():
+        raise DataError(path, lineno, "empty query")
+    if intent not in labels.intent2id:
+        raise DataError(path, lineno, f"unknown intent {intent!r}")
+    try:
+        text, spans = parse_annotation(annotated, labels.slot_types)
+    except ValueError as e:
+        raise DataError(path, lineno, f"bad annotation {annotated!r}: {e}") from None
+    if text != query:
+        raise DataError(path, lineno, f"annotation text {text!r} differs from the query {query!r}")
+    return {"session": session, "query": query, "intent": intent, "slots": spans, "line": lineno}
+
+
+def read_examples(path, labels, skip_malformed=False, log=print):
+    """Read a corpus file. Blank lines are skipped. A malformed line raises DataError, or with
+    `skip_malformed` is skipped, counted, and reported in a printed summary."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    examples, skipped = [], []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                err = DataError(path, lineno, f"not valid UTF-8 ({e.reason} at byte {e.start})")
+                if not skip_malformed:
+                    raise err from None
+                skipped.append(err)
+                continue
+            if not line.strip():
+                continue
+            try:
+                examples.append(parse_line(line, labels, path, lineno))
+            except DataError as err:
+                if not skip_malformed:
+                    raise
+                skipped.append(err)
+    if skipped:
+        log(f"{path}: skipped {len(skipped)} malformed line(s), kept {len(examples)}:")
+        for err in skipped[:20]:
+            log(f"  {err}")
+        if len(skipped) > 20:
+            log(f"  ... and {len(skipped) - 20} more")
+    return examples
+
+
+def slotless_intents(examples, labels):
+    """Intents that never carry a slot in `examples`, in label order (intents absent from the
+    data are left out: there is no evidence either way, so their slots are checked)."""
+    seen, with_slots = set(), set()
+    for ex in examples:
+        seen.add(ex["intent"])
+        if ex["slots"]:
+            with_slots.add(ex["intent"])
+    return [i for i in labels.intents if i in seen and i not in with_slots]
+
+
+def write_lines(path, items):
+    with open(path, "w", encoding="utf-8") as f:
+        for x in items:
+            f.write(f"{x}\n")
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [x.strip() for x in f if x.strip()]
+
+
+# ----------------------------------------------------------------------------------- slots
+def spans_to_token_labels(offsets, spans, labels):
+    """BIO slot label ids per token from character spans.
+
+    `offsets`: one (start, end) character span per token, (0, 0) for special tokens and padding.
+    A token belongs to a slot when it overlaps the slot's span; the first such token is B-, the
+    rest I-. Special tokens and padding get PAD (0), real tokens outside slots O.
+    """
+    ids = []
+    for s, e in offsets:
+        ids.append(PAD_SLOT_ID if e <= s else labels.O)
+    for slot_type, start, end, *_ in spans:
+        first = True
+        for k, (s, e) in enumerate(offsets):
+            if e <= s or e <= start or s >= end or ids[k] != labels.O:
+                continue
+            ids[k] = labels.slot2id[("B-" if first else "I-") + slot_type]
+            first = False
+    return ids
+
+
+def decode_slots(query, offsets, slot_ids, labels):
+    """Slots from per-token label ids and token character offsets.
+
+    Returns [{'slot': type, 'entity': text, 'pos': [first_char, last_char]}] with `pos` inclusive
+    character offsets into `query`. An entity starts at B-x, or at I-x that does not continue an
+    entity of type x; it extends over following I-x tokens. PAD and special tokens end entities.
+    """
+    out, cur = [], None
+    for (s, e), sid in zip(offsets, slot_ids):
+        if e <= s:  # special token or padding
+            cur = None
+            continue
+        label = labels.slots[int(sid)] if 0 <= int(sid) < len(labels.slots) else "O"
+        prefix, slot_type = label[:2], label[2:]
+        if prefix == "I-" and cur is not None and cur["slot"] == slot_type:
+            cur["_end"] = e
+            continue
+        cur = None
+        if prefix in ("B-", "I-"):
+            cur = {"slot": slot_type, "_start": s, "_end": e}
+            out.append(cur)
+    return [{"slot": x["slot"], "entity": query[x["_start"]:x["_end"]], "pos": [x["_start"], x["_end"] - 1]} for x in out]
+
+
+# ----------------------------------------------------------------------------------- metric
+def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless):
+    """Sentence accuracy and intent accuracy.
+
+    intent_pred/intent_gold: [N] intent ids. slot_pred/slot_gold: [N, T] slot ids (slot_gold uses
+    PAD_SLOT_ID, or a negative fill value, for special tokens and padding, which are not compared). A sentence is right when
+    its intent is right and (the gold intent is slot-less, or every real token's slot is right).
+    """
+    slotless_ids = {labels.intent2id[i] for i in slotless}
+    n = len(intent_gold)
+    if n == 0:
+        raise ValueError("no examples to evaluate")
+    intent_ok = sent_ok = 0
+    for k in range(n):
+        ig = int(intent_gold[k])
+        if int(intent_pred[k]) != ig:
+            continue
+        intent_ok += 1
+        if ig in slotless_ids:
+            sent_ok += 1
+            continue
+        gold, pred = slot_gold[k], slot_pred[k]
+        if all(int(p) == int(g) for p, g in zip(pred, gold) if int(g) != PAD_SLOT_ID and int(g) >= 0):
+            sent_ok += 1
+    return {"accuracy": sent_ok / n, "intent_accuracy": intent_ok / n}
+
+
+def softmax(x, axis=-1):
+    import numpy as np
+
+    x = np.asarray(x, dtype="float64")
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def postprocess(queries, offsets, intent_logits, slot_logits, labels):
+    """Predictions as in upstream's README: one dict per query."""
+    import numpy as np
+
+    probs = softmax(intent_logits)
+    slot_ids = np.asarray(slot_logits).argmax(-1)
+    out = []
+    for k, q in enumerate(queries):
+        i = int(probs[k].argmax())
+        out.append({
+            "intent": labels.intents[i],
+            "confidence": round(float(probs[k][i]), 6),
+            "slot": decode_slots(q, offsets[k], slot_ids[k], labels),
+        })
+    return out
+
+
+def save_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2)
+
+
+# ----------------------------------------------------------------------------------- inference input
+def check_query(query, where):
+    """A query must be a non-empty str; `where` names the file/line or field for the error."""
+    if not isinstance(query, str):
+        raise ValueError(f"{where}: query must be a string, not {type(query).__name__}")
+    if not query.strip():
+        raise ValueError(f"{where}: empty query")
+    return query
+
+
+def encode_queries(tokenizer, queries, max_seq_length):
+    """Tokenize with a PaddleNLP tokenizer: (ids, offsets, truncated) per query.
+
+    `offsets` are (start, end) character spans per token, (0, 0) for [CLS]/[SEP]. A query whose
+    tokens do not fit in `max_seq_length` is truncated and flagged."""
+    full = tokenizer(list(queries), add_special_tokens=False, return_attention_mask=False,
+                     return_token_type_ids=False)["input_ids"]
+    enc = tokenizer(list(queries), max_length=max_seq_length, truncation=True, return_offsets_mapping=True,
+                    return_attention_mask=False, return_token_type_ids=False)
+    truncated = [len(f) > max_seq_length - 2 for f in full]
+    return enc["input_ids"], [list(map(tuple, o)) for o in enc["offset_mapping"]], truncated
+
+
+def pad_batch(ids_list, pad_id, dtype):
+    import numpy as np
+
+    n = max(len(x) for x in ids_list)
+    out = np.full((len(ids_list), n), pad_id, dtype=dtype)
+    for k, x in enumerate(ids_list):
+        out[k, :len(x)] = x
+    return out
+
+
+def read_queries(path):
+    """Queries to predict: a corpus file (query = column 2) or one query per line. Blank lines are
+    skipped; returns [(line_number, query)]."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"input file not found: {path}")
+    out = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise DataError(path, lineno, f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            out.append((lineno, cols[1] if len(cols) == 4 else line))
+    return out

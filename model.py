@@ -26,6 +26,9 @@ class JointErnie(ErniePretrainedModel):
         self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
         self.intent_classifier = nn.Linear(config.hidden_size, intent_dim)
         self.slot_classifier = nn.Linear(config.hidden_size, slot_dim)
+        width_mult = getattr(config, "width_mult", 1.0) or 1.0
+        if width_mult < 1.0:  # a DynaBERT width-pruned model saved by compress.py
+            shrink_width(self.ernie, width_mult)
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None):
         sequence_output, pooled_output = self.ernie(
@@ -34,6 +37,32 @@ class JointErnie(ErniePretrainedModel):
         intent_logits = self.intent_classifier(self.dropout(pooled_output))
         slot_logits = self.slot_classifier(self.dropout(sequence_output))
         return intent_logits, slot_logits
+
+
+def shrink_width(ernie, width_mult):
+    """Make every encoder layer `width_mult` as wide as DynaBERT leaves it: the attention heads and the
+    feed-forward inner size are cut, the hidden size stays. The layers are new (re-initialised); load
+    the pruned state dict afterwards."""
+    def linear(old, rows, cols):
+        return nn.Linear(rows, cols, old._weight_attr, old._bias_attr)
+
+    for layer in ernie.encoder.layers:
+        attn = layer.self_attn
+        hidden = attn.q_proj.weight.shape[0]
+        heads = int(attn.num_heads * width_mult)
+        inner = int(hidden * width_mult)
+        if heads < 1 or heads * attn.head_dim != inner:
+            raise ValueError(f"width_mult {width_mult} does not give whole attention heads "
+                             f"({attn.num_heads} heads of {attn.head_dim})")
+        attn.num_heads = heads
+        attn.q_proj = linear(attn.q_proj, hidden, inner)
+        attn.k_proj = linear(attn.k_proj, hidden, inner)
+        attn.v_proj = linear(attn.v_proj, hidden, inner)
+        attn.out_proj = linear(attn.out_proj, inner, hidden)
+        ffn = int(layer.linear1.weight.shape[1] * width_mult)
+        layer.linear1 = linear(layer.linear1, hidden, ffn)
+        layer.linear2 = linear(layer.linear2, ffn, hidden)
+    return ernie
 
 
 class JointLoss(nn.Layer):

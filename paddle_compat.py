@@ -10,8 +10,8 @@ _applied = []
 
 def fix_superlayernorm():
     """PaddleSlim's `SuperLayerNorm.forward` (paddleslim/nas/ofa/layers.py) unpacks three outputs from
-    `paddle._C_ops.layer_norm`, which returns a single tensor on Paddle 2.6: DynaBERT fails with
-    "ValueError: too many values to unpack". Same computation through `paddle.nn.functional.layer_norm`."""
+    `paddle._C_ops.layer_norm`, which returns fewer on Paddle 2.6.2: DynaBERT fails with
+    "ValueError: not enough values to unpack (expected 3, got 2)". Same computation through `paddle.nn.functional.layer_norm`."""
     import paddle
     import paddle.nn.functional as F
     from paddleslim.nas.ofa import layers

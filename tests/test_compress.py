@@ -1,0 +1,156 @@
+"""A tiny end-to-end compression (pico, corpus subset, few steps) and its argument checks."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import INTENT_LABELS, SLOT_LABELS, run_py
+
+
+def compress_args(model, out, train, dev, strategy="dynabert+qat+embeddings", *extra):
+    """Upstream's README compression command (cpu, local paths), shortened by `extra`."""
+    return ["run_train.py", "--do_compress", "--strategy", strategy, "--num_train_epochs", "10",
+            "--model_name_or_path", str(model), "--output_dir", str(out), "--max_seq_length", "16",
+            "--per_device_eval_batch_size", "64", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5",
+            "--train_path", str(train), "--dev_path", str(dev), "--intent_label_path", INTENT_LABELS,
+            "--slot_label_path", SLOT_LABELS, "--label_names", "intent_label", "slot_label",
+            "--weight_decay", "0.01", "--warmup_ratio", "0.1", "--input_dtype", "int32", "--device", "cpu",
+            "--logging_steps", "10", "--save_steps", "10", "--eval_steps", "10", "--disable_tqdm", "True",
+            "--save_total_limit", "1", "--metric_for_best_model", "eval_accuracy", *extra]
+
+
+@pytest.fixture(scope="module")
+def compressed(trained_pico, corpus_subset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compressed")
+    # pico has 2 heads of 64: width 1/2 keeps whole heads (3/4 would not), and tests a width other than 3/4
+    run_py(compress_args(trained_pico, out, corpus_subset / "train.txt", corpus_subset / "dev.txt",
+                         "dynabert+qat+embeddings", "--width_mult_list", "1/2", "--max_steps", "20"))
+    return out
+
+
+def ids_batch(model_dir, queries):
+    from paddlenlp.transformers import AutoTokenizer
+
+    import utils
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    ids, _, _ = utils.encode_queries(tok, queries, 16)
+    return utils.pad_batch(ids, tok.pad_token_id, "int32")
+
+
+def dev_queries(corpus_subset, n=64):
+    return [l.split("\t")[1] for l in open(corpus_subset / "dev.txt", encoding="utf-8") if "\t" in l][:n]
+
+
+def test_stage_files_and_sizes_shrink(compressed, trained_pico):
+    w = compressed / "width_mult_0.5"
+    for name in ["model_state.pdparams", "config.json", "pruned.pdmodel", "int8.pdmodel", "int8.pdiparams",
+                 "quant_emb.pdmodel", "quant_emb.pdiparams", "vocab.txt", "tokenizer_config.json",
+                 "intent_label.txt", "slot_label.txt"]:
+        assert (w / name).is_file(), name
+    size = lambda p: os.path.getsize(str(p) + ".pdmodel") + os.path.getsize(str(p) + ".pdiparams")
+    sizes = [size(trained_pico / "infer_model"), size(w / "pruned"), size(w / "int8"), size(w / "quant_emb")]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
+    report = json.load(open(compressed / "compress_report.json"))["stages"]
+    assert [r["stage"] for r in report] == ["fine-tuned", "+ pruning (vocab + width)", "+ INT8 matmul (QAT)",
+                                            "+ INT8 embeddings"]
+    assert [round(s / 2 ** 20, 3) for s in sizes] == [r["size_mib"] for r in report]
+    # pico: 128 hidden, 2 heads, 512 ffn; width 1/2 halves q/k/v/out and ffn weights of 3 layers
+    fp, pr = report[0]["params"], report[1]["params"]
+    assert fp - pr == 3 * (4 * 128 * 64 + 3 * 64 + 2 * 128 * 256 + 256)
+    assert (compressed / "compress_report.md").read_text().count("\n|") == 6  # header, rule, 4 stages
+    assert (compressed / "compress_report.png").stat().st_size > 5000
+
+
+def test_width_pruned_weights_reload_and_static_agrees(compressed, corpus_subset):
+    import paddle
+
+    from model import JointErnie
+    from run_eval import StaticPredictor
+
+    w = compressed / "width_mult_0.5"
+    model = JointErnie.from_pretrained(str(w), intent_dim=11, slot_dim=32)
+    model.eval()
+    assert model.ernie.encoder.layers[0].self_attn.q_proj.weight.shape == [128, 64]
+    assert model.ernie.encoder.layers[0].linear1.weight.shape == [128, 256]
+    ids = ids_batch(w, dev_queries(corpus_subset))
+    dyn = [t.numpy() for t in model(paddle.to_tensor(ids))]
+    static = StaticPredictor(str(w / "pruned"))(ids)
+    np.testing.assert_allclose(static[0], dyn[0], atol=1e-4)
+    np.testing.assert_allclose(static[1], dyn[1], atol=1e-4)
+    # INT8 stages against the dynamic-graph QAT model they were saved from (fake-quant layers)
+    from compress import load_qat_model
+
+    qat = [t.numpy() for t in load_qat_model(str(w))(paddle.to_tensor(ids))]
+    int8 = StaticPredictor(str(w / "int8"))(ids)
+    # (measured: max difference about 1% of the largest logit, from activation rounding)
+    np.testing.assert_allclose(int8[0], qat[0], atol=0.02 * np.abs(qat[0]).max())
+    np.testing.assert_allclose(int8[1], qat[1], atol=0.02 * np.abs(qat[1]).max())
+    assert (int8[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
+    emb = StaticPredictor(str(w / "quant_emb"))(ids)  # + log-quantized embeddings: close, not equal
+    assert (emb[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
+    assert (emb[1].argmax(-1) == qat[1].argmax(-1)).mean() >= 0.95
+
+
+def test_fine_tuned_static_agrees_with_dynamic(trained_pico, corpus_subset):
+    import paddle
+
+    from model import JointErnie
+    from run_eval import StaticPredictor
+
+    model = JointErnie.from_pretrained(str(trained_pico), intent_dim=11, slot_dim=32)
+    model.eval()
+    ids = ids_batch(trained_pico, dev_queries(corpus_subset))
+    dyn = [t.numpy() for t in model(paddle.to_tensor(ids))]
+    static = StaticPredictor(str(trained_pico / "infer_model"))(ids)
+    np.testing.assert_allclose(static[0], dyn[0], atol=1e-4)
+    np.testing.assert_allclose(static[1], dyn[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("stage", ["pruned", "int8", "quant_emb"])
+def test_run_eval_on_every_stage_matches_report(compressed, corpus_subset, stage):
+    w = compressed / "width_mult_0.5"
+    p = run_py(["run_eval.py", "--infer_prefix", str(w / stage), "--test_path", str(corpus_subset / "dev.txt"),
+                "--do_eval", "--per_device_eval_batch_size", "256"])
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    row = {r["model"]: r for r in json.load(open(compressed / "compress_report.json"))["stages"]}[str(w / stage)]
+    assert round(100 * got["accuracy"], 2) == row["accuracy"]
+    assert round(100 * got["intent_accuracy"], 2) == row["intent_accuracy"]
+
+
+@pytest.mark.parametrize("strategy, files, absent", [
+    ("dynabert", ["pruned.pdmodel", "model_state.pdparams"], ["int8.pdmodel"]),
+    ("dynabert+qat", ["pruned.pdmodel", "int8.pdmodel"], ["quant_emb.pdmodel"]),
+])
+def test_other_supported_strategies(trained_pico, corpus_subset, tmp_path, strategy, files, absent):
+    run_py(compress_args(trained_pico, tmp_path, corpus_subset / "train.txt", corpus_subset / "dev.txt", strategy,
+                         "--width_mult_list", "0.5", "--max_steps", "10"))
+    for f in files:
+        assert (tmp_path / "width_mult_0.5" / f).is_file(), f
+    for f in absent:
+        assert not (tmp_path / "width_mult_0.5" / f).exists(), f
+    assert len(json.load(open(tmp_path / "compress_report.json"))["stages"]) == 1 + len(files) - 1 + (
+        strategy == "dynabert+qat")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "dynabert+magic"], "unknown --strategy 'dynabert+magic'"),
+    (["--strategy", "dynabert+ptq"], "--strategy 'dynabert+ptq' is refused: post-training quantization"),
+    (["--strategy", "ptq"], "--strategy 'ptq' is refused"),
+    (["--strategy", "qat"], "--strategy 'qat' is refused"),
+    (["--strategy", "dynabert+embeddings"], "--strategy 'dynabert+embeddings' is refused"),
+    (["--width_mult_list", "1.5"], "--width_mult_list value '1.5' is not a number between 0 and 1"),
+    (["--width_mult_list", "0.5", "0.75"], "--width_mult_list takes one width"),
+    (["--do_train"], "--do_compress cannot be combined with --do_train"),
+])
+def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, extra, message):
+    args = compress_args(trained_pico, tmp_path / "out", corpus_subset / "train.txt", corpus_subset / "dev.txt")
+    i = args.index("--strategy")
+    if extra[0] == "--strategy":
+        args[i + 1] = extra[1]
+    else:
+        args += extra
+    p = run_py(args, check=False)
+    assert p.returncode != 0 and message in p.stderr, p.stderr[-1500:]
+    assert not (tmp_path / "out").exists()  # refused before anything ran

@@ -113,6 +113,13 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
 
 
 class JointTrainer(Trainer):
+    def _save_checkpoint(self, model, metrics=None):
+        super()._save_checkpoint(model, metrics=metrics)
+        # PaddleNLP 2.8 rotates checkpoints only when local_rank == 0, which a single CPU process never has
+        # (-1): --save_total_limit was ignored and every checkpoint kept.
+        if self.args.local_rank < 0 and self.args.world_size <= 1:
+            self._rotate_checkpoints(use_mtime=True, output_dir=self.args.output_dir)
+
     def _get_train_sampler(self):
         if self.args.world_size > 1:
             return super()._get_train_sampler()

@@ -29,6 +29,15 @@ def run_py(args, cwd=ROOT, check=True, timeout=900):
     return p
 
 
+def run_script(script, env, *extra, timeout=900):
+    """Run one of the user-facing shell scripts (scripts/*.sh) with variables `env` and extra flags."""
+    p = subprocess.run(["bash", script, *map(str, extra)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=timeout, env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    if p.returncode != 0:
+        raise AssertionError(f"{script} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
+    return p
+
+
 @pytest.fixture(scope="session")
 def labels():
     return utils.LabelSet.from_files(INTENT_LABELS, SLOT_LABELS)
@@ -58,6 +67,18 @@ def pico_dir(tmp_path_factory, corpus_subset):
     return d
 
 
+def compress_args(model, out, train, dev, strategy="dynabert+qat+embeddings", *extra):
+    """Upstream's README compression command (cpu, local paths), shortened by `extra`."""
+    return ["run_train.py", "--do_compress", "--strategy", strategy, "--num_train_epochs", "10",
+            "--model_name_or_path", str(model), "--output_dir", str(out), "--max_seq_length", "16",
+            "--per_device_eval_batch_size", "64", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5",
+            "--train_path", str(train), "--dev_path", str(dev), "--intent_label_path", INTENT_LABELS,
+            "--slot_label_path", SLOT_LABELS, "--label_names", "intent_label", "slot_label",
+            "--weight_decay", "0.01", "--warmup_ratio", "0.1", "--input_dtype", "int32", "--device", "cpu",
+            "--logging_steps", "10", "--save_steps", "10", "--eval_steps", "10", "--disable_tqdm", "True",
+            "--save_total_limit", "1", "--metric_for_best_model", "eval_accuracy", *extra]
+
+
 def train_args(model, out, train, dev, *extra):
     """Upstream's README training command (cpu, local paths), shortened for tests by `extra`."""
     return ["run_train.py", "--device", "cpu", "--logging_steps", "10", "--save_steps", "100", "--eval_steps", "100",
@@ -74,9 +95,21 @@ def train_args(model, out, train, dev, *extra):
 
 @pytest.fixture(scope="session")
 def trained_pico(tmp_path_factory, pico_dir, corpus_subset):
-    """A small model trained for 240 steps on the corpus subset, exported (int32 input)."""
+    """A small model trained for 240 steps by scripts/train.sh (upstream's command) on the corpus subset, exported (int32 input)."""
     out = tmp_path_factory.mktemp("trained_pico")
-    run_py(train_args(pico_dir, out, corpus_subset / "train.txt", corpus_subset / "dev.txt",
-                      "--max_steps", "240", "--save_steps", "120", "--eval_steps", "120", "--evaluation_strategy",
-                      "steps", "--per_device_train_batch_size", "32", "--load_best_model_at_end", "False"))
+    run_script("scripts/train.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
+                                        DEV=corpus_subset / "dev.txt", LR="1e-3"),
+               "--max_steps", "240", "--save_steps", "120", "--eval_steps", "120", "--evaluation_strategy", "steps",
+               "--per_device_train_batch_size", "32", "--load_best_model_at_end", "False")
+    return out
+
+
+@pytest.fixture(scope="session")
+def compressed(trained_pico, corpus_subset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compressed")
+    # pico has 2 heads of 64: width 1/2 keeps whole heads (3/4 would not), and tests a width other than 3/4
+    run_script("scripts/compress.sh", dict(MODEL=trained_pico, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
+                                           DEV=corpus_subset / "dev.txt"),
+               "--width_mult_list", "1/2", "--max_steps", "20", "--save_steps", "10",
+               "--per_device_train_batch_size", "32")
     return out

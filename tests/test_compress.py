@@ -1,32 +1,12 @@
-"""A tiny end-to-end compression (pico, corpus subset, few steps) and its argument checks."""
+"""A tiny end-to-end compression (pico, corpus subset, few steps, through scripts/compress.sh) and its
+argument checks."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from conftest import INTENT_LABELS, SLOT_LABELS, run_py
-
-
-def compress_args(model, out, train, dev, strategy="dynabert+qat+embeddings", *extra):
-    """Upstream's README compression command (cpu, local paths), shortened by `extra`."""
-    return ["run_train.py", "--do_compress", "--strategy", strategy, "--num_train_epochs", "10",
-            "--model_name_or_path", str(model), "--output_dir", str(out), "--max_seq_length", "16",
-            "--per_device_eval_batch_size", "64", "--per_device_train_batch_size", "32", "--learning_rate", "5e-5",
-            "--train_path", str(train), "--dev_path", str(dev), "--intent_label_path", INTENT_LABELS,
-            "--slot_label_path", SLOT_LABELS, "--label_names", "intent_label", "slot_label",
-            "--weight_decay", "0.01", "--warmup_ratio", "0.1", "--input_dtype", "int32", "--device", "cpu",
-            "--logging_steps", "10", "--save_steps", "10", "--eval_steps", "10", "--disable_tqdm", "True",
-            "--save_total_limit", "1", "--metric_for_best_model", "eval_accuracy", *extra]
-
-
-@pytest.fixture(scope="module")
-def compressed(trained_pico, corpus_subset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("compressed")
-    # pico has 2 heads of 64: width 1/2 keeps whole heads (3/4 would not), and tests a width other than 3/4
-    run_py(compress_args(trained_pico, out, corpus_subset / "train.txt", corpus_subset / "dev.txt",
-                         "dynabert+qat+embeddings", "--width_mult_list", "1/2", "--max_steps", "20"))
-    return out
+from conftest import compress_args, run_py
 
 
 def ids_batch(model_dir, queries):

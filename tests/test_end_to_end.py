@@ -18,6 +18,8 @@ def test_export_writes_a_deployable_directory(trained_pico):
                  "intent_label.txt", "slot_label.txt", "pretrained_model/config.json"]:
         assert (trained_pico / name).is_file(), name
     assert model_input_dtype(str(trained_pico / "infer_model.pdmodel")) == "int32"
+    # --save_total_limit 1 is honoured on one CPU process (PaddleNLP alone keeps every checkpoint)
+    assert sorted(d.name for d in trained_pico.glob("checkpoint-*")) == ["checkpoint-240"]
     assert (trained_pico / "intent_label.txt").read_text() == open(INTENT_LABELS).read()
     cfg = json.load(open(trained_pico / "config.json"))
     assert cfg["max_position_embeddings"] == 16

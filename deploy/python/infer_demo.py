@@ -1,0 +1,52 @@
+"""Intent + slots for your queries with an exported model, on FastDeploy (Paddle Inference or ONNX Runtime).
+
+    python deploy/python/infer_demo.py --model_dir output/nano --backend paddle --text 来一首周华健的花心
+    python deploy/python/infer_demo.py --model_dir output/nano/width_mult_0.75 --model_prefix int8 \
+        --backend onnx_runtime --input_file queries.txt
+
+Output: one JSON line per query, as run_eval.py prints (same tokenizer files, same decoding code).
+"""
+import argparse
+import json
+import sys
+
+from predictor import BACKENDS, SLUPredictor, utils
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model_dir", required=True, help="exported directory (model, vocab.txt, label files)")
+    ap.add_argument("--model_prefix", default="infer_model", help="infer_model, pruned, int8 or quant_emb")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    ap.add_argument("--backend", default="paddle", choices=BACKENDS)
+    ap.add_argument("--batch_size", type=int, default=1)
+    ap.add_argument("--max_length", type=int, default=16)
+    ap.add_argument("--cpu_num_threads", type=int, default=1)
+    ap.add_argument("--use_fast", action="store_true", help="tokenize with FastTokenizer")
+    ap.add_argument("--text", action="append", default=[], help="a query (repeatable)")
+    ap.add_argument("--input_file", help="queries, one per line (or a corpus file)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    queries = [(f"--text {k + 1}", t) for k, t in enumerate(args.text)]
+    if args.input_file:
+        queries += [(f"{args.input_file}:{n}", q) for n, q in utils.read_queries(args.input_file)]
+    if not queries:
+        queries = [("example", "来一首周华健的花心"), ("example", "打电话给18866668888")]
+    for where, q in queries:
+        utils.check_query(q, where)
+    predictor = SLUPredictor(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
+                             args.max_length, args.batch_size, args.use_fast)
+    for (where, q), r in zip(queries, predictor.predict([q for _, q in queries])):
+        if r.get("truncated"):
+            print(f"warning: {where}: query longer than {args.max_length - 2} tokens, truncated", file=sys.stderr)
+        print(json.dumps({"query": q, **r}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (FileNotFoundError, ValueError, utils.DataError) as e:
+        raise SystemExit(f"infer_demo.py: error: {e}")

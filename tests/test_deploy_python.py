@@ -1,0 +1,174 @@
+"""deploy/python: FastDeploy backends agree with run_eval.py, FastTokenizer ids, refusals, and the HTTP server.
+Each backend runs in its own process (a Paddle Inference predictor and FastDeploy's Paddle backend must not
+share one)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_py
+
+DEMO = "deploy/python/infer_demo.py"
+
+
+def predictions(args):
+    p = run_py(args)
+    return [json.loads(x) for x in p.stdout.strip().splitlines() if x.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def reference(trained_pico, corpus_subset):
+    """run_eval.py's predictions on every dev query of the small model (Paddle Inference)."""
+    return predictions(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"),
+                        "--test_path", str(corpus_subset / "dev.txt"), "--per_device_eval_batch_size", "64"])
+
+
+def strip(rows):
+    return [(r["intent"], json.dumps(r["slot"], ensure_ascii=False)) for r in rows]
+
+
+@pytest.mark.parametrize("backend, extra", [("paddle", []), ("onnx_runtime", []), ("paddle", ["--use_fast"])])
+def test_fp32_backends_agree_with_run_eval(trained_pico, corpus_subset, reference, backend, extra):
+    got = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--batch_size", "32",
+                       "--input_file", str(corpus_subset / "dev.txt"), *extra])
+    assert len(got) == len(reference) == 150
+    assert [r["query"] for r in got] == [r["query"] for r in reference]
+    assert strip(got) == strip(reference)  # 100% agreement on intents and slots
+    for a, b in zip(got, reference):
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-4)
+
+
+@pytest.mark.parametrize("prefix, backend", [("int8", "paddle"), ("int8", "onnx_runtime"), ("quant_emb", "paddle")])
+def test_int8_backends_agreement_rate(compressed, corpus_subset, prefix, backend):
+    w = compressed / "width_mult_0.5"
+    ref = predictions(["run_eval.py", "--infer_prefix", str(w / prefix), "--test_path", str(corpus_subset / "dev.txt")])
+    got = predictions([DEMO, "--model_dir", str(w), "--model_prefix", prefix, "--backend", backend, "--batch_size",
+                       "16", "--input_file", str(corpus_subset / "dev.txt")])
+    same = sum(a == b for a, b in zip(strip(got), strip(ref))) / len(ref)
+    print(f"{prefix} on {backend}: intents+slots agree with run_eval.py on {100 * same:.1f}% of {len(ref)} queries")
+    assert len(got) == len(ref) == 150 and same >= 0.9
+
+
+@pytest.mark.parametrize("prefix, backend, message", [
+    ("quant_emb", "onnx_runtime", "paddle2onnx has no dequantize_log"),
+    ("int8", "openvino", "OpenVINO backend fails on the 0-D fill_constant"),
+    ("int8", "paddle_lite", "use --backend paddle or onnx_runtime"),
+])
+def test_unsupported_stage_backend_is_refused_up_front(compressed, prefix, backend, message):
+    p = run_py([DEMO, "--model_dir", str(compressed / "width_mult_0.5"), "--model_prefix", prefix,
+                "--backend", backend], check=False)
+    assert p.returncode == 1 and message in p.stderr and "Runtime initialized" not in p.stderr + p.stdout
+
+
+def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
+    from predictor import FastTokenizer, PythonTokenizer
+
+    import utils
+
+    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))]
+    queries += ["播放Taylor Swift的Shape of You", "打电话给18866668888", "来一首周华健的花心" * 3]
+    py, fast = PythonTokenizer(str(trained_pico)), FastTokenizer(str(trained_pico))
+    assert py(queries, 16) == fast(queries, 16)
+
+
+def test_missing_model_and_empty_query(trained_pico, tmp_path):
+    p = run_py([DEMO, "--model_dir", str(tmp_path)], check=False)
+    assert p.returncode == 1 and f"model file not found: {tmp_path / 'infer_model.pdmodel'}" in p.stderr
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--text", "  "], check=False)
+    assert p.returncode == 1 and "--text 1: empty query" in p.stderr
+
+
+# ------------------------------------------------------------------------------------------- server
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_pico):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "deploy/python/server.py", "--model_dir", str(trained_pico),
+                             "--backend", "onnx_runtime", "--port", str(port), "--max_batch_size", "8"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_server_answers_like_the_demo(server, trained_pico):
+    import httpx
+
+    texts = ["打电话给18866668888", "来一首周华健的花心", "暂停"]
+    ref = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", "onnx_runtime"] +
+                      [a for t in texts for a in ("--text", t)])
+    r = httpx.post(server + "/predict", json={"texts": texts}, timeout=30)
+    assert r.status_code == 200 and r.json()["results"] == ref
+    r = httpx.post(server + "/predict", json={"text": texts[0]}, timeout=30)
+    assert r.status_code == 200 and r.json()["result"] == ref[0]
+    health = httpx.get(server + "/health").json()
+    assert health["status"] == "ok" and health["backend"] == "onnx_runtime"
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b'{"txt": "abc"}', 422, 'missing field: "text"'),
+    (b'{"text": 12}', 422, '"text" must be a string, not int'),
+    (b'{"texts": "abc"}', 422, '"texts" must be a list of strings'),
+    (b'{"texts": ["ok", ""]}', 422, '"texts[1]" is empty'),
+    (b'{"text": "   "}', 422, '"text" is empty'),
+    (json.dumps({"texts": ["a"] * 9}).encode(), 413, '"texts" has 9 items; the limit is 8'),
+    (b'{"text": "\xff\xfe"}', 400, "request body is not valid UTF-8"),
+    (b'{"text": ', 400, "request body is not JSON"),
+    (b'["a"]', 422, "must be an object"),
+])
+def test_server_rejects_bad_input_and_keeps_serving(server, body, status, message):
+    import httpx
+
+    r = httpx.post(server + "/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == status and message in r.json()["error"]
+    assert httpx.post(server + "/predict", json={"text": "暂停"}, timeout=30).status_code == 200
+
+
+def test_server_truncates_long_text_and_says_so(server):
+    import httpx
+
+    r = httpx.post(server + "/predict", json={"text": "播放" * 20}, timeout=30).json()["result"]
+    assert r["truncated"] is True
+    r = httpx.post(server + "/predict", json={"text": "播放"}, timeout=30).json()["result"]
+    assert "truncated" not in r
+
+
+def test_server_200_concurrent_requests_batched(server):
+    import asyncio
+
+    import httpx
+
+    texts = [f"导航到第{k}人民医院" for k in range(200)]
+
+    async def go():
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as c:
+            return await asyncio.gather(*[c.post(server + "/predict", json={"text": t}) for t in texts])
+
+    before = httpx.get(server + "/health").json()["batches"]
+    responses = asyncio.run(go())
+    assert [r.status_code for r in responses] == [200] * 200
+    assert [r.json()["result"]["query"] for r in responses] == texts
+    batches = httpx.get(server + "/health").json()["batches"] - before
+    assert batches < 200  # requests that arrived together shared runtime calls
+    print(f"200 concurrent requests answered in {batches} runtime calls")

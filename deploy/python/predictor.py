@@ -62,6 +62,7 @@ class FastTokenizer:
         vocab = WordPiece.read_file(vocab_path)
         self.pad_token_id = vocab["[PAD]"]
         self.tok = ErnieFastTokenizer(vocab)
+        self.tok.disable_padding()  # it pads a batch to its longest item by default; batches are padded later
 
     def __call__(self, texts, max_length):
         self.tok.disable_truncation()

@@ -31,7 +31,8 @@ def strip(rows):
     return [(r["intent"], json.dumps(r["slot"], ensure_ascii=False)) for r in rows]
 
 
-@pytest.mark.parametrize("backend, extra", [("paddle", []), ("onnx_runtime", []), ("paddle", ["--use_fast"])])
+@pytest.mark.parametrize("backend, extra", [("paddle", []), ("onnx_runtime", []), ("paddle", ["--use_fast"]),
+                                            ("paddle_lite", [])])
 def test_fp32_backends_agree_with_run_eval(trained_pico, corpus_subset, reference, backend, extra):
     got = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--batch_size", "32",
                        "--input_file", str(corpus_subset / "dev.txt"), *extra])
@@ -56,12 +57,51 @@ def test_int8_backends_agreement_rate(compressed, corpus_subset, prefix, backend
 @pytest.mark.parametrize("prefix, backend, message", [
     ("quant_emb", "onnx_runtime", "paddle2onnx has no dequantize_log"),
     ("int8", "openvino", "OpenVINO backend fails on the 0-D fill_constant"),
-    ("int8", "paddle_lite", "use --backend paddle or onnx_runtime"),
+    ("int8", "paddle_lite", "Paddle Lite 2.10 has no kernels for QAT's quantize_linear"),
+    ("quant_emb", "paddle_lite", "run the pruned or fine-tuned FP32 model on paddle_lite"),
 ])
 def test_unsupported_stage_backend_is_refused_up_front(compressed, prefix, backend, message):
     p = run_py([DEMO, "--model_dir", str(compressed / "width_mult_0.5"), "--model_prefix", prefix,
                 "--backend", backend], check=False)
     assert p.returncode == 1 and message in p.stderr and "Runtime initialized" not in p.stderr + p.stdout
+
+
+def test_paddle_lite_pruned_stage_and_arm_file(compressed, corpus_subset):
+    """The width-pruned FP32 stage on Paddle Lite (x86 .nb) answers like run_eval.py; --lite_target arm writes
+    the phone's .nb (it cannot run here)."""
+    w = compressed / "width_mult_0.5"
+    ref = predictions(["run_eval.py", "--infer_prefix", str(w / "pruned"), "--test_path", str(corpus_subset / "dev.txt")])
+    got = predictions([DEMO, "--model_dir", str(w), "--model_prefix", "pruned", "--backend", "paddle_lite",
+                       "--input_file", str(corpus_subset / "dev.txt"), "--batch_size", "8"])
+    assert strip(got) == strip(ref)
+    assert (w / "pruned.x86.nb").is_file()
+    p = run_py([DEMO, "--model_dir", str(w), "--model_prefix", "pruned", "--backend", "paddle_lite",
+                "--lite_target", "arm"])
+    assert p.stdout.strip().splitlines()[-1] == str(w / "pruned.arm.nb")
+    assert os.path.getsize(w / "pruned.arm.nb") > 100000
+
+
+def test_lite_rewrite_keeps_outputs(trained_pico, tmp_path):
+    """Each rewrite is needed (the unmodified export is rejected) and the .nb gives the exported model's outputs."""
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
+    import numpy as np
+
+    import lite
+    from run_eval import StaticPredictor
+
+    changes = lite.rewrite_for_lite(str(trained_pico / "infer_model.pdmodel"), str(tmp_path / "m.pdmodel"))
+    assert "matmul_v2->matmul" in changes and "cast int32 ids->int64" in changes
+    probe = ("import sys, paddlelite.lite as l; o = l.Opt(); o.set_model_file(sys.argv[1]); "
+             "o.set_param_file(sys.argv[2]); o.set_valid_places('x86'); o.set_model_type('naive_buffer'); "
+             "o.set_optimize_out(sys.argv[3]); o.run()")
+    p = run_py(["-c", probe, str(trained_pico / "infer_model.pdmodel"), str(trained_pico / "infer_model.pdiparams"),
+                str(tmp_path / "raw")], check=False)
+    assert "matmul_v2" in p.stdout + p.stderr and not (tmp_path / "raw.nb").exists()
+    ids = np.array([[1, 5, 9, 12, 2, 0], [1, 7, 8, 9, 10, 2]], dtype="int32")
+    got = lite.LiteRuntime(lite.convert(str(trained_pico / "infer_model"), "x86"))(ids)
+    ref = StaticPredictor(str(trained_pico / "infer_model"))(ids)
+    np.testing.assert_allclose(got[0], ref[0], atol=1e-4)
+    np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
 
 
 def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):

@@ -8,6 +8,7 @@ Output: one JSON line per query, as run_eval.py prints (same tokenizer files, sa
 """
 import argparse
 import json
+import os
 import sys
 
 from predictor import BACKENDS, SLUPredictor, utils
@@ -23,6 +24,8 @@ def parse_args(argv=None):
     ap.add_argument("--max_length", type=int, default=16)
     ap.add_argument("--cpu_num_threads", type=int, default=1)
     ap.add_argument("--use_fast", action="store_true", help="tokenize with FastTokenizer")
+    ap.add_argument("--lite_target", choices=["x86", "arm"], default="x86",
+                    help="paddle_lite: arm writes <model_dir>/<model_prefix>.arm.nb for phones and exits")
     ap.add_argument("--text", action="append", default=[], help="a query (repeatable)")
     ap.add_argument("--input_file", help="queries, one per line (or a corpus file)")
     return ap.parse_args(argv)
@@ -30,6 +33,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend == "paddle_lite" and args.lite_target == "arm":
+        import lite
+        from predictor import program_ops, refusal
+
+        prefix = f"{args.model_dir}/{args.model_prefix}"
+        if os.path.isfile(prefix + ".pdmodel"):
+            why = refusal("paddle_lite", program_ops(prefix + ".pdmodel"))
+            if why:
+                raise ValueError(f"{prefix} on paddle_lite: {why}")
+        print(lite.convert(prefix, "arm"))
+        return
     queries = [(f"--text {k + 1}", t) for k, t in enumerate(args.text)]
     if args.input_file:
         queries += [(f"{args.input_file}:{n}", q) for n, q in utils.read_queries(args.input_file)]

@@ -27,9 +27,10 @@ def refusal(backend, ops):
     if backend == "openvino":
         return ("FastDeploy 1.0.7's OpenVINO backend fails on the 0-D fill_constant ops Paddle >= 2.5 writes "
                 "for ERNIE's attention mask; use --backend paddle or onnx_runtime")
-    if backend == "paddle_lite":
-        return ("FastDeploy's x86 wheel has no Paddle Lite and the Paddle Lite conversion of Paddle 2.6 exports "
-                "is not implemented in this project yet; use --backend paddle or onnx_runtime")
+    if backend == "paddle_lite" and ops & {"quantize_linear", "dequantize_linear", "dequantize_log"}:
+        return ("Paddle Lite 2.10 has no kernels for QAT's quantize_linear/dequantize_linear (onnx_format) or "
+                "dequantize_log; run the pruned or fine-tuned FP32 model on paddle_lite, or this model on "
+                "--backend paddle")
     if backend == "onnx_runtime" and "dequantize_log" in ops:
         return ("paddle2onnx has no dequantize_log (INT8 embeddings, quant_emb): it would abort the process; "
                 "use --backend paddle for this model, or the int8 model on onnx_runtime")
@@ -77,8 +78,6 @@ class FastTokenizer:
 class SLUPredictor:
     def __init__(self, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
                  max_length=16, batch_size=32, use_fast=False):
-        import fastdeploy as fd
-
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         prefix = os.path.join(model_dir, model_prefix)
@@ -95,6 +94,13 @@ class SLUPredictor:
         from run_eval import model_input_dtype
 
         self.input_dtype = model_input_dtype(prefix + ".pdmodel")
+
+        if backend == "paddle_lite":  # Paddle Lite's own Python API on an x86 .nb converted next to the model
+            import lite
+
+            self.runtime, self.input_name = lite.LiteRuntime(lite.convert(prefix, "x86")), None
+            return
+        import fastdeploy as fd
 
         option = fd.RuntimeOption()
         option.set_model_path(prefix + ".pdmodel", prefix + ".pdiparams")
@@ -119,7 +125,10 @@ class SLUPredictor:
             chunk = [utils.check_query(t, f"text {s + k}") for k, t in enumerate(texts[s:s + self.batch_size])]
             ids, offsets, truncated = self.tokenizer(chunk, self.max_length)
             batch = utils.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
-            intent_logits, slot_logits = self.runtime.infer({self.input_name: batch})[:2]
+            if self.input_name is None:
+                intent_logits, slot_logits = self.runtime(batch)
+            else:
+                intent_logits, slot_logits = self.runtime.infer({self.input_name: batch})[:2]
             for r, t in zip(utils.postprocess(chunk, offsets, intent_logits, slot_logits, self.labels), truncated):
                 if t:
                     r["truncated"] = True

@@ -251,6 +251,9 @@ def main(argv=None):
     train_ex = read_examples(data_args.train_path, labels, data_args.skip_malformed) if data_args.train_path else []
     dev_ex = read_examples(data_args.dev_path, labels, data_args.skip_malformed) if data_args.dev_path else []
     slotless = slotless_intents(train_ex + dev_ex, labels)
+    saved_slotless = os.path.join(model_args.model_name_or_path, "slotless_intent.txt")
+    if not args.do_train and os.path.isfile(saved_slotless):
+        slotless = utils.read_lines(saved_slotless)  # the fine-tuning run's set, so every stage is scored alike
     logger.info(f"{len(train_ex)} train / {len(dev_ex)} dev examples; slot-less intents: {slotless}")
 
     last_checkpoint = None

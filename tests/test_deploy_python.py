@@ -43,6 +43,25 @@ def test_fp32_backends_agree_with_run_eval(trained_pico, corpus_subset, referenc
         assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-4)
 
 
+def test_paddle_backend_right_after_batch_shape_changes(trained_pico, corpus_subset, reference, tmp_path):
+    """FastDeploy's Paddle backend with MKLDNN answered garbage once batch shapes changed between calls (dev
+    accuracy 0 after batch-1 calls); batch 1 then batch 64 in one process must both match run_eval.py."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys, json\n"
+        f"sys.path.insert(0, {os.path.join(ROOT, 'deploy', 'python')!r})\n"
+        "from predictor import SLUPredictor, utils\n"
+        "qs = [q for _, q in utils.read_queries(sys.argv[2])]\n"
+        "p = SLUPredictor(sys.argv[1], backend='paddle', batch_size=1)\n"
+        "one = p.predict(qs[:40])\n"
+        "p.batch_size = 64\n"
+        "print(json.dumps({'one': one, 'many': p.predict(qs)}, ensure_ascii=False))\n")
+    p = run_py([str(script), str(trained_pico), str(corpus_subset / "dev.txt")])
+    out = json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
+    assert strip(out["one"]) == strip(reference[:40])
+    assert strip(out["many"]) == strip(reference)
+
+
 @pytest.mark.parametrize("prefix, backend", [("int8", "paddle"), ("int8", "onnx_runtime"), ("quant_emb", "paddle")])
 def test_int8_backends_agreement_rate(compressed, corpus_subset, prefix, backend):
     w = compressed / "width_mult_0.5"

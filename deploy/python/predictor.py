@@ -111,26 +111,45 @@ class SLUPredictor:
             option.set_cpu_thread_num(cpu_num_threads)
         if backend == "paddle":
             option.use_paddle_infer_backend()
-            # MKLDNN gives wrong outputs for the QAT int8 program (ENVIRONMENT.md): keep it for FP32 only
-            option.paddle_infer_option.enable_mkldnn = not any("quantize" in op for op in ops)
+            # MKLDNN gives wrong outputs here: for the QAT int8 program (ENVIRONMENT.md), and for FP32 programs
+            # once batch shapes change between calls (dev accuracy 0 after batch-1 calls, measured): off.
+            option.paddle_infer_option.enable_mkldnn = False
         elif backend == "onnx_runtime":
             option.use_ort_backend()
         self.runtime = fd.Runtime(option)
         self.input_name = self.runtime.get_input_info(0).name
+
+    def forward(self, texts):
+        """Token ids, offsets, truncation flags and the runtime's (intent logits, slot logits) for one batch."""
+        ids, offsets, truncated = self.tokenizer(texts, self.max_length)
+        batch = utils.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
+        if self.input_name is None:
+            intent_logits, slot_logits = self.runtime(batch)
+        else:
+            intent_logits, slot_logits = self.runtime.infer({self.input_name: batch})[:2]
+        return ids, offsets, truncated, intent_logits, slot_logits
 
     def predict(self, texts):
         """[{'intent', 'confidence', 'slot': [{'slot', 'entity', 'pos'}], 'truncated'?}] for each text."""
         out = []
         for s in range(0, len(texts), self.batch_size):
             chunk = [utils.check_query(t, f"text {s + k}") for k, t in enumerate(texts[s:s + self.batch_size])]
-            ids, offsets, truncated = self.tokenizer(chunk, self.max_length)
-            batch = utils.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
-            if self.input_name is None:
-                intent_logits, slot_logits = self.runtime(batch)
-            else:
-                intent_logits, slot_logits = self.runtime.infer({self.input_name: batch})[:2]
+            _, offsets, truncated, intent_logits, slot_logits = self.forward(chunk)
             for r, t in zip(utils.postprocess(chunk, offsets, intent_logits, slot_logits, self.labels), truncated):
                 if t:
                     r["truncated"] = True
                 out.append(r)
         return out
+
+    def evaluate(self, examples, slotless):
+        """Sentence and intent accuracy on corpus examples: the metric of training and run_eval.py."""
+        ip, ig, sp, sg = [], [], [], []
+        for s in range(0, len(examples), self.batch_size):
+            chunk = examples[s:s + self.batch_size]
+            ids, offsets, _, il, sl = self.forward([e["query"] for e in chunk])
+            for k, e in enumerate(chunk):
+                ip.append(int(il[k].argmax()))
+                ig.append(self.labels.intent2id[e["intent"]])
+                sp.append(sl[k].argmax(-1)[:len(ids[k])])
+                sg.append(utils.spans_to_token_labels(offsets[k], e["slots"], self.labels))
+        return utils.sentence_metrics(ip, ig, sp, sg, self.labels, slotless)

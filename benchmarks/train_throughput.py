@@ -1,0 +1,73 @@
+"""Training throughput of JointErnie on CPU: samples per second at a given batch size (default nano, 64).
+
+    .venv/bin/python benchmarks/train_throughput.py --model_dir work/pretrained/ernie-3.0-tiny-nano-v2-zh \
+        --train work/nlpcc/train.txt --steps 30
+
+Batches are real queries of the train file, padded to their longest item (as run_train.py does with
+length-grouped batches) and, with --pad_to 16, to a fixed length for comparison. Forward, loss, backward and
+AdamW step are timed after 3 warm-up steps; the result goes to benchmarks/results/train_throughput.json.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import utils  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model_dir", required=True)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--batch_size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--pad_to", type=int, default=0)
+    a = ap.parse_args()
+    import numpy as np
+    import paddle
+    from paddlenlp.transformers import AutoTokenizer
+
+    from model import JointErnie, JointLoss
+    from run_train import Collator, encode_examples
+
+    labels = utils.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
+                                       os.path.join(ROOT, "data", "slot_label.txt"))
+    tok = AutoTokenizer.from_pretrained(a.model_dir)
+    data = encode_examples(utils.read_examples(a.train, labels), tok, labels, 16)
+    model = JointErnie.from_pretrained(a.model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
+    model.train()
+    loss_fn = JointLoss()
+    opt = paddle.optimizer.AdamW(1e-4, parameters=model.parameters(), weight_decay=0.01)
+    collate = Collator(tok.pad_token_id)
+    rng = np.random.RandomState(0)
+    times, tokens = [], 0
+    for step in range(a.steps + 3):
+        batch = collate([data[i] for i in rng.choice(len(data), a.batch_size, replace=False)])
+        if a.pad_to:
+            for k, fill in (("input_ids", tok.pad_token_id), ("slot_label", 0)):
+                x = np.full((a.batch_size, a.pad_to), fill, batch[k].dtype)
+                x[:, :batch[k].shape[1]] = batch[k]
+                batch[k] = x
+        t0 = time.perf_counter()
+        out = model(paddle.to_tensor(batch["input_ids"]))
+        loss = loss_fn(out, (paddle.to_tensor(batch["intent_label"]), paddle.to_tensor(batch["slot_label"])))
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        if step >= 3:
+            times.append(time.perf_counter() - t0)
+            tokens += batch["input_ids"].size
+    res = {"model_dir": a.model_dir, "batch_size": a.batch_size, "steps": a.steps, "pad_to": a.pad_to or "longest",
+           "samples_per_second": round(a.batch_size * len(times) / sum(times), 1),
+           "median_step_s": round(float(np.median(times)), 4), "cpu_threads": os.cpu_count()}
+    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "benchmarks", "results", "train_throughput.json"), "a") as f:
+        f.write(json.dumps(res) + "\n")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -61,11 +61,31 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats):
         runs.append({"p50": total[len(total) // 2] * 1e3, "p90": total[int(len(total) * 0.9)] * 1e3,
                      "tok": statistics.median(tok) * 1e3})
     mem = memory()  # the process that loaded the model and answered at batch 1
+    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer
+    from predictor import FastTokenizer
+
+    fast = FastTokenizer(model_dir)
+    tok_py, tok_fast = [], []
+    for q in queries[:n_queries]:
+        t0 = time.perf_counter()
+        p.tokenizer([q], p.max_length)
+        t1 = time.perf_counter()
+        fast([q], p.max_length)
+        tok_py.append(t1 - t0)
+        tok_fast.append(time.perf_counter() - t1)
+    # throughput at batch 32 with 2 threads (a second predictor of the same kind)
+    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2)
+    p32.predict(queries[:64])
+    t0 = time.perf_counter()
+    p32.predict(queries[:n_queries])
+    throughput = n_queries / (time.perf_counter() - t0)
     # accuracy with the same predictor, the metric of training and run_eval.py
     p.batch_size = 64
     m = p.evaluate(examples, utils.read_lines(os.path.join(model_dir, "slotless_intent.txt")))
     return {"p50_ms": statistics.median(r["p50"] for r in runs), "p90_ms": statistics.median(r["p90"] for r in runs),
-            "tokenizer_ms": statistics.median(r["tok"] for r in runs), "accuracy": round(100 * m["accuracy"], 2),
+            "tokenizer_ms": statistics.median(r["tok"] for r in runs),
+            "python_tokenizer_ms": statistics.median(tok_py) * 1e3, "fast_tokenizer_ms": statistics.median(tok_fast) * 1e3,
+            "batch32_2threads_qps": round(throughput, 1), "accuracy": round(100 * m["accuracy"], 2),
             **mem}
 
 
@@ -117,7 +137,11 @@ def main():
                "date": time.strftime("%Y-%m-%d %H:%M")}
     json.dump({"machine": machine, "rows": rows}, open(os.path.join(out_dir, a.name + ".json"), "w"), indent=2,
               ensure_ascii=False)
-    base = next(r for r in rows if r["stage"] == "fine-tuned" and r["backend"] == "paddle" and "p50_ms" in r)
+    done = [r for r in rows if "p50_ms" in r]
+    if not done:
+        raise SystemExit("benchmarks/run.py: no stage ran: " + json.dumps(rows, ensure_ascii=False)[:2000])
+    # ratios against fine-tuned FP32 on Paddle Inference (or the first row measured when that backend was skipped)
+    base = next((r for r in done if r["stage"] == "fine-tuned" and r["backend"] == "paddle"), done[0])
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores; batch 1, max length 16, 1 thread; "
              f"{a.queries} dev queries x {a.repeats} repeats (medians).", "",
              "| model | backend | accuracy | end-to-end p50 ms (tokenizer) | p90 ms | PSS MiB | RSS MiB | size MiB |",
@@ -131,7 +155,30 @@ def main():
                      f"{r['p50_ms']:.3f} ({r['tokenizer_ms']:.3f}) ({base['p50_ms'] / r['p50_ms']:.2f}x) | "
                      f"{r['p90_ms']:.3f} | {r['pss_mib']} ({100 * (r['pss_mib'] / base['pss_mib'] - 1):+.1f}%) | "
                      f"{r['rss_mib']} | {r['size_mib']} |")
+    ok = [r for r in rows if "p50_ms" in r]
+    lines += ["", "| model | backend | batch 32, 2 threads (Lite: 1, its Python API has no setting): queries/s | Python tokenizer ms | FastTokenizer ms |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | {r['python_tokenizer_ms']:.3f} | "
+              f"{r['fast_tokenizer_ms']:.3f} |" for r in ok]
     open(os.path.join(out_dir, a.name + ".md"), "w").write("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for backend in sorted({r["backend"] for r in ok}):
+        rs = [r for r in ok if r["backend"] == backend]
+        axes[0].plot([r["size_mib"] for r in rs], [r["p50_ms"] for r in rs], "o-", label=backend)
+        axes[1].plot([r["size_mib"] for r in rs], [r["pss_mib"] for r in rs], "o-", label=backend)
+    for ax, y in zip(axes, ("end-to-end p50 latency (ms)", "PSS (MiB)")):
+        ax.set_xlabel("model size (MiB)")
+        ax.set_ylabel(y)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("batch 1, max length 16, 1 thread")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, a.name + ".png"), dpi=110)
     print("\n".join(lines))
 
 

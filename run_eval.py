@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import utils  # noqa: F401  (first: zlib work-around before paddle)
-from utils import LabelSet, read_examples, read_queries, sentence_metrics, slotless_intents
+from utils import LabelSet, read_examples, read_queries, slotless_intents
 
 import numpy as np
 
@@ -110,18 +110,11 @@ def predict(predictor, tokenizer, queries, labels, max_seq_length, batch_size):
 
 def evaluate_static(predictor, tokenizer, examples, labels, slotless, max_seq_length, batch_size):
     """Sentence and intent accuracy of a static model on corpus examples (same metric as training)."""
-    intent_pred, slot_pred, intent_gold, slot_gold = [], [], [], []
-    for s in range(0, len(examples), batch_size):
-        chunk = examples[s:s + batch_size]
-        ids, offsets, _ = utils.encode_queries(tokenizer, [e["query"] for e in chunk], max_seq_length)
-        intent_logits, slot_logits = predictor(utils.pad_batch(ids, tokenizer.pad_token_id, predictor.input_dtype))
-        pred = slot_logits.argmax(-1)
-        for k, ex in enumerate(chunk):
-            intent_pred.append(int(intent_logits[k].argmax()))
-            intent_gold.append(labels.intent2id[ex["intent"]])
-            slot_pred.append(pred[k][:len(ids[k])])
-            slot_gold.append(utils.spans_to_token_labels(offsets[k], ex["slots"], labels))
-    return sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
+    def forward(texts):
+        ids, offsets, _ = utils.encode_queries(tokenizer, texts, max_seq_length)
+        return (ids, offsets, *predictor(utils.pad_batch(ids, tokenizer.pad_token_id, predictor.input_dtype)))
+
+    return utils.evaluate_examples(examples, labels, slotless, forward, batch_size)
 
 
 def load_labels(args, model_dir):

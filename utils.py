@@ -280,6 +280,22 @@ def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slo
     return {"accuracy": sent_ok / n, "intent_accuracy": intent_ok / n}
 
 
+def evaluate_examples(examples, labels, slotless, forward, batch_size):
+    """Sentence and intent accuracy of any runtime on corpus examples: the one evaluation loop that run_eval.py
+    and the deployment predictors share. `forward(texts)` returns (ids, offsets, intent_logits, slot_logits)."""
+    intent_pred, slot_pred, intent_gold, slot_gold = [], [], [], []
+    for s in range(0, len(examples), batch_size):
+        chunk = examples[s:s + batch_size]
+        ids, offsets, intent_logits, slot_logits = forward([e["query"] for e in chunk])
+        pred = slot_logits.argmax(-1)
+        for k, ex in enumerate(chunk):
+            intent_pred.append(int(intent_logits[k].argmax()))
+            intent_gold.append(labels.intent2id[ex["intent"]])
+            slot_pred.append(pred[k][:len(ids[k])])
+            slot_gold.append(spans_to_token_labels(offsets[k], ex["slots"], labels))
+    return sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
+
+
 def softmax(x, axis=-1):
     import numpy as np
 

@@ -123,6 +123,21 @@ def test_lite_rewrite_keeps_outputs(trained_pico, tmp_path):
     np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
 
 
+def test_predictor_evaluate_equals_run_eval(trained_pico, corpus_subset):
+    """SLUPredictor.evaluate (used by benchmarks/run.py) scores like run_eval.py --do_eval on the same model."""
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
+    import utils
+    from predictor import SLUPredictor
+
+    p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path",
+                str(corpus_subset / "dev.txt"), "--do_eval"])
+    ref = json.loads(p.stdout.strip().splitlines()[-1])
+    pred = SLUPredictor(str(trained_pico), backend="onnx_runtime", batch_size=16)
+    m = pred.evaluate(utils.read_examples(str(corpus_subset / "dev.txt"), pred.labels),
+                      utils.read_lines(str(trained_pico / "slotless_intent.txt")))
+    assert round(m["accuracy"], 6) == ref["accuracy"] and round(m["intent_accuracy"], 6) == ref["intent_accuracy"]
+
+
 def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):
     sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
     from predictor import FastTokenizer, PythonTokenizer

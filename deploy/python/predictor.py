@@ -143,13 +143,8 @@ class SLUPredictor:
 
     def evaluate(self, examples, slotless):
         """Sentence and intent accuracy on corpus examples: the metric of training and run_eval.py."""
-        ip, ig, sp, sg = [], [], [], []
-        for s in range(0, len(examples), self.batch_size):
-            chunk = examples[s:s + self.batch_size]
-            ids, offsets, _, il, sl = self.forward([e["query"] for e in chunk])
-            for k, e in enumerate(chunk):
-                ip.append(int(il[k].argmax()))
-                ig.append(self.labels.intent2id[e["intent"]])
-                sp.append(sl[k].argmax(-1)[:len(ids[k])])
-                sg.append(utils.spans_to_token_labels(offsets[k], e["slots"], self.labels))
-        return utils.sentence_metrics(ip, ig, sp, sg, self.labels, slotless)
+        def forward(texts):
+            ids, offsets, _, intent_logits, slot_logits = self.forward(texts)
+            return ids, offsets, intent_logits, slot_logits
+
+        return utils.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size)

@@ -1,13 +1,24 @@
-"""Latency, memory, size and accuracy per model stage and backend, at batch 1, max length 16, 1 thread.
+"""Accuracy, latency, memory and size per model stage and backend, at batch 1, max length 16, 1 thread.
 
     .venv/bin/python benchmarks/run.py --fine_tuned output/nano --compressed output/nano/width_mult_0.75 \
-        --dev data/dev.txt [--queries 300] [--repeats 3]
+        --dev data/dev.txt [--queries 200] [--repeats 3] [--backends paddle onnx_runtime paddle_lite cpp]
 
-Each (stage, backend) runs in a fresh process (backends must not share one): it loads the model, answers every
-dev query once as warm-up, then `--repeats` timed passes over `--queries` queries, one query per call,
-end to end (tokenizer + runtime + decoding) with the tokenizer timed separately; then it reads its own PSS and
-RSS from /proc/self/smaps_rollup, and scores sentence accuracy on the whole dev file. Figures are medians over
-the repeats. Writes benchmarks/results/<name>.json and .md (ratios against fine-tuned FP32 on Paddle Inference).
+Stages: fine-tuned FP32 (`infer_model`), + pruning (`pruned`), + INT8 matmul (`int8`), + INT8 embeddings
+(`quant_emb`). Backends: FastDeploy Paddle Inference (`paddle`), FastDeploy ONNX Runtime (`onnx_runtime`),
+Paddle Lite x86 (`paddle_lite`), and the C++ demo on ONNX Runtime (`cpp`, deploy/cpp, built when missing; the
+model converted to `<prefix>.onnx` next to it).
+
+Every (stage, backend) runs in fresh processes, never two backends in one. The measuring process loads the
+model, answers the first `--queries` dev queries once as warm-up, then `--repeats` timed passes, one query per
+call: end to end (tokenizer + runtime + decoding), the tokenizer alone and the runtime alone on the padded
+ids; p50/p90 are taken per pass and the medians over passes reported. Memory: PSS and RSS from
+/proc/<pid>/smaps_rollup, and peak RSS (VmHWM), of a fresh process that loaded the model and answered those
+queries at batch 1, the median over `--repeats` processes. Throughput: the same queries at batch 32 with 2
+threads, median of `--repeats` passes. Accuracy: sentence accuracy on the whole dev file, the metric of
+training (utils.sentence_metrics). The arithmetic limit: multiply-adds of each program at the median
+tokenized length (benchmarks/arith.py) against one core's matmul peak.
+
+Writes benchmarks/results/<name>.json, .md (ratios against fine-tuned FP32 on Paddle Inference) and .png.
 """
 import argparse
 import json
@@ -20,53 +31,80 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
+sys.path.insert(0, os.path.join(ROOT, "deploy", "cpp"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import utils  # noqa: E402  (zlib work-around before paddle)
 
 STAGES = (("fine-tuned", "fine_tuned", "infer_model"), ("+ pruning", "compressed", "pruned"),
           ("+ INT8 matmul", "compressed", "int8"), ("+ INT8 embeddings", "compressed", "quant_emb"))
-BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp_onnxruntime")
+BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
+CPP_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
+MAX_LENGTH = 16
+TARGET_SPEEDUP, TARGET_MEMORY_CUT, TARGET_ACCURACY_DROP = 2.13, 0.62, 0.3  # upstream's phone ratios (SPEC.md)
+
+
+def percentile(values, q):
+    """Nearest rank, as the C++ demo takes it: sorted[floor(n * q)]."""
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * q))]
 
 
 def memory():
+    """PSS, RSS and peak RSS (MiB) of this process."""
     out = {}
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Rss", "Pss"):
-                out[k.lower() + "_mib"] = round(int(v.split()[0]) / 1024, 1)
+    for path, keys in (("/proc/self/smaps_rollup", {"Rss": "rss_mib", "Pss": "pss_mib"}),
+                       ("/proc/self/status", {"VmHWM": "peak_rss_mib"})):
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in keys:
+                    out[keys[k]] = round(int(v.split()[0]) / 1024, 1)
     return out
 
 
-def measure(model_dir, prefix, backend, dev, n_queries, repeats):
-    """Runs inside the child process."""
-    import utils
-    from predictor import SLUPredictor
-
-    labels = utils.LabelSet.from_dir(model_dir)
-    examples = utils.read_examples(dev, labels)
-    p = SLUPredictor(model_dir, prefix, backend, batch_size=1, cpu_num_threads=1)
-    queries = [e["query"] for e in examples]
-    p.predict(queries[:n_queries])  # warm-up
+def timed_passes(p, queries, repeats):
+    """Per-call end-to-end, tokenizer and runtime-only latency (ms) of a Python predictor, medians over passes."""
+    batches = [utils.pad_batch(p.tokenizer([q], p.max_length)[0], p.tokenizer.pad_token_id, p.input_dtype)
+               for q in queries]
     runs = []
     for _ in range(repeats):
-        total, tok = [], []
-        for q in queries[:n_queries]:
+        total, tok, run = [], [], []
+        for q, batch in zip(queries, batches):
             t0 = time.perf_counter()
             p.tokenizer([q], p.max_length)
             t1 = time.perf_counter()
             p.predict([q])
             t2 = time.perf_counter()
+            p.run(batch)
+            t3 = time.perf_counter()
             tok.append(t1 - t0)
             total.append(t2 - t1)
-        total.sort()
-        runs.append({"p50": total[len(total) // 2] * 1e3, "p90": total[int(len(total) * 0.9)] * 1e3,
-                     "tok": statistics.median(tok) * 1e3})
-    mem = memory()  # the process that loaded the model and answered at batch 1
-    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer
-    from predictor import FastTokenizer
+            run.append(t3 - t2)
+        runs.append({"p50": percentile(total, 0.5) * 1e3, "p90": percentile(total, 0.9) * 1e3,
+                     "tok": percentile(tok, 0.5) * 1e3, "run": percentile(run, 0.5) * 1e3})
+    return {"p50_ms": statistics.median(r["p50"] for r in runs), "p90_ms": statistics.median(r["p90"] for r in runs),
+            "tokenizer_ms": statistics.median(r["tok"] for r in runs),
+            "runtime_ms": statistics.median(r["run"] for r in runs)}
 
+
+def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=False):
+    """Runs inside a child process: one Python backend on one model."""
+    from predictor import FastTokenizer, SLUPredictor
+
+    labels = utils.LabelSet.from_dir(model_dir)
+    examples = utils.read_examples(dev, labels)
+    queries = [e["query"] for e in examples][:n_queries]
+    p = SLUPredictor(model_dir, prefix, backend, batch_size=1, cpu_num_threads=1, max_length=MAX_LENGTH)
+    p.predict(queries)  # warm-up
+    if memory_only:
+        p.predict(queries)
+        return memory()
+    res = timed_passes(p, queries, repeats)
+    res.update(memory())  # this process loaded the model and answered at batch 1
+    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer
     fast = FastTokenizer(model_dir)
     tok_py, tok_fast = [], []
-    for q in queries[:n_queries]:
+    for q in queries:
         t0 = time.perf_counter()
         p.tokenizer([q], p.max_length)
         t1 = time.perf_counter()
@@ -74,101 +112,214 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats):
         tok_py.append(t1 - t0)
         tok_fast.append(time.perf_counter() - t1)
     # throughput at batch 32 with 2 threads (a second predictor of the same kind)
-    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2)
+    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2, max_length=MAX_LENGTH)
     p32.predict(queries[:64])
-    t0 = time.perf_counter()
-    p32.predict(queries[:n_queries])
-    throughput = n_queries / (time.perf_counter() - t0)
+    qps = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        p32.predict(queries)
+        qps.append(len(queries) / (time.perf_counter() - t0))
     # accuracy with the same predictor, the metric of training and run_eval.py
     p.batch_size = 64
     m = p.evaluate(examples, utils.read_lines(os.path.join(model_dir, "slotless_intent.txt")))
-    return {"p50_ms": statistics.median(r["p50"] for r in runs), "p90_ms": statistics.median(r["p90"] for r in runs),
-            "tokenizer_ms": statistics.median(r["tok"] for r in runs),
-            "python_tokenizer_ms": statistics.median(tok_py) * 1e3, "fast_tokenizer_ms": statistics.median(tok_fast) * 1e3,
-            "batch32_2threads_qps": round(throughput, 1), "accuracy": round(100 * m["accuracy"], 2),
-            **mem}
+    res.update({"python_tokenizer_ms": statistics.median(tok_py) * 1e3,
+                "fast_tokenizer_ms": statistics.median(tok_fast) * 1e3,
+                "batch32_2threads_qps": round(statistics.median(qps), 1), "accuracy": round(100 * m["accuracy"], 2)})
+    return res
 
+
+def run_child(a, model_dir, prefix, backend, memory_only=False):
+    cmd = [sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--compressed", a.compressed, "--dev", a.dev,
+           "--queries", str(a.queries), "--repeats", str(a.repeats), "--child", model_dir, prefix, backend]
+    p = subprocess.run(cmd + (["--memory_only"] if memory_only else []), capture_output=True, text=True, cwd=ROOT)
+    res = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+    if p.returncode or not res:
+        raise RuntimeError((p.stderr or p.stdout)[-800:])
+    return json.loads(res[-1][7:])
+
+
+def python_row(a, model_dir, prefix, backend, tick):
+    row = run_child(a, model_dir, prefix, backend)
+    tick()
+    mems = [{k: row[k] for k in ("pss_mib", "rss_mib", "peak_rss_mib")}]
+    for _ in range(a.repeats - 1):
+        mems.append(run_child(a, model_dir, prefix, backend, memory_only=True))
+        tick()
+    for k in mems[0]:
+        row[k] = statistics.median(m[k] for m in mems)
+    return row
+
+
+# ---- the C++ demo ---------------------------------------------------------------------------------------------
+
+def cpp_demo(path):
+    """The demo binary, built by deploy/cpp/build.sh when it is missing."""
+    if os.path.isfile(path):
+        return path
+    p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True)
+    if p.returncode or not os.path.isfile(path):
+        raise RuntimeError(f"could not build the C++ demo (deploy/cpp/build.sh): {(p.stderr or p.stdout)[-500:]}")
+    return path
+
+
+def onnx_file(model_dir, prefix):
+    """<prefix>.onnx next to the Paddle model, converted when missing or older (convert_to_onnx.py's refusals stand)."""
+    from convert_to_onnx import convert
+
+    out = os.path.join(model_dir, prefix + ".onnx")
+    if not os.path.isfile(out) or os.path.getmtime(out) < os.path.getmtime(os.path.join(model_dir, prefix + ".pdmodel")):
+        convert(model_dir, prefix, prefix + ".onnx")
+    return out
+
+
+def run_cpp(exe, model_dir, onnx, *args):
+    p = subprocess.run([exe, "--model_dir", model_dir, "--model_file", onnx, "--max_length", str(MAX_LENGTH),
+                        *map(str, args)], capture_output=True, text=True, timeout=1800)
+    if p.returncode:
+        raise RuntimeError(f"{exe} failed ({p.returncode}): {p.stderr[-800:]}")
+    return p.stdout
+
+
+def cpp_accuracy(outputs, examples, model_dir):
+    """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples, by
+    utils.sentence_metrics; gold slot labels are laid on PaddleNLP's token offsets, whose ids must equal the demo's."""
+    from predictor import PythonTokenizer
+
+    labels = utils.LabelSet.from_dir(model_dir)
+    rows = [json.loads(x) for x in outputs.splitlines() if x.strip()]
+    if len(rows) != len(examples):
+        raise RuntimeError(f"the C++ demo answered {len(rows)} of {len(examples)} dev queries")
+    ids, offsets, _ = PythonTokenizer(model_dir)([e["query"] for e in examples], MAX_LENGTH)
+    intent_pred, intent_gold, slot_pred, slot_gold = [], [], [], []
+    for row, ex, i, off in zip(rows, examples, ids, offsets):
+        if row["query"] != ex["query"] or row["ids"] != i:
+            raise RuntimeError(f"dev line {ex['line']}: the C++ demo's tokens differ from PaddleNLP's for {ex['query']!r}")
+        intent_pred.append(labels.intent2id[row["intent"]])
+        intent_gold.append(labels.intent2id[ex["intent"]])
+        slot_pred.append(row["slot_ids"])
+        slot_gold.append(utils.spans_to_token_labels(off, ex["slots"], labels))
+    slotless = utils.read_lines(os.path.join(model_dir, "slotless_intent.txt"))
+    return utils.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
+
+
+def cpp_row(a, model_dir, prefix, tick, tmp):
+    exe = cpp_demo(a.cpp_demo)
+    onnx = onnx_file(model_dir, prefix)
+    examples = utils.read_examples(a.dev, utils.LabelSet.from_dir(model_dir))
+    qfile = os.path.join(tmp, "queries.txt")
+    utils.write_lines(qfile, [e["query"] for e in examples[:a.queries]])
+    stats = []
+    for k in range(a.repeats):  # fresh processes: latency and memory of each, medians over them
+        sfile = os.path.join(tmp, f"stats{k}.json")
+        run_cpp(exe, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--stats_json", sfile)
+        stats.append(json.load(open(sfile)))
+        tick()
+    row = {k: statistics.median(s[k] for s in stats)
+           for k in ("p50_ms", "p90_ms", "tokenizer_ms", "runtime_ms", "pss_mib", "rss_mib", "peak_rss_mib")}
+    sfile = os.path.join(tmp, "stats32.json")
+    run_cpp(exe, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--batch_size", 32,
+            "--cpu_num_threads", 2, "--stats_json", sfile)
+    row["batch32_2threads_qps"] = round(json.load(open(sfile))["queries_per_s"], 1)
+    out = run_cpp(exe, model_dir, onnx, "--input_file", a.dev, "--dump_ids", "--batch_size", 64)
+    row["accuracy"] = round(100 * cpp_accuracy(out, examples, model_dir)["accuracy"], 2)
+    row["onnx_mib"] = round(os.path.getsize(onnx) / 2 ** 20, 2)
+    return row
+
+
+# ---- the report -----------------------------------------------------------------------------------------------
 
 def size_mib(model_dir, prefix):
     return round(sum(os.path.getsize(os.path.join(model_dir, prefix + e)) for e in (".pdmodel", ".pdiparams"))
                  / 2 ** 20, 2)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fine_tuned", required=True)
-    ap.add_argument("--compressed", required=True)
-    ap.add_argument("--dev", required=True)
-    ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--backends", nargs="+", default=["paddle", "onnx_runtime", "paddle_lite"], choices=BACKENDS)
-    ap.add_argument("--name", default="latency")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.child:
-        print("RESULT " + json.dumps(measure(a.child[0], a.child[1], a.child[2], a.dev, a.queries, a.repeats)))
-        return
-    from predictor import program_ops, refusal
+def median_seq_len(model_dir, dev, n_queries):
+    from predictor import PythonTokenizer
 
-    rows = []
-    dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
-    total = len(STAGES) * len(a.backends)
-    for k, ((stage, which, prefix), backend) in enumerate([(s, b) for s in STAGES for b in a.backends]):
-        d = dirs[which]
-        row = {"stage": stage, "model": os.path.join(d, prefix), "backend": backend, "size_mib": size_mib(d, prefix)}
-        print(f"[{k + 1}/{total}] {stage} on {backend} ...", file=sys.stderr, flush=True)
-        why = refusal(backend, program_ops(os.path.join(d, prefix + ".pdmodel")))
-        if why:
-            row["refused"] = why
-        else:
-            p = subprocess.run([sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--compressed", a.compressed,
-                                "--dev", a.dev, "--queries", str(a.queries), "--repeats", str(a.repeats),
-                                "--child", d, prefix, backend], capture_output=True, text=True, cwd=ROOT)
-            res = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
-            if p.returncode or not res:
-                row["error"] = (p.stderr or p.stdout)[-500:]
-            else:
-                row.update(json.loads(res[-1][7:]))
-        rows.append(row)
-    out_dir = os.path.join(ROOT, "benchmarks", "results")
-    os.makedirs(out_dir, exist_ok=True)
-    machine = {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
-               "cores": os.cpu_count(), "queries": a.queries, "repeats": a.repeats,
-               "date": time.strftime("%Y-%m-%d %H:%M")}
-    json.dump({"machine": machine, "rows": rows}, open(os.path.join(out_dir, a.name + ".json"), "w"), indent=2,
-              ensure_ascii=False)
-    done = [r for r in rows if "p50_ms" in r]
-    if not done:
-        raise SystemExit("benchmarks/run.py: no stage ran: " + json.dumps(rows, ensure_ascii=False)[:2000])
-    # ratios against fine-tuned FP32 on Paddle Inference (or the first row measured when that backend was skipped)
-    base = next((r for r in done if r["stage"] == "fine-tuned" and r["backend"] == "paddle"), done[0])
-    lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores; batch 1, max length 16, 1 thread; "
-             f"{a.queries} dev queries x {a.repeats} repeats (medians).", "",
-             "| model | backend | accuracy | end-to-end p50 ms (tokenizer) | p90 ms | PSS MiB | RSS MiB | size MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    queries = [e["query"] for e in utils.read_examples(dev, utils.LabelSet.from_dir(model_dir))][:n_queries]
+    ids, _, _ = PythonTokenizer(model_dir)(queries, MAX_LENGTH)
+    return int(statistics.median_low(len(i) for i in ids))
+
+
+def arithmetic(rows, dirs, seq_len, gflops):
+    """Per stage: multiply-adds at seq_len, their time at the core's peak, and the fastest runtime-only latency."""
+    import arith
+
+    out = []
+    for stage, which, prefix in STAGES:
+        done = [r for r in rows if r["stage"] == stage and "runtime_ms" in r]
+        if not done:
+            continue
+        macs = arith.program_macs(os.path.join(dirs[which], prefix + ".pdmodel"), seq_len)
+        best = min(done, key=lambda r: r["runtime_ms"])
+        lim = arith.limit_ms(macs, gflops)
+        out.append({"stage": stage, "macs": macs, "limit_ms": round(lim, 4), "best_backend": best["backend"],
+                    "runtime_ms": best["runtime_ms"], "times_limit": round(best["runtime_ms"] / lim, 2)})
+    return out
+
+
+def targets(done, base):
+    """The fastest row within the accuracy bound, and how it compares with upstream's ratios."""
+    ok = [r for r in done if r["accuracy"] >= base["accuracy"] - TARGET_ACCURACY_DROP]
+    best = min(ok, key=lambda r: r["p50_ms"])
+    speedup = base["p50_ms"] / best["p50_ms"]
+    cut = 1 - best["pss_mib"] / base["pss_mib"]
+    return {"stage": best["stage"], "backend": best["backend"], "speedup": round(speedup, 2),
+            "memory_cut": round(cut, 3), "accuracy_change": round(best["accuracy"] - base["accuracy"], 2),
+            "met": bool(speedup >= TARGET_SPEEDUP and cut >= TARGET_MEMORY_CUT)}
+
+
+def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
+    lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['date']}); batch 1, max length "
+             f"{MAX_LENGTH}, 1 thread; {machine['queries']} dev queries, medians of {machine['repeats']} passes "
+             f"and of {machine['repeats']} fresh processes for memory. Ratios against fine-tuned FP32 on Paddle "
+             "Inference.", "",
+             "| model | backend | accuracy | end-to-end p50 ms (x) | of which tokenizer ms | runtime alone ms | p90 ms "
+             "| PSS MiB | RSS MiB | peak RSS MiB | size MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "p50_ms" not in r:
-            lines.append(f"| {r['stage']} | {r['backend']} | refused or failed: {r.get('refused', r.get('error', ''))[:90]}"
-                         f" | | | | | {r['size_mib']} |")
+            why = r.get("refused") or r.get("error", "")
+            lines.append(f"| {r['stage']} | {r['backend']} | refused or failed: {' '.join(why.split())[:110]} "
+                         f"| | | | | | | | {r['size_mib']} |")
             continue
-        lines.append(f"| {r['stage']} | {r['backend']} | {r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f}) | "
-                     f"{r['p50_ms']:.3f} ({r['tokenizer_ms']:.3f}) ({base['p50_ms'] / r['p50_ms']:.2f}x) | "
-                     f"{r['p90_ms']:.3f} | {r['pss_mib']} ({100 * (r['pss_mib'] / base['pss_mib'] - 1):+.1f}%) | "
-                     f"{r['rss_mib']} | {r['size_mib']} |")
-    ok = [r for r in rows if "p50_ms" in r]
-    lines += ["", "| model | backend | batch 32, 2 threads (Lite: 1, its Python API has no setting): queries/s | Python tokenizer ms | FastTokenizer ms |",
+        lines.append(
+            f"| {r['stage']} | {r['backend']} | {r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f}) | "
+            f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x) | {r['tokenizer_ms']:.3f} | "
+            f"{r['runtime_ms']:.3f} | {r['p90_ms']:.3f} | {r['pss_mib']:.1f} "
+            f"({100 * (r['pss_mib'] / base['pss_mib'] - 1):+.1f}%) | {r['rss_mib']:.1f} | {r['peak_rss_mib']:.1f} | "
+            f"{r['size_mib']}{' (onnx %.2f)' % r['onnx_mib'] if 'onnx_mib' in r else ''} |")
+    done = [r for r in rows if "p50_ms" in r]
+    lines += ["", "| model | backend | batch 32, 2 threads: queries/s | Python tokenizer ms | FastTokenizer ms |",
               "|---|---|---|---|---|"]
-    lines += [f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | {r['python_tokenizer_ms']:.3f} | "
-              f"{r['fast_tokenizer_ms']:.3f} |" for r in ok]
-    open(os.path.join(out_dir, a.name + ".md"), "w").write("\n".join(lines) + "\n")
+    lines += [f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | "
+              f"{r['python_tokenizer_ms']:.3f} | {r['fast_tokenizer_ms']:.3f} |" if "python_tokenizer_ms" in r else
+              f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | (C++ tokenizer, in the main table) | |"
+              for r in done]
+    lines += ["", "Paddle Lite's Python API has no thread setting: its batch-32 row runs on its default.", "",
+              f"Arithmetic limit at the median tokenized length of the timed queries ({seq_len} tokens with "
+              f"[CLS]/[SEP]); one core's float32 peak, numpy matmul 1024x1024 on 1 thread: {gflops:.1f} GFLOP/s.", "",
+              "| model | multiply-adds | time at peak ms | fastest runtime alone ms (backend) | x the limit |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['stage']} | {r['macs'] / 1e6:.1f} M | {r['limit_ms']:.3f} | {r['runtime_ms']:.3f} "
+              f"({r['best_backend']}) | {r['times_limit']:.2f} |" for r in arith_rows]
+    lines += ["", f"Targets (upstream's phone ratios): at least {TARGET_SPEEDUP}x faster end to end and "
+              f"{100 * TARGET_MEMORY_CUT:.0f}% less memory (PSS) within {TARGET_ACCURACY_DROP} accuracy points. "
+              f"Fastest within the accuracy bound: {target['stage']} on {target['backend']}: {target['speedup']:.2f}x, "
+              f"{100 * target['memory_cut']:.1f}% less PSS, accuracy {target['accuracy_change']:+.2f}: "
+              f"{'met' if target['met'] else 'NOT met'}."]
+    return lines
+
+
+def plot(path, done):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for backend in sorted({r["backend"] for r in ok}):
-        rs = [r for r in ok if r["backend"] == backend]
+    for backend in sorted({r["backend"] for r in done}):
+        rs = [r for r in done if r["backend"] == backend]
         axes[0].plot([r["size_mib"] for r in rs], [r["p50_ms"] for r in rs], "o-", label=backend)
         axes[1].plot([r["size_mib"] for r in rs], [r["pss_mib"] for r in rs], "o-", label=backend)
     for ax, y in zip(axes, ("end-to-end p50 latency (ms)", "PSS (MiB)")):
@@ -176,9 +327,100 @@ def main():
         ax.set_ylabel(y)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle("batch 1, max length 16, 1 thread")
+    fig.suptitle(f"batch 1, max length {MAX_LENGTH}, 1 thread")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, a.name + ".png"), dpi=110)
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fine_tuned", required=True, help="exported directory with infer_model.*")
+    ap.add_argument("--compressed", required=True, help="compress.py's width directory with pruned/int8/quant_emb")
+    ap.add_argument("--dev", required=True)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--stages", nargs="+", default=[s[2] for s in STAGES], choices=[s[2] for s in STAGES])
+    ap.add_argument("--cpp_demo", default=CPP_DEMO, help="the C++ demo binary (built when missing)")
+    ap.add_argument("--name", default="latency")
+    ap.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "results"))
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--memory_only", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.queries < 1 or a.repeats < 1:
+        ap.error("--queries and --repeats must be at least 1")
+    if a.child:
+        print("RESULT " + json.dumps(measure(*a.child, a.dev, a.queries, a.repeats, a.memory_only)))
+        return
+    for d, flag in ((a.fine_tuned, "--fine_tuned"), (a.compressed, "--compressed")):
+        if not os.path.isdir(d):
+            ap.error(f"{flag}: no such directory: {d}")
+    if not os.path.isfile(a.dev):
+        ap.error(f"--dev: data file not found: {a.dev}")
+    import tempfile
+
+    import arith
+    from predictor import program_ops, refusal
+    from tqdm import tqdm
+
+    dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
+    stages = [s for s in STAGES if s[2] in a.stages]
+    work = [(s, b) for s in stages for b in a.backends]
+    bar = tqdm(total=len(work) * a.repeats + 1, desc="benchmark", unit="run", file=sys.stderr)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for (stage, which, prefix), backend in work:
+            d = dirs[which]
+            bar.set_postfix_str(f"{stage} on {backend}")
+            row = {"stage": stage, "model": os.path.join(d, prefix), "backend": backend}
+            pdmodel = os.path.join(d, prefix + ".pdmodel")
+            if not os.path.isfile(pdmodel):
+                row["error"] = f"model file not found: {pdmodel}"
+                rows.append(row)
+                bar.update(a.repeats)
+                continue
+            row["size_mib"] = size_mib(d, prefix)
+            ops = program_ops(pdmodel)
+            why = refusal("onnx_runtime" if backend == "cpp" else backend, ops)
+            n0 = bar.n
+            if why:
+                row["refused"] = why
+            else:
+                try:
+                    if backend == "cpp":
+                        row.update(cpp_row(a, d, prefix, lambda: bar.update(1), tmp))
+                    else:
+                        row.update(python_row(a, d, prefix, backend, lambda: bar.update(1)))
+                except (RuntimeError, ValueError, FileNotFoundError) as e:
+                    row["error"] = str(e)
+            bar.update(max(0, n0 + a.repeats - bar.n))
+            rows.append(row)
+        done = [r for r in rows if "p50_ms" in r]
+        if not done:
+            raise SystemExit("benchmarks/run.py: no stage ran: " + json.dumps(rows, ensure_ascii=False)[:3000])
+        seq_len = median_seq_len(a.fine_tuned, a.dev, a.queries)
+        gflops = arith.peak_gflops()
+        bar.update(1)
+    bar.close()
+    base = next((r for r in done if r["stage"] == "fine-tuned" and r["backend"] == "paddle"), None)
+    if base is None:
+        base = done[0]
+        print(f"benchmarks/run.py: no fine-tuned row on paddle: ratios are against {base['stage']} on "
+              f"{base['backend']}", file=sys.stderr)
+    machine = {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
+               "cores": os.cpu_count(), "queries": a.queries, "repeats": a.repeats,
+               "date": time.strftime("%Y-%m-%d %H:%M"), "peak_gflops_1_thread": round(gflops, 2),
+               "median_seq_len": seq_len}
+    arith_rows = arithmetic(rows, dirs, seq_len, gflops)
+    target = targets(done, base)
+    os.makedirs(a.out_dir, exist_ok=True)
+    with open(os.path.join(a.out_dir, a.name + ".json"), "w") as f:
+        json.dump({"machine": machine, "baseline": {"stage": base["stage"], "backend": base["backend"]},
+                   "rows": rows, "arithmetic": arith_rows, "targets": target}, f, indent=2, ensure_ascii=False)
+    lines = markdown(machine, rows, base, arith_rows, target, seq_len, gflops)
+    with open(os.path.join(a.out_dir, a.name + ".md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    plot(os.path.join(a.out_dir, a.name + ".png"), done)
     print("\n".join(lines))
 
 

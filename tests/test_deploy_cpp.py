@@ -105,11 +105,39 @@ def test_bad_input(demo, onnx_model, tmp_path):
     assert p.returncode == 1 and "--batch_size needs a number, not 'zero'" in p.stderr
 
 
+def test_slot_ids_and_stats_json(demo, onnx_model, corpus_subset, tmp_path):
+    """--dump_ids also writes each token's slot label id: decoded by the project's utils.decode_slots on
+    PaddleNLP's offsets they give the demo's slots. --stats_json counts what it timed and reads its memory."""
+    import utils
+    from paddlenlp.transformers import AutoTokenizer
+
+    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))][:20]
+    q = tmp_path / "q.txt"
+    q.write_text("\n".join(queries) + "\n", encoding="utf-8")
+    stats = tmp_path / "stats.json"
+    p = run_demo(demo, "--model_dir", onnx_model, "--input_file", q, "--dump_ids", "--repeat", "3",
+                 "--stats_json", stats)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    labels = utils.LabelSet.from_dir(str(onnx_model))
+    _, offsets, _ = utils.encode_queries(AutoTokenizer.from_pretrained(str(onnx_model)), queries, 16)
+    for row, text, off in zip(rows, queries, offsets):
+        assert len(row["slot_ids"]) == len(row["ids"])
+        assert utils.decode_slots(text, off, row["slot_ids"], labels) == row["slot"], text
+    s = json.load(open(stats))
+    assert (s["queries"], s["timed_passes"], s["batch_size"], s["cpu_num_threads"]) == (20, 2, 1, 1)
+    assert 0 < s["tokenizer_ms"] < s["p50_ms"] <= s["p90_ms"] and 0 < s["runtime_ms"] < s["p50_ms"]
+    assert 0 < s["pss_mib"] <= s["rss_mib"] <= s["peak_rss_mib"]
+    p = run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--stats_json", tmp_path / "no" / "s.json")
+    assert p.returncode == 1 and f"cannot write {tmp_path / 'no' / 's.json'}" in p.stderr
+
+
 def test_runs_clean_under_address_sanitizer(tmp_path_factory, onnx_model, corpus_subset):
     exe = build(tmp_path_factory, asan=True)
     q = tmp_path_factory.mktemp("asan") / "q.txt"
     q.write_bytes(open(corpus_subset / "dev.txt", "rb").read() + b"\n\xff\n" + "播放Taylor Swift的Shape of You\n".encode())
-    p = run_demo(exe, "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4",
+    p = run_demo(exe, "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--dump_ids",
+                 "--repeat", "2", "--stats_json", q.parent / "stats.json",
                  env={"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1"})
     assert p.returncode == 0 and "ERROR: AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, \
         p.stderr[-4000:]

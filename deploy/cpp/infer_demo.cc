@@ -20,7 +20,7 @@
 namespace {
 
 struct Args {
-  std::string model_dir, model_file, vocab_path, slot_label_path, intent_label_path, input_file;
+  std::string model_dir, model_file, vocab_path, slot_label_path, intent_label_path, input_file, stats_json;
   std::vector<std::string> texts;
   int batch_size = 1, max_length = 16, cpu_num_threads = 1, repeat = 1;
   bool dump_ids = false;
@@ -29,7 +29,7 @@ struct Args {
 void Usage() {
   std::cerr << "usage: infer_demo --model_dir DIR [--model_file F] [--vocab_path F] [--slot_label_path F]\n"
                "       [--intent_label_path F] [--batch_size N] [--max_length N] [--cpu_num_threads N]\n"
-               "       [--text QUERY]... [--input_file F] [--dump_ids] [--repeat N]\n";
+               "       [--text QUERY]... [--input_file F] [--dump_ids] [--repeat N] [--stats_json F]\n";
 }
 
 bool FileExists(const std::string& p) { return std::ifstream(p).good(); }
@@ -105,6 +105,7 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else if (k == "--max_length") ival(&a->max_length);
     else if (k == "--cpu_num_threads") ival(&a->cpu_num_threads);
     else if (k == "--repeat") ival(&a->repeat);
+    else if (k == "--stats_json") val(&a->stats_json);
     else if (k == "--dump_ids") a->dump_ids = true;
     else if (k == "-h" || k == "--help") { Usage(); return false; }
     else throw std::runtime_error("unknown flag " + k);
@@ -117,6 +118,24 @@ bool ParseArgs(int argc, char** argv, Args* a) {
   def(&a->intent_label_path, "intent_label.txt");
   if (a->max_length < 3) throw std::runtime_error("--max_length must be at least 3");
   return true;
+}
+
+// Nearest-rank percentile as benchmarks/run.py takes it: sorted[floor(n * q)], q in [0, 1).
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(v.size() * q))];
+}
+
+double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+
+// kB fields of a /proc file ("Pss:  1234 kB"), in MiB; -1 when absent.
+double ProcMiB(const char* path, const std::string& key) {
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    if (line.compare(0, key.size() + 1, key + ":") == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
+  }
+  return -1;
 }
 
 int Run(const Args& a) {
@@ -144,9 +163,12 @@ int Run(const Args& a) {
 
   double total_ms = 0, tok_ms = 0;
   size_t answered = 0;
+  // per call (one batch), for --stats_json: end to end, tokenizer, session.Run; p50/p90 per pass
+  std::vector<double> pass_p50, pass_p90, call_tok, call_run;
   std::string output;
   for (int rep = 0; rep < a.repeat; ++rep) {
     output.clear();
+    std::vector<double> call_total;
     for (size_t s = 0; s < queries.size(); s += a.batch_size) {
       size_t e = std::min(queries.size(), s + static_cast<size_t>(a.batch_size));
       auto t0 = std::chrono::steady_clock::now();
@@ -165,7 +187,9 @@ int Run(const Args& a) {
       Ort::Value input = int32_input
           ? Ort::Value::CreateTensor<int32_t>(mem, ids32.data(), ids32.size(), shape.data(), 2)
           : Ort::Value::CreateTensor<int64_t>(mem, ids64.data(), ids64.size(), shape.data(), 2);
+      auto r0 = std::chrono::steady_clock::now();
       auto outs = session.Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, 2);
+      auto r1 = std::chrono::steady_clock::now();
       const float* intent = outs[0].GetTensorData<float>();
       const float* slots = outs[1].GetTensorData<float>();
       size_t n_int = outs[0].GetTensorTypeAndShapeInfo().GetShape()[1];
@@ -200,6 +224,8 @@ int Run(const Args& a) {
         if (a.dump_ids) {
           line += ", \"ids\": [";
           for (size_t k = 0; k < encs[b].ids.size(); ++k) line += (k ? ", " : "") + std::to_string(encs[b].ids[k]);
+          line += "], \"slot_ids\": [";
+          for (size_t k = 0; k < sids.size(); ++k) line += (k ? ", " : "") + std::to_string(sids[k]);
           line += "]";
         }
         output += line + "}\n";
@@ -209,10 +235,18 @@ int Run(const Args& a) {
       }
       auto t2 = std::chrono::steady_clock::now();
       if (rep > 0 || a.repeat == 1) {
-        tok_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
-        total_ms += std::chrono::duration<double, std::milli>(t2 - t0).count();
+        using ms = std::chrono::duration<double, std::milli>;
+        tok_ms += ms(t1 - t0).count();
+        total_ms += ms(t2 - t0).count();
         answered += B;
+        call_total.push_back(ms(t2 - t0).count());
+        call_tok.push_back(ms(t1 - t0).count());
+        call_run.push_back(ms(r1 - r0).count());
       }
+    }
+    if (!call_total.empty()) {
+      pass_p50.push_back(Percentile(call_total, 0.5));
+      pass_p90.push_back(Percentile(call_total, 0.9));
     }
   }
   std::fwrite(output.data(), 1, output.size(), stdout);
@@ -220,6 +254,20 @@ int Run(const Args& a) {
     std::fprintf(stderr, "latency: %.4f ms per query end to end (tokenizer %.4f ms), %zu queries, batch %d, "
                  "%d thread(s), first pass excluded\n", total_ms / answered, tok_ms / answered, answered,
                  a.batch_size, a.cpu_num_threads);
+  if (!a.stats_json.empty()) {
+    // memory of this process, which loaded the model and answered every query
+    char buf[768];
+    snprintf(buf, sizeof buf,
+             "{\"queries\": %zu, \"timed_passes\": %zu, \"batch_size\": %d, \"cpu_num_threads\": %d, "
+             "\"p50_ms\": %.6f, \"p90_ms\": %.6f, \"tokenizer_ms\": %.6f, \"runtime_ms\": %.6f, "
+             "\"queries_per_s\": %.3f, \"pss_mib\": %.1f, \"rss_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
+             queries.size(), pass_p50.size(), a.batch_size, a.cpu_num_threads, Median(pass_p50), Median(pass_p90),
+             Median(call_tok), Median(call_run), total_ms > 0 ? 1000.0 * answered / total_ms : 0.0,
+             ProcMiB("/proc/self/smaps_rollup", "Pss"), ProcMiB("/proc/self/smaps_rollup", "Rss"),
+             ProcMiB("/proc/self/status", "VmHWM"));
+    std::ofstream f(a.stats_json);
+    if (!(f << buf)) throw std::runtime_error("cannot write " + a.stats_json);
+  }
   return 0;
 }
 

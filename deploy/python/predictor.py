@@ -122,12 +122,14 @@ class SLUPredictor:
     def forward(self, texts):
         """Token ids, offsets, truncation flags and the runtime's (intent logits, slot logits) for one batch."""
         ids, offsets, truncated = self.tokenizer(texts, self.max_length)
-        batch = utils.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
-        if self.input_name is None:
-            intent_logits, slot_logits = self.runtime(batch)
-        else:
-            intent_logits, slot_logits = self.runtime.infer({self.input_name: batch})[:2]
+        intent_logits, slot_logits = self.run(utils.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype))
         return ids, offsets, truncated, intent_logits, slot_logits
+
+    def run(self, batch):
+        """The runtime alone on a padded [B, T] id array: (intent logits, slot logits)."""
+        if self.input_name is None:
+            return self.runtime(batch)
+        return tuple(self.runtime.infer({self.input_name: batch})[:2])
 
     def predict(self, texts):
         """[{'intent', 'confidence', 'slot': [{'slot', 'entity', 'pos'}], 'truncated'?}] for each text."""

@@ -1,0 +1,156 @@
+"""benchmarks/: multiply-add counting against the architecture's closed form, and benchmarks/run.py end to end on a
+small trained and compressed model (every stage, Paddle Inference and the C++ demo): rows, refusals, accuracy
+against run_eval.py, ratios, targets, files. No timing is asserted."""
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_py
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+
+def closed_form_macs(config, seq_len, n_intents, n_slots):
+    """ERNIE's multiply-adds at batch 1 worked out from the architecture (not from the program): per layer
+    Q, K, V and the output projection, QK^T and attention x V per head, the two FFN matmuls; then the pooler and
+    intent head on [CLS] and the slot head on every token. A DynaBERT width w keeps int(heads * w) heads and
+    int(intermediate * w) FFN units."""
+    h, L = config["hidden_size"], seq_len
+    w = config.get("width_mult", 1.0)
+    head_dim = h // config["num_attention_heads"]
+    heads = int(config["num_attention_heads"] * w)
+    inner, ffn = heads * head_dim, int(config["intermediate_size"] * w)
+    per_layer = 3 * L * h * inner + L * inner * h + 2 * heads * L * L * head_dim + 2 * L * h * ffn
+    return config["num_hidden_layers"] * per_layer + h * h + h * n_intents + L * h * n_slots
+
+
+@pytest.mark.parametrize("which", ["infer_model", "pruned", "int8"])
+def test_program_macs_equal_the_architecture_count(trained_pico, compressed, which):
+    import arith
+    import utils
+
+    d = trained_pico if which == "infer_model" else compressed / "width_mult_0.5"
+    config = json.load(open(d / "config.json"))
+    assert config.get("width_mult", 1.0) == (1.0 if which == "infer_model" else 0.5)
+    labels = utils.LabelSet.from_dir(str(d))
+    for seq_len in (3, 11, 16):
+        expected = closed_form_macs(config, seq_len, len(labels.intents), len(labels.slots))
+        assert arith.program_macs(str(d / f"{which}.pdmodel"), seq_len) == expected, seq_len
+
+
+def test_limit_ms_is_two_flops_per_multiply_add():
+    import arith
+
+    # 1e9 multiply-adds = 2e9 FLOPs; at 4 GFLOP/s that is half a second
+    assert arith.limit_ms(10 ** 9, 4.0) == pytest.approx(500.0)
+
+
+@pytest.fixture(scope="module")
+def bench(trained_pico, compressed, corpus_subset, tmp_path_factory):
+    if not (shutil.which("g++") and shutil.which("cmake")):
+        print("SKIPPED: no g++/cmake: the C++ demo backend of benchmarks/run.py cannot be built")
+        pytest.skip("no g++/cmake: the C++ demo cannot be built")
+    out = tmp_path_factory.mktemp("bench")
+    exe = out / "build" / "infer_demo"
+    p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True,
+                       env={**os.environ, "BUILD_DIR": str(out / "build")}, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--compressed",
+                str(compressed / "width_mult_0.5"), "--dev", str(corpus_subset / "dev.txt"), "--queries", "12",
+                "--repeats", "2", "--backends", "paddle", "cpp", "--cpp_demo", str(exe), "--name", "t",
+                "--out_dir", str(out)])
+    return json.load(open(out / "t.json")), open(out / "t.md").read(), p.stderr, out
+
+
+def test_every_stage_and_backend_has_a_row_or_a_reason(bench):
+    res, _, stderr, out = bench
+    rows = {(r["stage"], r["backend"]): r for r in res["rows"]}
+    stages = ["fine-tuned", "+ pruning", "+ INT8 matmul", "+ INT8 embeddings"]
+    assert list(rows) == [(s, b) for s in stages for b in ("paddle", "cpp")]
+    assert "dequantize_log" in rows[("+ INT8 embeddings", "cpp")]["refused"]
+    keys = {"accuracy", "p50_ms", "p90_ms", "tokenizer_ms", "runtime_ms", "pss_mib", "rss_mib", "peak_rss_mib",
+            "batch32_2threads_qps", "size_mib"}
+    for k, r in rows.items():
+        if k == ("+ INT8 embeddings", "cpp"):
+            continue
+        assert keys <= set(r), (k, r)
+        assert r["p50_ms"] <= r["p90_ms"] and 0 < r["tokenizer_ms"] < r["p50_ms"], k
+        assert 0 < r["pss_mib"] <= r["rss_mib"] * 1.01 and r["rss_mib"] <= r["peak_rss_mib"] * 1.01, k
+        assert "python_tokenizer_ms" in r if k[1] == "paddle" else "onnx_mib" in r
+    # sizes are the Paddle files of each stage
+    w = rows[("+ pruning", "paddle")]["model"]
+    assert rows[("+ pruning", "paddle")]["size_mib"] == round(
+        (os.path.getsize(w + ".pdmodel") + os.path.getsize(w + ".pdiparams")) / 2 ** 20, 2)
+    # the progress bar counted every run: 8 rows x 2 repeats + the peak measurement
+    assert "17/17" in stderr
+    assert open(out / "t.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("stage,prefix", [("fine-tuned", "infer_model"), ("+ pruning", "pruned")])
+def test_accuracy_of_both_backends_equals_run_eval(bench, trained_pico, compressed, corpus_subset, stage, prefix):
+    res = bench[0]
+    d = trained_pico if prefix == "infer_model" else compressed / "width_mult_0.5"
+    p = run_py(["run_eval.py", "--infer_prefix", str(d / prefix), "--test_path", str(corpus_subset / "dev.txt"),
+                "--do_eval"])
+    ref = round(100 * json.loads(p.stdout.strip().splitlines()[-1])["accuracy"], 2)
+    got = {r["backend"]: r["accuracy"] for r in res["rows"] if r["stage"] == stage}
+    assert got == {"paddle": ref, "cpp": ref}
+
+
+def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compressed, corpus_subset):
+    import arith
+    import utils
+
+    res = bench[0]
+    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
+    from predictor import FastTokenizer
+
+    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))][:12]
+    ids, _, _ = FastTokenizer(str(trained_pico))(queries, 16)
+    seq_len = statistics.median_low(len(i) for i in ids)
+    assert res["machine"]["median_seq_len"] == seq_len
+    by_stage = {r["stage"]: r for r in res["arithmetic"]}
+    assert by_stage["fine-tuned"]["macs"] == arith.program_macs(str(trained_pico / "infer_model.pdmodel"), seq_len)
+    assert by_stage["+ pruning"]["macs"] == arith.program_macs(
+        str(compressed / "width_mult_0.5" / "pruned.pdmodel"), seq_len)
+    gflops = res["machine"]["peak_gflops_1_thread"]
+    for r in res["arithmetic"]:
+        fastest = min((x for x in res["rows"] if x["stage"] == r["stage"] and "runtime_ms" in x),
+                      key=lambda x: x["runtime_ms"])
+        assert (r["best_backend"], r["runtime_ms"]) == (fastest["backend"], fastest["runtime_ms"])
+        assert r["limit_ms"] == pytest.approx(2 * r["macs"] / (gflops * 1e9) * 1e3, rel=1e-2)
+
+
+def test_markdown_ratios_and_targets(bench):
+    res, md, _, _ = bench
+    rows = [r for r in res["rows"] if "p50_ms" in r]
+    base = next(r for r in rows if r["stage"] == "fine-tuned" and r["backend"] == "paddle")
+    for r in rows:
+        line = next(x for x in md.splitlines() if x.startswith(f"| {r['stage']} | {r['backend']} | {r['accuracy']:.2f}"))
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[3] == f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x)"
+        pct = 100 * (r["pss_mib"] / base["pss_mib"] - 1)
+        assert cells[7] == f"{r['pss_mib']:.1f} ({pct:+.1f}%)"
+    # the target line names the fastest row whose accuracy is within 0.3 points of the baseline
+    ok = [r for r in rows if r["accuracy"] >= base["accuracy"] - 0.3]
+    best = min(ok, key=lambda r: r["p50_ms"])
+    t = res["targets"]
+    assert (t["stage"], t["backend"]) == (best["stage"], best["backend"])
+    speedup, cut = base["p50_ms"] / best["p50_ms"], 1 - best["pss_mib"] / base["pss_mib"]
+    assert t["met"] == (speedup >= 2.13 and cut >= 0.62)
+    assert re.search(rf"{re.escape(best['stage'])} on {best['backend']}: {speedup:.2f}x", md)
+
+
+def test_bad_arguments_are_named(trained_pico, corpus_subset, tmp_path):
+    p = run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--compressed", str(tmp_path / "nope"),
+                "--dev", str(corpus_subset / "dev.txt")], check=False)
+    assert p.returncode == 2 and f"--compressed: no such directory: {tmp_path / 'nope'}" in p.stderr
+    p = run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--compressed", str(trained_pico),
+                "--dev", str(tmp_path / "dev.txt")], check=False)
+    assert p.returncode == 2 and f"--dev: data file not found: {tmp_path / 'dev.txt'}" in p.stderr

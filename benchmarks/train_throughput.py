@@ -5,7 +5,8 @@
 
 Batches are real queries of the train file, padded to their longest item (as run_train.py does with
 length-grouped batches) and, with --pad_to 16, to a fixed length for comparison. Forward, loss, backward and
-AdamW step are timed after 3 warm-up steps; the result goes to benchmarks/results/train_throughput.json.
+AdamW step are timed after 3 warm-up steps; samples per second over all timed steps and at the median step.
+The result is appended (one JSON line) to benchmarks/results/train_throughput.json, or --out.
 """
 import argparse
 import json
@@ -17,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import utils  # noqa: E402
 
+MAX_SEQ_LENGTH = 16
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -24,8 +27,13 @@ def main():
     ap.add_argument("--train", required=True)
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--pad_to", type=int, default=0)
+    ap.add_argument("--pad_to", type=int, default=0, help="pad every batch to this length (at least 16), 0: longest")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "train_throughput.json"))
     a = ap.parse_args()
+    if a.pad_to and a.pad_to < MAX_SEQ_LENGTH:
+        ap.error(f"--pad_to {a.pad_to}: queries are cut at {MAX_SEQ_LENGTH} tokens, pad to at least that")
+    if a.steps < 1 or a.batch_size < 1:
+        ap.error("--steps and --batch_size must be at least 1")
     import numpy as np
     import paddle
     from paddlenlp.transformers import AutoTokenizer
@@ -36,7 +44,7 @@ def main():
     labels = utils.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
                                        os.path.join(ROOT, "data", "slot_label.txt"))
     tok = AutoTokenizer.from_pretrained(a.model_dir)
-    data = encode_examples(utils.read_examples(a.train, labels), tok, labels, 16)
+    data = encode_examples(utils.read_examples(a.train, labels), tok, labels, MAX_SEQ_LENGTH)
     model = JointErnie.from_pretrained(a.model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
     model.train()
     loss_fn = JointLoss()
@@ -62,9 +70,11 @@ def main():
             tokens += batch["input_ids"].size
     res = {"model_dir": a.model_dir, "batch_size": a.batch_size, "steps": a.steps, "pad_to": a.pad_to or "longest",
            "samples_per_second": round(a.batch_size * len(times) / sum(times), 1),
-           "median_step_s": round(float(np.median(times)), 4), "cpu_threads": os.cpu_count()}
-    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "train_throughput.json"), "a") as f:
+           "samples_per_second_median_step": round(a.batch_size / float(np.median(times)), 1),
+           "median_step_s": round(float(np.median(times)), 4), "tokens_per_batch": tokens // len(times),
+           "cpu_threads": os.cpu_count()}
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "a") as f:
         f.write(json.dumps(res) + "\n")
     print(json.dumps(res))
 

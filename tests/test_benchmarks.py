@@ -154,3 +154,21 @@ def test_bad_arguments_are_named(trained_pico, corpus_subset, tmp_path):
     p = run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--compressed", str(trained_pico),
                 "--dev", str(tmp_path / "dev.txt")], check=False)
     assert p.returncode == 2 and f"--dev: data file not found: {tmp_path / 'dev.txt'}" in p.stderr
+
+
+def test_train_throughput_appends_a_record(pico_dir, corpus_subset, tmp_path):
+    out = tmp_path / "tt.json"
+    args = ["benchmarks/train_throughput.py", "--model_dir", str(pico_dir), "--train", str(corpus_subset / "train.txt"),
+            "--batch_size", "8", "--steps", "2", "--out", str(out)]
+    run_py(args + ["--pad_to", "16"])
+    run_py(args)
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 2
+    assert (recs[0]["batch_size"], recs[0]["steps"], recs[0]["pad_to"]) == (8, 2, 16)
+    assert recs[0]["tokens_per_batch"] == 8 * 16  # every batch padded to 16
+    assert recs[1]["pad_to"] == "longest" and recs[1]["tokens_per_batch"] <= 8 * 16
+    for r in recs:
+        assert r["samples_per_second"] > 0 and r["samples_per_second_median_step"] == pytest.approx(
+            8 / r["median_step_s"], rel=0.02)
+    p = run_py(args + ["--pad_to", "8"], check=False)
+    assert p.returncode == 2 and "--pad_to 8: queries are cut at 16 tokens" in p.stderr

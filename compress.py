@@ -148,10 +148,7 @@ def load_qat_model(width_dir):
 
 def static_param_count(pdmodel_path):
     """Elements of every persistable tensor of a static program (weights, INT8 tables and scales)."""
-    from paddle.base.proto import framework_pb2
-
-    with open(pdmodel_path, "rb") as f:
-        prog = framework_pb2.ProgramDesc.FromString(f.read())
+    prog = utils.read_program(pdmodel_path)
     total = 0
     for var in prog.blocks[0].vars:
         if var.persistable and var.name not in ("feed", "fetch") and var.type.HasField("lod_tensor"):

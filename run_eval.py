@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import utils  # noqa: F401  (first: zlib work-around before paddle)
-from utils import LabelSet, read_examples, read_queries, slotless_intents
+from utils import LabelSet, model_input_dtype, read_examples, read_queries, slotless_intents
 
 import numpy as np
 
@@ -40,19 +40,6 @@ class EvalArguments:
     output_dir: Optional[str] = field(default=None, metadata={"help": "Where to write eval_results.json or "
                                                                       "predictions.jsonl (optional)."})
     skip_malformed: bool = field(default=False, metadata={"help": "Skip malformed lines in --test_path."})
-
-
-def model_input_dtype(pdmodel_path, name="input_ids"):
-    """The dtype ('int32'/'int64') the static program declares for its input `name`."""
-    from paddle.base.proto import framework_pb2
-
-    with open(pdmodel_path, "rb") as f:
-        prog = framework_pb2.ProgramDesc.FromString(f.read())
-    for var in prog.blocks[0].vars:
-        if var.name == name:
-            dt = var.type.lod_tensor.tensor.data_type
-            return {framework_pb2.VarType.INT32: "int32", framework_pb2.VarType.INT64: "int64"}.get(dt, str(dt))
-    raise ValueError(f"{pdmodel_path}: the program has no input named {name!r}")
 
 
 def find_file(name, *dirs):

@@ -14,7 +14,9 @@ import json
 import os
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
 
 MATMUL_OPS = ("matmul_v2", "matmul", "mul")
 
@@ -29,10 +31,7 @@ def _attr(op, name, default):
 def matmul_shapes(pdmodel_path, seq_len, batch=1):
     """[(op type, X shape, Y shape, trans_x, trans_y)] of every matmul in the program, unknown dims resolved:
     the first -1 of an operand is the batch, any later -1 is the sequence."""
-    from paddle.base.proto import framework_pb2
-
-    with open(pdmodel_path, "rb") as f:
-        prog = framework_pb2.ProgramDesc.FromString(f.read())
+    prog = utils.read_program(pdmodel_path)
     out = []
     for block in prog.blocks:
         shapes = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars}
@@ -116,5 +115,4 @@ def main():
 
 
 if __name__ == "__main__":
-    start = time.time()
     main()

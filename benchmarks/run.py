@@ -6,7 +6,9 @@
 Stages: fine-tuned FP32 (`infer_model`), + pruning (`pruned`), + INT8 matmul (`int8`), + INT8 embeddings
 (`quant_emb`). Backends: FastDeploy Paddle Inference (`paddle`), FastDeploy ONNX Runtime (`onnx_runtime`),
 Paddle Lite x86 (`paddle_lite`), and the C++ demo on ONNX Runtime (`cpp`, deploy/cpp, built when missing; the
-model converted to `<prefix>.onnx` next to it).
+model converted to `<prefix>.onnx` next to it). The Python backends run once per `--tokenizers` entry: `python`
+(PaddleNLP's tokenizer, which imports PaddleNLP and Paddle) and `fast` (FastTokenizer; the process then imports
+neither).
 
 Every (stage, backend) runs in fresh processes, never two backends in one. The measuring process loads the
 model, answers the first `--queries` dev queries once as warm-up, then `--repeats` timed passes, one query per
@@ -37,6 +39,7 @@ import utils  # noqa: E402  (zlib work-around before paddle)
 
 STAGES = (("fine-tuned", "fine_tuned", "infer_model"), ("+ pruning", "compressed", "pruned"),
           ("+ INT8 matmul", "compressed", "int8"), ("+ INT8 embeddings", "compressed", "quant_emb"))
+SHORT = {"fine-tuned": "fp32", "+ pruning": "pruned", "+ INT8 matmul": "int8", "+ INT8 embeddings": "int8+emb"}
 BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
 CPP_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
 MAX_LENGTH = 16
@@ -87,32 +90,40 @@ def timed_passes(p, queries, repeats):
             "runtime_ms": statistics.median(r["run"] for r in runs)}
 
 
-def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=False):
+def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=False, use_fast=False):
     """Runs inside a child process: one Python backend on one model."""
-    from predictor import FastTokenizer, SLUPredictor
+    from predictor import SLUPredictor
 
     labels = utils.LabelSet.from_dir(model_dir)
     examples = utils.read_examples(dev, labels)
     queries = [e["query"] for e in examples][:n_queries]
-    p = SLUPredictor(model_dir, prefix, backend, batch_size=1, cpu_num_threads=1, max_length=MAX_LENGTH)
+    p = SLUPredictor(model_dir, prefix, backend, batch_size=1, cpu_num_threads=1, max_length=MAX_LENGTH,
+                     use_fast=use_fast)
     p.predict(queries)  # warm-up
     if memory_only:
         p.predict(queries)
         return memory()
     res = timed_passes(p, queries, repeats)
     res.update(memory())  # this process loaded the model and answered at batch 1
-    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer
-    fast = FastTokenizer(model_dir)
-    tok_py, tok_fast = [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        p.tokenizer([q], p.max_length)
-        t1 = time.perf_counter()
-        fast([q], p.max_length)
-        tok_py.append(t1 - t0)
-        tok_fast.append(time.perf_counter() - t1)
+    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer (after the memory was read)
+    from predictor import FastTokenizer, PythonTokenizer
+
+    py, fast = PythonTokenizer(model_dir), FastTokenizer(model_dir)
+    tok_py, tok_fast = [], []  # per pass: the median per query
+    for _ in range(repeats):
+        py_pass, fast_pass = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            py([q], p.max_length)
+            t1 = time.perf_counter()
+            fast([q], p.max_length)
+            py_pass.append(t1 - t0)
+            fast_pass.append(time.perf_counter() - t1)
+        tok_py.append(statistics.median(py_pass))
+        tok_fast.append(statistics.median(fast_pass))
     # throughput at batch 32 with 2 threads (a second predictor of the same kind)
-    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2, max_length=MAX_LENGTH)
+    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2, max_length=MAX_LENGTH,
+                       use_fast=use_fast)
     p32.predict(queries[:64])
     qps = []
     for _ in range(repeats):
@@ -128,22 +139,24 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     return res
 
 
-def run_child(a, model_dir, prefix, backend, memory_only=False):
+def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False):
     cmd = [sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--compressed", a.compressed, "--dev", a.dev,
            "--queries", str(a.queries), "--repeats", str(a.repeats), "--child", model_dir, prefix, backend]
-    p = subprocess.run(cmd + (["--memory_only"] if memory_only else []), capture_output=True, text=True, cwd=ROOT)
+    cmd += ["--memory_only"] if memory_only else []
+    cmd += ["--use_fast"] if tokenizer == "fast" else []
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     res = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
     if p.returncode or not res:
         raise RuntimeError((p.stderr or p.stdout)[-800:])
     return json.loads(res[-1][7:])
 
 
-def python_row(a, model_dir, prefix, backend, tick):
-    row = run_child(a, model_dir, prefix, backend)
+def python_row(a, model_dir, prefix, backend, tokenizer, tick):
+    row = run_child(a, model_dir, prefix, backend, tokenizer)
     tick()
     mems = [{k: row[k] for k in ("pss_mib", "rss_mib", "peak_rss_mib")}]
     for _ in range(a.repeats - 1):
-        mems.append(run_child(a, model_dir, prefix, backend, memory_only=True))
+        mems.append(run_child(a, model_dir, prefix, backend, tokenizer, memory_only=True))
         tick()
     for k in mems[0]:
         row[k] = statistics.median(m[k] for m in mems)
@@ -226,6 +239,11 @@ def cpp_row(a, model_dir, prefix, tick, tmp):
     return row
 
 
+def label(r):
+    """A row's backend as the tables name it: the runtime, and FastTokenizer where the Python row used it."""
+    return r["backend"] + (" + FastTokenizer" if r.get("tokenizer") == "fast" else "")
+
+
 # ---- the report -----------------------------------------------------------------------------------------------
 
 def size_mib(model_dir, prefix):
@@ -253,7 +271,7 @@ def arithmetic(rows, dirs, seq_len, gflops):
         macs = arith.program_macs(os.path.join(dirs[which], prefix + ".pdmodel"), seq_len)
         best = min(done, key=lambda r: r["runtime_ms"])
         lim = arith.limit_ms(macs, gflops)
-        out.append({"stage": stage, "macs": macs, "limit_ms": round(lim, 4), "best_backend": best["backend"],
+        out.append({"stage": stage, "macs": macs, "limit_ms": round(lim, 4), "best_backend": label(best),
                     "runtime_ms": best["runtime_ms"], "times_limit": round(best["runtime_ms"] / lim, 2)})
     return out
 
@@ -264,7 +282,7 @@ def targets(done, base):
     best = min(ok, key=lambda r: r["p50_ms"])
     speedup = base["p50_ms"] / best["p50_ms"]
     cut = 1 - best["pss_mib"] / base["pss_mib"]
-    return {"stage": best["stage"], "backend": best["backend"], "speedup": round(speedup, 2),
+    return {"stage": best["stage"], "backend": label(best), "speedup": round(speedup, 2),
             "memory_cut": round(cut, 3), "accuracy_change": round(best["accuracy"] - base["accuracy"], 2),
             "met": bool(speedup >= TARGET_SPEEDUP and cut >= TARGET_MEMORY_CUT)}
 
@@ -272,19 +290,19 @@ def targets(done, base):
 def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['date']}); batch 1, max length "
              f"{MAX_LENGTH}, 1 thread; {machine['queries']} dev queries, medians of {machine['repeats']} passes "
-             f"and of {machine['repeats']} fresh processes for memory. Ratios against fine-tuned FP32 on Paddle "
-             "Inference.", "",
+             f"and of {machine['repeats']} fresh processes for memory. Ratios against {base['stage']} on "
+             f"{label(base)}.", "",
              "| model | backend | accuracy | end-to-end p50 ms (x) | of which tokenizer ms | runtime alone ms | p90 ms "
              "| PSS MiB | RSS MiB | peak RSS MiB | size MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "p50_ms" not in r:
             why = r.get("refused") or r.get("error", "")
-            lines.append(f"| {r['stage']} | {r['backend']} | refused or failed: {' '.join(why.split())[:110]} "
+            lines.append(f"| {r['stage']} | {label(r)} | refused or failed: {' '.join(why.split())[:110]} "
                          f"| | | | | | | | {r['size_mib']} |")
             continue
         lines.append(
-            f"| {r['stage']} | {r['backend']} | {r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f}) | "
+            f"| {r['stage']} | {label(r)} | {r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f}) | "
             f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x) | {r['tokenizer_ms']:.3f} | "
             f"{r['runtime_ms']:.3f} | {r['p90_ms']:.3f} | {r['pss_mib']:.1f} "
             f"({100 * (r['pss_mib'] / base['pss_mib'] - 1):+.1f}%) | {r['rss_mib']:.1f} | {r['peak_rss_mib']:.1f} | "
@@ -292,9 +310,9 @@ def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
     done = [r for r in rows if "p50_ms" in r]
     lines += ["", "| model | backend | batch 32, 2 threads: queries/s | Python tokenizer ms | FastTokenizer ms |",
               "|---|---|---|---|---|"]
-    lines += [f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | "
+    lines += [f"| {r['stage']} | {label(r)} | {r['batch32_2threads_qps']} | "
               f"{r['python_tokenizer_ms']:.3f} | {r['fast_tokenizer_ms']:.3f} |" if "python_tokenizer_ms" in r else
-              f"| {r['stage']} | {r['backend']} | {r['batch32_2threads_qps']} | (C++ tokenizer, in the main table) | |"
+              f"| {r['stage']} | {label(r)} | {r['batch32_2threads_qps']} | (C++ tokenizer, in the main table) | |"
               for r in done]
     lines += ["", "Paddle Lite's Python API has no thread setting: its batch-32 row runs on its default.", "",
               f"Arithmetic limit at the median tokenized length of the timed queries ({seq_len} tokens with "
@@ -318,10 +336,13 @@ def plot(path, done):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for backend in sorted({r["backend"] for r in done}):
-        rs = [r for r in done if r["backend"] == backend]
-        axes[0].plot([r["size_mib"] for r in rs], [r["p50_ms"] for r in rs], "o-", label=backend)
-        axes[1].plot([r["size_mib"] for r in rs], [r["pss_mib"] for r in rs], "o-", label=backend)
+    for backend in sorted({label(r) for r in done}):
+        rs = [r for r in done if label(r) == backend]
+        for ax, key in zip(axes, ("p50_ms", "pss_mib")):
+            ax.plot([r["size_mib"] for r in rs], [r[key] for r in rs], "o-", label=backend)
+            for r in rs:
+                ax.annotate(SHORT[r["stage"]], (r["size_mib"], r[key]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
     for ax, y in zip(axes, ("end-to-end p50 latency (ms)", "PSS (MiB)")):
         ax.set_xlabel("model size (MiB)")
         ax.set_ylabel(y)
@@ -340,17 +361,20 @@ def main():
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--tokenizers", nargs="+", default=["python", "fast"], choices=["python", "fast"],
+                    help="the tokenizers the Python backends run with, one row each")
     ap.add_argument("--stages", nargs="+", default=[s[2] for s in STAGES], choices=[s[2] for s in STAGES])
     ap.add_argument("--cpp_demo", default=CPP_DEMO, help="the C++ demo binary (built when missing)")
     ap.add_argument("--name", default="latency")
     ap.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "results"))
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--memory_only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--use_fast", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.queries < 1 or a.repeats < 1:
         ap.error("--queries and --repeats must be at least 1")
     if a.child:
-        print("RESULT " + json.dumps(measure(*a.child, a.dev, a.queries, a.repeats, a.memory_only)))
+        print("RESULT " + json.dumps(measure(*a.child, a.dev, a.queries, a.repeats, a.memory_only, a.use_fast)))
         return
     for d, flag in ((a.fine_tuned, "--fine_tuned"), (a.compressed, "--compressed")):
         if not os.path.isdir(d):
@@ -365,14 +389,15 @@ def main():
 
     dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
     stages = [s for s in STAGES if s[2] in a.stages]
-    work = [(s, b) for s in stages for b in a.backends]
+    work = [(s, b, "c++" if b == "cpp" else t) for s in stages for b in a.backends
+            for t in (["c++"] if b == "cpp" else a.tokenizers)]
     bar = tqdm(total=len(work) * a.repeats + 1, desc="benchmark", unit="run", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for (stage, which, prefix), backend in work:
+        for (stage, which, prefix), backend, tokenizer in work:
             d = dirs[which]
-            bar.set_postfix_str(f"{stage} on {backend}")
-            row = {"stage": stage, "model": os.path.join(d, prefix), "backend": backend}
+            row = {"stage": stage, "model": os.path.join(d, prefix), "backend": backend, "tokenizer": tokenizer}
+            bar.set_postfix_str(f"{stage} on {label(row)}")
             pdmodel = os.path.join(d, prefix + ".pdmodel")
             if not os.path.isfile(pdmodel):
                 row["error"] = f"model file not found: {pdmodel}"
@@ -390,7 +415,7 @@ def main():
                     if backend == "cpp":
                         row.update(cpp_row(a, d, prefix, lambda: bar.update(1), tmp))
                     else:
-                        row.update(python_row(a, d, prefix, backend, lambda: bar.update(1)))
+                        row.update(python_row(a, d, prefix, backend, tokenizer, lambda: bar.update(1)))
                 except (RuntimeError, ValueError, FileNotFoundError) as e:
                     row["error"] = str(e)
             bar.update(max(0, n0 + a.repeats - bar.n))
@@ -402,11 +427,12 @@ def main():
         gflops = arith.peak_gflops()
         bar.update(1)
     bar.close()
-    base = next((r for r in done if r["stage"] == "fine-tuned" and r["backend"] == "paddle"), None)
+    base = next((r for r in done if r["stage"] == "fine-tuned" and r["backend"] == "paddle"
+                 and r["tokenizer"] == a.tokenizers[0]), None)
     if base is None:
         base = done[0]
         print(f"benchmarks/run.py: no fine-tuned row on paddle: ratios are against {base['stage']} on "
-              f"{base['backend']}", file=sys.stderr)
+              f"{label(base)}", file=sys.stderr)
     machine = {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
                "cores": os.cpu_count(), "queries": a.queries, "repeats": a.repeats,
                "date": time.strftime("%Y-%m-%d %H:%M"), "peak_gflops_1_thread": round(gflops, 2),
@@ -415,7 +441,7 @@ def main():
     target = targets(done, base)
     os.makedirs(a.out_dir, exist_ok=True)
     with open(os.path.join(a.out_dir, a.name + ".json"), "w") as f:
-        json.dump({"machine": machine, "baseline": {"stage": base["stage"], "backend": base["backend"]},
+        json.dump({"machine": machine, "baseline": {"stage": base["stage"], "backend": label(base)},
                    "rows": rows, "arithmetic": arith_rows, "targets": target}, f, indent=2, ensure_ascii=False)
     lines = markdown(machine, rows, base, arith_rows, target, seq_len, gflops)
     with open(os.path.join(a.out_dir, a.name + ".md"), "w") as f:

@@ -63,32 +63,33 @@ def bench(trained_pico, compressed, corpus_subset, tmp_path_factory):
     assert p.returncode == 0, p.stderr[-3000:]
     p = run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--compressed",
                 str(compressed / "width_mult_0.5"), "--dev", str(corpus_subset / "dev.txt"), "--queries", "12",
-                "--repeats", "2", "--backends", "paddle", "cpp", "--cpp_demo", str(exe), "--name", "t",
+                "--repeats", "2", "--backends", "paddle", "cpp", "--tokenizers", "python", "fast", "--cpp_demo", str(exe), "--name", "t",
                 "--out_dir", str(out)])
     return json.load(open(out / "t.json")), open(out / "t.md").read(), p.stderr, out
 
 
 def test_every_stage_and_backend_has_a_row_or_a_reason(bench):
     res, _, stderr, out = bench
-    rows = {(r["stage"], r["backend"]): r for r in res["rows"]}
+    rows = {(r["stage"], r["backend"], r["tokenizer"]): r for r in res["rows"]}
     stages = ["fine-tuned", "+ pruning", "+ INT8 matmul", "+ INT8 embeddings"]
-    assert list(rows) == [(s, b) for s in stages for b in ("paddle", "cpp")]
-    assert "dequantize_log" in rows[("+ INT8 embeddings", "cpp")]["refused"]
+    assert list(rows) == [(s, b, t) for s in stages for b, t in (("paddle", "python"), ("paddle", "fast"),
+                                                                  ("cpp", "c++"))]
+    assert "dequantize_log" in rows[("+ INT8 embeddings", "cpp", "c++")]["refused"]
     keys = {"accuracy", "p50_ms", "p90_ms", "tokenizer_ms", "runtime_ms", "pss_mib", "rss_mib", "peak_rss_mib",
             "batch32_2threads_qps", "size_mib"}
     for k, r in rows.items():
-        if k == ("+ INT8 embeddings", "cpp"):
+        if k == ("+ INT8 embeddings", "cpp", "c++"):
             continue
         assert keys <= set(r), (k, r)
         assert r["p50_ms"] <= r["p90_ms"] and 0 < r["tokenizer_ms"] < r["p50_ms"], k
         assert 0 < r["pss_mib"] <= r["rss_mib"] * 1.01 and r["rss_mib"] <= r["peak_rss_mib"] * 1.01, k
         assert "python_tokenizer_ms" in r if k[1] == "paddle" else "onnx_mib" in r
     # sizes are the Paddle files of each stage
-    w = rows[("+ pruning", "paddle")]["model"]
-    assert rows[("+ pruning", "paddle")]["size_mib"] == round(
+    w = rows[("+ pruning", "paddle", "python")]["model"]
+    assert rows[("+ pruning", "paddle", "fast")]["size_mib"] == round(
         (os.path.getsize(w + ".pdmodel") + os.path.getsize(w + ".pdiparams")) / 2 ** 20, 2)
-    # the progress bar counted every run: 8 rows x 2 repeats + the peak measurement
-    assert "17/17" in stderr
+    # the progress bar counted every run: 12 rows x 2 repeats + the peak measurement
+    assert "25/25" in stderr
     assert open(out / "t.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
@@ -99,8 +100,8 @@ def test_accuracy_of_both_backends_equals_run_eval(bench, trained_pico, compress
     p = run_py(["run_eval.py", "--infer_prefix", str(d / prefix), "--test_path", str(corpus_subset / "dev.txt"),
                 "--do_eval"])
     ref = round(100 * json.loads(p.stdout.strip().splitlines()[-1])["accuracy"], 2)
-    got = {r["backend"]: r["accuracy"] for r in res["rows"] if r["stage"] == stage}
-    assert got == {"paddle": ref, "cpp": ref}
+    got = {r["tokenizer"]: r["accuracy"] for r in res["rows"] if r["stage"] == stage}
+    assert got == {"python": ref, "fast": ref, "c++": ref}
 
 
 def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compressed, corpus_subset):
@@ -123,16 +124,19 @@ def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compre
     for r in res["arithmetic"]:
         fastest = min((x for x in res["rows"] if x["stage"] == r["stage"] and "runtime_ms" in x),
                       key=lambda x: x["runtime_ms"])
-        assert (r["best_backend"], r["runtime_ms"]) == (fastest["backend"], fastest["runtime_ms"])
+        assert r["runtime_ms"] == fastest["runtime_ms"]
+        assert r["best_backend"] == fastest["backend"] + (" + FastTokenizer" if fastest["tokenizer"] == "fast" else "")
         assert r["limit_ms"] == pytest.approx(2 * r["macs"] / (gflops * 1e9) * 1e3, rel=1e-2)
 
 
 def test_markdown_ratios_and_targets(bench):
     res, md, _, _ = bench
     rows = [r for r in res["rows"] if "p50_ms" in r]
-    base = next(r for r in rows if r["stage"] == "fine-tuned" and r["backend"] == "paddle")
+    base = next(r for r in rows if r["stage"] == "fine-tuned" and r["backend"] == "paddle" and r["tokenizer"] == "python")
+    assert res["baseline"] == {"stage": "fine-tuned", "backend": "paddle"}
     for r in rows:
-        line = next(x for x in md.splitlines() if x.startswith(f"| {r['stage']} | {r['backend']} | {r['accuracy']:.2f}"))
+        name = r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "")
+        line = next(x for x in md.splitlines() if x.startswith(f"| {r['stage']} | {name} | {r['accuracy']:.2f}"))
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert cells[3] == f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x)"
         pct = 100 * (r["pss_mib"] / base["pss_mib"] - 1)
@@ -141,10 +145,11 @@ def test_markdown_ratios_and_targets(bench):
     ok = [r for r in rows if r["accuracy"] >= base["accuracy"] - 0.3]
     best = min(ok, key=lambda r: r["p50_ms"])
     t = res["targets"]
-    assert (t["stage"], t["backend"]) == (best["stage"], best["backend"])
+    best_name = best["backend"] + (" + FastTokenizer" if best["tokenizer"] == "fast" else "")
+    assert (t["stage"], t["backend"]) == (best["stage"], best_name)
     speedup, cut = base["p50_ms"] / best["p50_ms"], 1 - best["pss_mib"] / base["pss_mib"]
     assert t["met"] == (speedup >= 2.13 and cut >= 0.62)
-    assert re.search(rf"{re.escape(best['stage'])} on {best['backend']}: {speedup:.2f}x", md)
+    assert re.search(rf"{re.escape(best['stage'])} on {re.escape(best_name)}: {speedup:.2f}x", md)
 
 
 def test_bad_arguments_are_named(trained_pico, corpus_subset, tmp_path):

@@ -138,6 +138,32 @@ def test_predictor_evaluate_equals_run_eval(trained_pico, corpus_subset):
     assert round(m["accuracy"], 6) == ref["accuracy"] and round(m["intent_accuracy"], 6) == ref["intent_accuracy"]
 
 
+@pytest.mark.parametrize("backend", ["paddle", "onnx_runtime", "paddle_lite"])
+def test_fast_tokenizer_predictor_imports_neither_paddle_nor_paddlenlp(trained_pico, backend):
+    """With FastTokenizer the deployment process reads the program (ops, input dtype) without importing Paddle or
+    PaddleNLP (hundreds of MiB), and still answers like the Python-tokenizer predictor. Each predictor runs in its
+    own process (FastDeploy's Paddle backend must not share one with the paddle package)."""
+    def run(use_fast):
+        code = (
+            "import json, sys\n"
+            f"sys.path.insert(0, {os.path.join(ROOT, 'deploy', 'python')!r})\n"
+            "from predictor import SLUPredictor\n"
+            f"p = SLUPredictor({str(trained_pico)!r}, backend={backend!r}, batch_size=4, use_fast={use_fast})\n"
+            "out = p.predict(['来一首周华健的花心', '打电话给18866668888', '暂停'])\n"
+            "print(json.dumps({'out': out, 'dtype': p.input_dtype, 'loaded': sorted(\n"
+            "    m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp'))}))\n")
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    fast, ref = run(True), run(False)
+    assert fast["loaded"] == [] and fast["dtype"] == "int32"
+    assert "paddlenlp" in ref["loaded"]  # the Python tokenizer does import it: the check above can see it
+    for a, b in zip(fast["out"], ref["out"]):
+        assert (a["intent"], a["slot"]) == (b["intent"], b["slot"])
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-4)
+
+
 def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):
     sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
     from predictor import FastTokenizer, PythonTokenizer

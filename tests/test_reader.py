@@ -1,5 +1,6 @@
 """Corpus reader: ASR corrections, blank lines, and every kind of malformed line."""
 import os
+import re
 
 import pytest
 
@@ -104,3 +105,15 @@ def test_shared_corpus_reads_clean(labels, corpus_path):
     assert utils.slotless_intents(ex, labels) == [
         "OTHERS", "music.pause", "music.prev", "music.next", "navigation.open", "navigation.start_navigation",
         "navigation.cancel_navigation", "phone_call.cancel"]
+
+
+def test_read_program_names_the_bad_file(tmp_path):
+    bad, empty = tmp_path / "bad.pdmodel", tmp_path / "empty.pdmodel"
+    bad.write_bytes(b"\xff\xff\xff\xff")
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{re.escape(str(bad))}: not a Paddle program"):
+        utils.read_program(str(bad))
+    with pytest.raises(ValueError, match=f"{re.escape(str(empty))}: not a Paddle program"):
+        utils.program_ops(str(empty))
+    with pytest.raises(FileNotFoundError, match=f"model file not found: {re.escape(str(tmp_path / 'x.pdmodel'))}"):
+        utils.model_input_dtype(str(tmp_path / "x.pdmodel"))

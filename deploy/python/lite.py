@@ -15,6 +15,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import utils  # noqa: E402
+
 UNSUPPORTED = {"quantize_linear", "dequantize_linear", "dequantize_log"}
 XSHAPE_OPS = {"transpose2", "unsqueeze2", "reshape2", "squeeze2", "flatten_contiguous_range"}
 
@@ -33,10 +36,8 @@ def _set_bool(op, name, value, framework_pb2):
 
 def rewrite_for_lite(pdmodel_in, pdmodel_out):
     """Write a Lite-compatible copy of a static program. Returns the list of changes made."""
-    from paddle.base.proto import framework_pb2
-
-    with open(pdmodel_in, "rb") as f:
-        prog = framework_pb2.ProgramDesc.FromString(f.read())
+    framework_pb2 = utils.framework_pb2()
+    prog = utils.read_program(pdmodel_in)
     bad = sorted({op.type for b in prog.blocks for op in b.ops} & UNSUPPORTED)
     if bad:
         raise ValueError(f"{pdmodel_in}: Paddle Lite 2.10 has no kernels for {', '.join(bad)} (QAT with "

@@ -13,13 +13,7 @@ import utils  # noqa: E402  (zlib work-around before paddle)
 BACKENDS = ("paddle", "onnx_runtime", "openvino", "paddle_lite")
 
 
-def program_ops(pdmodel_path):
-    """Operator types of a static Paddle program."""
-    from paddle.base.proto import framework_pb2
-
-    with open(pdmodel_path, "rb") as f:
-        prog = framework_pb2.ProgramDesc.FromString(f.read())
-    return {op.type for block in prog.blocks for op in block.ops}
+program_ops = utils.program_ops
 
 
 def refusal(backend, ops):
@@ -91,9 +85,7 @@ class SLUPredictor:
         self.labels = utils.LabelSet.from_dir(model_dir)
         self.tokenizer = FastTokenizer(model_dir) if use_fast else PythonTokenizer(model_dir)
         self.max_length, self.batch_size = max_length, batch_size
-        from run_eval import model_input_dtype
-
-        self.input_dtype = model_input_dtype(prefix + ".pdmodel")
+        self.input_dtype = utils.model_input_dtype(prefix + ".pdmodel")
 
         if backend == "paddle_lite":  # Paddle Lite's own Python API on an x86 .nb converted next to the model
             import lite

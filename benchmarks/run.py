@@ -233,8 +233,9 @@ def cpp_row(a, model_dir, prefix, tick, tmp):
     run_cpp(exe, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--batch_size", 32,
             "--cpu_num_threads", 2, "--stats_json", sfile)
     row["batch32_2threads_qps"] = round(json.load(open(sfile))["queries_per_s"], 1)
-    out = run_cpp(exe, model_dir, onnx, "--input_file", a.dev, "--dump_ids", "--batch_size", 64)
-    row["accuracy"] = round(100 * cpp_accuracy(out, examples, model_dir)["accuracy"], 2)
+    # scored after every measurement: scoring imports PaddleNLP (and Paddle) into this process, whose pages
+    # the measured processes would then share, lowering their PSS
+    row["_dev_outputs"] = run_cpp(exe, model_dir, onnx, "--input_file", a.dev, "--dump_ids", "--batch_size", 64)
     row["onnx_mib"] = round(os.path.getsize(onnx) / 2 ** 20, 2)
     return row
 
@@ -277,14 +278,20 @@ def arithmetic(rows, dirs, seq_len, gflops):
 
 
 def targets(done, base):
-    """The fastest row within the accuracy bound, and how it compares with upstream's ratios."""
-    ok = [r for r in done if r["accuracy"] >= base["accuracy"] - TARGET_ACCURACY_DROP]
-    best = min(ok, key=lambda r: r["p50_ms"])
-    speedup = base["p50_ms"] / best["p50_ms"]
-    cut = 1 - best["pss_mib"] / base["pss_mib"]
-    return {"stage": best["stage"], "backend": label(best), "speedup": round(speedup, 2),
-            "memory_cut": round(cut, 3), "accuracy_change": round(best["accuracy"] - base["accuracy"], 2),
-            "met": bool(speedup >= TARGET_SPEEDUP and cut >= TARGET_MEMORY_CUT)}
+    """Against upstream's ratios: every row's speedup, PSS cut and accuracy change; the rows that meet all three;
+    the best of those (fastest), or the fastest row within the accuracy bound when none does."""
+    def judge(r):
+        speedup, cut = base["p50_ms"] / r["p50_ms"], 1 - r["pss_mib"] / base["pss_mib"]
+        change = r["accuracy"] - base["accuracy"]
+        return {"stage": r["stage"], "backend": label(r), "speedup": round(speedup, 2), "memory_cut": round(cut, 3),
+                "accuracy_change": round(change, 2),
+                "met": bool(speedup >= TARGET_SPEEDUP and cut >= TARGET_MEMORY_CUT and change >= -TARGET_ACCURACY_DROP)}
+
+    judged = sorted((judge(r) for r in done), key=lambda j: -j["speedup"])
+    meeting = [j for j in judged if j["met"]]
+    within = [j for j in judged if j["accuracy_change"] >= -TARGET_ACCURACY_DROP]
+    best = (meeting or within or judged)[0]
+    return {**best, "meeting": [f"{j['stage']} on {j['backend']}" for j in meeting]}
 
 
 def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
@@ -323,9 +330,10 @@ def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
               f"({r['best_backend']}) | {r['times_limit']:.2f} |" for r in arith_rows]
     lines += ["", f"Targets (upstream's phone ratios): at least {TARGET_SPEEDUP}x faster end to end and "
               f"{100 * TARGET_MEMORY_CUT:.0f}% less memory (PSS) within {TARGET_ACCURACY_DROP} accuracy points. "
-              f"Fastest within the accuracy bound: {target['stage']} on {target['backend']}: {target['speedup']:.2f}x, "
-              f"{100 * target['memory_cut']:.1f}% less PSS, accuracy {target['accuracy_change']:+.2f}: "
-              f"{'met' if target['met'] else 'NOT met'}."]
+              + (f"Met by {len(target['meeting'])} rows ({'; '.join(target['meeting'])}); the fastest of them: "
+                 if target["met"] else "NOT met by any row; the fastest within the accuracy bound: ")
+              + f"{target['stage']} on {target['backend']}: {target['speedup']:.2f}x, "
+              f"{100 * target['memory_cut']:.1f}% less PSS, accuracy {target['accuracy_change']:+.2f}."]
     return lines
 
 
@@ -420,6 +428,18 @@ def main():
                     row["error"] = str(e)
             bar.update(max(0, n0 + a.repeats - bar.n))
             rows.append(row)
+        # the measured processes shared no Paddle pages with this one (it has not imported paddle so far)
+        clean = not any(m.split(".")[0] in ("paddle", "paddlenlp") for m in sys.modules)
+        for r in rows:
+            if "_dev_outputs" in r:
+                d = os.path.dirname(r["model"])
+                examples = utils.read_examples(a.dev, utils.LabelSet.from_dir(d))
+                try:
+                    r["accuracy"] = round(100 * cpp_accuracy(r.pop("_dev_outputs"), examples, d)["accuracy"], 2)
+                except RuntimeError as e:
+                    for k in [k for k in r if k.endswith(("_ms", "_mib", "_qps"))]:
+                        del r[k]
+                    r["error"] = str(e)
         done = [r for r in rows if "p50_ms" in r]
         if not done:
             raise SystemExit("benchmarks/run.py: no stage ran: " + json.dumps(rows, ensure_ascii=False)[:3000])
@@ -436,7 +456,7 @@ def main():
     machine = {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
                "cores": os.cpu_count(), "queries": a.queries, "repeats": a.repeats,
                "date": time.strftime("%Y-%m-%d %H:%M"), "peak_gflops_1_thread": round(gflops, 2),
-               "median_seq_len": seq_len}
+               "median_seq_len": seq_len, "parent_free_of_paddle_while_measuring": clean}
     arith_rows = arithmetic(rows, dirs, seq_len, gflops)
     target = targets(done, base)
     os.makedirs(a.out_dir, exist_ok=True)

@@ -141,15 +141,23 @@ def test_markdown_ratios_and_targets(bench):
         assert cells[3] == f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x)"
         pct = 100 * (r["pss_mib"] / base["pss_mib"] - 1)
         assert cells[7] == f"{r['pss_mib']:.1f} ({pct:+.1f}%)"
-    # the target line names the fastest row whose accuracy is within 0.3 points of the baseline
-    ok = [r for r in rows if r["accuracy"] >= base["accuracy"] - 0.3]
-    best = min(ok, key=lambda r: r["p50_ms"])
+    # the targets: rows at least 2.13x faster with at least 62% less PSS and at most 0.3 points less accuracy;
+    # the line names the fastest of them (or, when none, the fastest within the accuracy bound)
+    def name(r):
+        return r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "")
+
+    meeting = [r for r in rows if base["p50_ms"] / r["p50_ms"] >= 2.13 and r["pss_mib"] <= 0.38 * base["pss_mib"]
+               and r["accuracy"] >= base["accuracy"] - 0.3]
     t = res["targets"]
-    best_name = best["backend"] + (" + FastTokenizer" if best["tokenizer"] == "fast" else "")
-    assert (t["stage"], t["backend"]) == (best["stage"], best_name)
-    speedup, cut = base["p50_ms"] / best["p50_ms"], 1 - best["pss_mib"] / base["pss_mib"]
-    assert t["met"] == (speedup >= 2.13 and cut >= 0.62)
-    assert re.search(rf"{re.escape(best['stage'])} on {re.escape(best_name)}: {speedup:.2f}x", md)
+    assert t["met"] == bool(meeting)
+    assert sorted(t["meeting"]) == sorted(f"{r['stage']} on {name(r)}" for r in meeting)
+    pool = meeting or [r for r in rows if r["accuracy"] >= base["accuracy"] - 0.3]
+    best = min(pool, key=lambda r: r["p50_ms"])
+    assert (t["stage"], t["backend"]) == (best["stage"], name(best))
+    speedup = base["p50_ms"] / best["p50_ms"]
+    assert re.search(rf"{re.escape(best['stage'])} on {re.escape(name(best))}: {speedup:.2f}x", md)
+    # the measured processes shared no Paddle pages with the benchmark's own process
+    assert res["machine"]["parent_free_of_paddle_while_measuring"] is True
 
 
 def test_bad_arguments_are_named(trained_pico, corpus_subset, tmp_path):

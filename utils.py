@@ -283,16 +283,28 @@ def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slo
 def evaluate_examples(examples, labels, slotless, forward, batch_size):
     """Sentence and intent accuracy of any runtime on corpus examples: the one evaluation loop that run_eval.py
     and the deployment predictors share. `forward(texts)` returns (ids, offsets, intent_logits, slot_logits)."""
-    intent_pred, slot_pred, intent_gold, slot_gold = [], [], [], []
+    predictions = []
     for s in range(0, len(examples), batch_size):
         chunk = examples[s:s + batch_size]
         ids, offsets, intent_logits, slot_logits = forward([e["query"] for e in chunk])
         pred = slot_logits.argmax(-1)
-        for k, ex in enumerate(chunk):
-            intent_pred.append(int(intent_logits[k].argmax()))
-            intent_gold.append(labels.intent2id[ex["intent"]])
-            slot_pred.append(pred[k][:len(ids[k])])
-            slot_gold.append(spans_to_token_labels(offsets[k], ex["slots"], labels))
+        for k in range(len(chunk)):
+            predictions.append((offsets[k], int(intent_logits[k].argmax()), pred[k][:len(ids[k])]))
+    return score_predictions(examples, labels, slotless, predictions)
+
+
+def score_predictions(examples, labels, slotless, predictions):
+    """Sentence and intent accuracy of predictions given as (token offsets, intent id, slot ids per token), one per
+    example: gold slot labels are laid on the same offsets. Used by evaluate_examples and by runtimes that only
+    give the argmaxes (the C++ demo)."""
+    if len(predictions) != len(examples):
+        raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
+    intent_pred, slot_pred, intent_gold, slot_gold = [], [], [], []
+    for ex, (offsets, intent_id, slot_ids) in zip(examples, predictions):
+        intent_pred.append(intent_id)
+        intent_gold.append(labels.intent2id[ex["intent"]])
+        slot_pred.append(slot_ids)
+        slot_gold.append(spans_to_token_labels(offsets, ex["slots"], labels))
     return sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
 
 

@@ -195,7 +195,7 @@ def run_cpp(exe, model_dir, onnx, *args):
 
 def cpp_accuracy(outputs, examples, model_dir):
     """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples, by
-    utils.sentence_metrics; gold slot labels are laid on PaddleNLP's token offsets, whose ids must equal the demo's."""
+    utils.score_predictions on PaddleNLP's token offsets, whose ids must equal the demo's."""
     from predictor import PythonTokenizer
 
     labels = utils.LabelSet.from_dir(model_dir)
@@ -203,16 +203,12 @@ def cpp_accuracy(outputs, examples, model_dir):
     if len(rows) != len(examples):
         raise RuntimeError(f"the C++ demo answered {len(rows)} of {len(examples)} dev queries")
     ids, offsets, _ = PythonTokenizer(model_dir)([e["query"] for e in examples], MAX_LENGTH)
-    intent_pred, intent_gold, slot_pred, slot_gold = [], [], [], []
-    for row, ex, i, off in zip(rows, examples, ids, offsets):
+    for row, ex, i in zip(rows, examples, ids):
         if row["query"] != ex["query"] or row["ids"] != i:
             raise RuntimeError(f"dev line {ex['line']}: the C++ demo's tokens differ from PaddleNLP's for {ex['query']!r}")
-        intent_pred.append(labels.intent2id[row["intent"]])
-        intent_gold.append(labels.intent2id[ex["intent"]])
-        slot_pred.append(row["slot_ids"])
-        slot_gold.append(utils.spans_to_token_labels(off, ex["slots"], labels))
+    predictions = [(off, labels.intent2id[row["intent"]], row["slot_ids"]) for row, off in zip(rows, offsets)]
     slotless = utils.read_lines(os.path.join(model_dir, "slotless_intent.txt"))
-    return utils.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
+    return utils.score_predictions(examples, labels, slotless, predictions)
 
 
 def cpp_row(a, model_dir, prefix, tick, tmp):
@@ -392,7 +388,7 @@ def main():
     import tempfile
 
     import arith
-    from predictor import program_ops, refusal
+    from predictor import refusal
     from tqdm import tqdm
 
     dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
@@ -413,7 +409,7 @@ def main():
                 bar.update(a.repeats)
                 continue
             row["size_mib"] = size_mib(d, prefix)
-            ops = program_ops(pdmodel)
+            ops = utils.program_ops(pdmodel)
             why = refusal("onnx_runtime" if backend == "cpp" else backend, ops)
             n0 = bar.n
             if why:

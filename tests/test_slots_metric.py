@@ -79,6 +79,24 @@ def test_sentence_metric_hand_worked(labels):
     assert m["accuracy"] == pytest.approx(1 / 5)  # 3 and 5 now need their slots right: both wrong
 
 
+def test_score_predictions_lays_gold_on_the_offsets(labels):
+    """Argmax predictions (what the C++ demo gives) against corpus examples: gold B/I labels come from the slot
+    spans laid on each prediction's token offsets."""
+    i, s = labels.intent2id, labels.slot2id
+    O, B, I = s["O"], s["B-song"], s["I-song"]
+    examples = [{"query": "放花心", "intent": "music.play", "slots": [("song", 1, 3)]},
+                {"query": "放花心", "intent": "music.play", "slots": [("song", 1, 3)]},
+                {"query": "暂停", "intent": "music.pause", "slots": []}]
+    offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (0, 0)]  # [CLS] 放 花 心 [SEP]
+    preds = [(offsets, i["music.play"], [0, O, B, I, 0]),            # right
+             (offsets, i["music.play"], [0, O, B, B, 0]),            # 心 should be I-song
+             ([(0, 0), (0, 1), (1, 2), (0, 0)], i["music.pause"], [0, B, B, 0])]  # slot-less: slots ignored
+    m = utils.score_predictions(examples, labels, ["music.pause"], preds)
+    assert m == {"accuracy": pytest.approx(2 / 3), "intent_accuracy": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="2 predictions for 3 examples"):
+        utils.score_predictions(examples, labels, ["music.pause"], preds[:2])
+
+
 def test_slotless_intents_from_data(labels):
     ex = [{"intent": "music.play", "slots": [("song", 0, 1, "x")]}, {"intent": "music.play", "slots": []},
           {"intent": "OTHERS", "slots": []}, {"intent": "music.next", "slots": []}]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from predictor import program_ops  # noqa: E402
+from predictor import utils  # noqa: E402  (the project's utils, as the predictor imports it)
 
 
 def convert(model_dir, model_prefix="infer_model", output="model.onnx", opset=13):
@@ -17,7 +17,7 @@ def convert(model_dir, model_prefix="infer_model", output="model.onnx", opset=13
     for ext in (".pdmodel", ".pdiparams"):
         if not os.path.isfile(prefix + ext):
             raise FileNotFoundError(f"model file not found: {prefix + ext}")
-    if "dequantize_log" in program_ops(prefix + ".pdmodel"):
+    if "dequantize_log" in utils.program_ops(prefix + ".pdmodel"):
         raise ValueError(f"{prefix}: INT8 embeddings (dequantize_log) have no ONNX conversion in paddle2onnx; "
                          "convert the int8 or pruned model instead")
     out = os.path.join(model_dir, output)

@@ -35,11 +35,11 @@ def main(argv=None):
     args = parse_args(argv)
     if args.backend == "paddle_lite" and args.lite_target == "arm":
         import lite
-        from predictor import program_ops, refusal
+        from predictor import refusal
 
         prefix = f"{args.model_dir}/{args.model_prefix}"
         if os.path.isfile(prefix + ".pdmodel"):
-            why = refusal("paddle_lite", program_ops(prefix + ".pdmodel"))
+            why = refusal("paddle_lite", utils.program_ops(prefix + ".pdmodel"))
             if why:
                 raise ValueError(f"{prefix} on paddle_lite: {why}")
         print(lite.convert(prefix, "arm"))

@@ -13,7 +13,6 @@ import utils  # noqa: E402  (zlib work-around before paddle)
 BACKENDS = ("paddle", "onnx_runtime", "openvino", "paddle_lite")
 
 
-program_ops = utils.program_ops
 
 
 def refusal(backend, ops):
@@ -78,7 +77,7 @@ class SLUPredictor:
         for ext in (".pdmodel", ".pdiparams"):
             if not os.path.isfile(prefix + ext):
                 raise FileNotFoundError(f"model file not found: {prefix + ext}")
-        ops = program_ops(prefix + ".pdmodel")
+        ops = utils.program_ops(prefix + ".pdmodel")
         why = refusal(backend, ops)
         if why:
             raise ValueError(f"{prefix} on {backend}: {why}")

@@ -1,280 +1,32 @@
-"""Compression with PaddleNLP's Trainer.compress (PaddleSlim): DynaBERT width pruning, QAT, INT8 embeddings.
+"""Compress a fine-tuned JointErnie: DynaBERT width pruning, QAT (INT8 matmul), INT8 embeddings.
 
-Called by run_train.py --do_compress. `check_strategy` runs before anything is loaded or trained.
-For width w (default 0.75) it writes <output_dir>/width_mult_<w>/:
-    model_state.pdparams + config.json   width-pruned FP32 weights (JointErnie.from_pretrained loads them)
-    pruned.pdmodel/.pdiparams            the same, as a static graph
-    int8.pdmodel/.pdiparams              pruned + QAT (INT8 matmul weights and activations)
-    quant_emb.pdmodel/.pdiparams         pruned + QAT + INT8 (log-quantized) embedding tables
-plus the tokenizer and label files, so that the directory deploys on its own; and
-<output_dir>/compress_report.{json,md,png}: accuracy, size and parameter count of every stage.
+The same as `run_train.py --do_compress` (upstream's command, scripts/compress.sh holds it in full):
+    python compress.py --model_name_or_path output/nano --output_dir output/nano \\
+        --train_path data/train.txt --dev_path data/dev.txt --strategy 'dynabert+qat+embeddings'
+Writes <output_dir>/width_mult_<w>/ (pruned, int8 and quant_emb models, deploy files) and compress_report.*.
 """
-import math
-import os
-import types
+import sys
 
-import utils
+from slu import compression, core, training  # first: zlib work-around before paddle
 
-KNOWN_STRATEGIES = ("dynabert", "ptq", "qat", "dynabert+ptq", "dynabert+qat", "dynabert+embeddings",
-                    "dynabert+qat+embeddings")
-SUPPORTED_STRATEGIES = ("dynabert", "dynabert+qat", "dynabert+qat+embeddings")
-REFUSED_WHY = {
-    "ptq": "post-training quantization needs PaddleNLP's grid search over calibration settings, which this "
-           "pipeline does not drive; QAT gives the INT8 model",
-    "qat": "QAT without DynaBERT skips the width pruning that the stage report and the deployment expect",
-    "dynabert+ptq": "post-training quantization is not driven by this pipeline; use QAT",
-    "dynabert+embeddings": "PaddleNLP quantizes embeddings of the exported pruned model only after QAT/PTQ in "
-                           "this release; use dynabert+qat+embeddings",
-}
-STAGES = (("fine-tuned", None), ("+ pruning (vocab + width)", "pruned"),
-          ("+ INT8 matmul (QAT)", "int8"), ("+ INT8 embeddings", "quant_emb"))
+import paddle
+from paddlenlp.trainer import CompressionArguments, PdArgumentParser
 
 
-def normalise_strategy(strategy):
-    parts = [p.strip() for p in (strategy or "").split("+") if p.strip()]
-    order = {"dynabert": 0, "ptq": 1, "qat": 1, "embeddings": 2}
-    return "+".join(sorted(parts, key=lambda p: order.get(p, 3)))
+def main(argv=None):
+    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
+    model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
+    args.do_compress = True
+    errors = training.check_args(data_args, args) + compression.check_args(data_args, args)
+    if errors:
+        raise SystemExit("compress.py: error: " + "; ".join(errors))
+    paddle.set_device(args.device)
+    paddle.seed(args.seed)
+    compression.run(training.Setup(model_args, data_args, args), model_args, data_args, args)
 
 
-def parse_widths(width_mult_list):
-    out = []
-    for w in width_mult_list or ["3/4"]:
-        try:
-            value = float(eval(str(w), {"__builtins__": {}}))  # PaddleNLP evaluates these too ('3/4')
-        except Exception:
-            value = None
-        out.append((w, value))
-    return out
-
-
-def check_strategy(args):
-    """Error messages (empty when fine) for --strategy and --width_mult_list."""
-    errors = []
-    strategy = normalise_strategy(args.strategy)
-    if strategy not in KNOWN_STRATEGIES:
-        errors.append(f"unknown --strategy {args.strategy!r}; PaddleNLP accepts: {', '.join(KNOWN_STRATEGIES)}")
-    elif strategy not in SUPPORTED_STRATEGIES:
-        errors.append(f"--strategy {strategy!r} is refused: {REFUSED_WHY[strategy]}; supported: "
-                      f"{', '.join(SUPPORTED_STRATEGIES)}")
-    widths = parse_widths(args.width_mult_list)
-    for w, value in widths:
-        if value is None or not 0 < value < 1:
-            errors.append(f"--width_mult_list value {w!r} is not a number between 0 and 1")
-    if len(widths) > 1:
-        errors.append("--width_mult_list takes one width: PaddleNLP 2.8 quantizes the last width's model into "
-                      "every width directory")
-    return errors
-
-
-def make_custom_evaluate(labels, slotless, log):
-    """Sentence accuracy (the metric of training and run_eval) for a JointErnie or its OFA wrapper.
-
-    The returned score is the sentence accuracy plus 1e-6 * (1 + intent accuracy): strictly positive,
-    because PaddleNLP saves a DynaBERT width model only when the score beats 0, with ties broken by
-    intent accuracy. The logged figures are the plain accuracies."""
-    import numpy as np
-    import paddle
-
-    @paddle.no_grad()
-    def custom_evaluate(trainer, model, data_loader):
-        from paddleslim.nas.ofa import OFA
-
-        model.eval()
-        ip, ig, sp, sg = [], [], [], []
-        for batch in data_loader:
-            outputs = model(batch["input_ids"])
-            if isinstance(model, OFA):
-                outputs = outputs[0]  # (student outputs, teacher outputs)
-            intent_logits, slot_logits = outputs[0], outputs[1]
-            ip += intent_logits.argmax(-1).numpy().tolist()
-            ig += batch["intent_label"].numpy().reshape([-1]).tolist()
-            sp += list(slot_logits.argmax(-1).numpy())
-            sg += list(batch["slot_label"].numpy())
-        model.train()
-        m = utils.sentence_metrics(ip, ig, sp, sg, labels, slotless)
-        log(f"eval_accuracy: {m['accuracy']:.6f}, eval_intent_accuracy: {m['intent_accuracy']:.6f}")
-        custom_evaluate.last = m
-        return float(m["accuracy"] + 1e-6 * (1 + m["intent_accuracy"]))
-
-    return custom_evaluate
-
-
-def qat_config(args):
-    """The QAT configuration PaddleNLP 2.8's `_quant_aware_training_dynamic` builds from these arguments."""
-    return {
-        "activation_preprocess_type": "PACT" if args.use_pact else None,
-        "weight_preprocess_type": "PACT" if args.use_pact else None,
-        "weight_quantize_type": args.weight_quantize_type,
-        "activation_quantize_type": args.activation_quantize_type or "moving_average_abs_max",
-        "weight_bits": 8, "activation_bits": 8, "dtype": "int8", "window_size": 10000,
-        "quantizable_layer_type": ["Linear", "Conv2D"], "moving_rate": args.moving_rate,
-        "onnx_format": args.onnx_format,
-    }
-
-
-def load_qat_model(width_dir):
-    """The dynamic-graph QAT model of a width directory (pruned JointErnie + fake-quant layers + the best QAT
-    weights), i.e. the model that int8.pdmodel was saved from."""
-    import json
-
-    import paddle
-    from paddleslim import QAT
-
-    from model import JointErnie
-
-    with open(os.path.join(width_dir, "qat_config.json")) as f:
-        config = json.load(f)
-    labels = utils.LabelSet.from_dir(width_dir)
-    model = JointErnie.from_pretrained(width_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
-    QAT(config=config).quantize(model)
-    model.set_state_dict(paddle.load(os.path.join(width_dir, "best_quant.pdparams")))
-
-    class WithMask(paddle.nn.Layer):
-        """ERNIE derives its attention mask's dtype from the pooler's weight, which QAT wraps away (PaddleNLP
-        swaps ERNIE's forward for the same reason): pass the mask explicitly."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids):
-            pad = (input_ids == self.inner.config.pad_token_id).astype("float32")
-            return self.inner(input_ids, attention_mask=paddle.unsqueeze(pad * -1e4, axis=[1, 2]))
-
-    wrapped = WithMask(model)
-    wrapped.eval()
-    return wrapped
-
-
-def static_param_count(pdmodel_path):
-    """Elements of every persistable tensor of a static program (weights, INT8 tables and scales)."""
-    prog = utils.read_program(pdmodel_path)
-    total = 0
-    for var in prog.blocks[0].vars:
-        if var.persistable and var.name not in ("feed", "fetch") and var.type.HasField("lod_tensor"):
-            total += math.prod(max(d, 1) for d in var.type.lod_tensor.tensor.dims)
-    return total
-
-
-def model_size_mib(prefix):
-    return sum(os.path.getsize(prefix + ext) for ext in (".pdmodel", ".pdiparams")) / 2 ** 20
-
-
-def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, max_seq_length, batch_size=256):
-    """Dev accuracy (Paddle Inference), size and parameter count of each exported stage."""
-    from run_eval import StaticPredictor, evaluate_static
-
-    rows = []
-    for name, prefix in stage_prefixes:
-        m = evaluate_static(StaticPredictor(prefix), tokenizer, dev_ex, labels, slotless, max_seq_length, batch_size)
-        rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
-                     "intent_accuracy": round(100 * m["intent_accuracy"], 2),
-                     "size_mib": round(model_size_mib(prefix), 3), "params": static_param_count(prefix + ".pdmodel")})
-    return rows
-
-
-def write_report(rows, out_prefix, title=""):
-    """compress_report.json, .md (upstream's layout, deltas against the first row) and .png."""
-    base = rows[0]
-    utils.save_json(out_prefix + ".json", {"title": title, "stages": rows})
-    lines = ["| model | accuracy (%) | intent accuracy (%) | size (MiB) | parameters |", "|---|---|---|---|---|"]
-    for r in rows:
-        if r is base:
-            acc, size = f"{r['accuracy']:.2f}", f"{r['size_mib']:.2f}"
-        else:
-            acc = f"{r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f})"
-            size = f"{r['size_mib']:.2f} ({100 * (r['size_mib'] / base['size_mib'] - 1):+.1f}%)"
-        lines.append(f"| {r['stage']} | {acc} | {r['intent_accuracy']:.2f} | {size} | {r['params']:,} |")
-    with open(out_prefix + ".md", "w", encoding="utf-8") as f:
-        f.write((f"{title}\n\n" if title else "") + "\n".join(lines) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["size_mib"] for r in rows], [r["accuracy"] for r in rows], "o-")
-    for r in rows:
-        ax.annotate(r["stage"], (r["size_mib"], r["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("model size (MiB)")
-    ax.set_ylabel("dev sentence accuracy (%)")
-    ax.set_title(title or "compression stages")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_prefix + ".png", dpi=120)
-    plt.close(fig)
-    return "\n".join(lines)
-
-
-def run(model, tokenizer, labels, slotless, train_ex, dev_ex, model_args, data_args, args):
-    import paddle
-    from paddlenlp.trainer import trainer_compress  # noqa: F401  (adds Trainer.compress)
-    from paddlenlp.utils.log import logger
-
-    import paddle_compat
-    from model import JointErnie, JointLoss
-    from run_train import Collator, JointTrainer, encode_examples, export_static, write_deploy_files
-
-    logger.info(f"compatibility fixes applied: {paddle_compat.apply()}")
-    args.strategy = normalise_strategy(args.strategy)
-    (w_arg, width), = parse_widths(args.width_mult_list)
-    args.width_mult_list = [str(width)]
-    width_dir = os.path.join(args.output_dir, "width_mult_" + str(round(width, 2)))
-    if not args.label_names:
-        args.label_names = ["intent_label", "slot_label"]
-
-    train_ds = encode_examples(train_ex, tokenizer, labels, data_args.max_seq_length)
-    dev_ds = encode_examples(dev_ex, tokenizer, labels, data_args.max_seq_length)
-    steps = args.max_steps if args.max_steps > 0 else \
-        math.ceil(len(train_ds) / args.per_device_train_batch_size) * math.ceil(args.num_train_epochs)
-    if args.save_steps > steps:  # PaddleNLP evaluates (and saves) only every save_steps
-        logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
-        args.save_steps = steps
-
-    trainer = JointTrainer(model=model, criterion=JointLoss(data_args.ignore_index), args=args,
-                           data_collator=Collator(tokenizer.pad_token_id), train_dataset=train_ds,
-                           eval_dataset=dev_ds, tokenizer=tokenizer)
-    custom_evaluate = make_custom_evaluate(labels, slotless, logger.info)
-    saved = {}
-
-    def save_pruned(self):
-        """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
-        if saved:
-            return
-        pruned = self.model
-        pruned.config.width_mult = width
-        pruned.save_pretrained(width_dir)  # replaces the full-width supernet weights PaddleNLP left there
-        write_deploy_files(width_dir, tokenizer, data_args, slotless)
-        with paddle.utils.unique_name.guard():
-            export_static(width_dir, os.path.join(width_dir, "pruned"), args.input_dtype, labels, model_args.dropout)
-        saved["pruned"] = custom_evaluate(self, pruned, self.get_eval_dataloader(dev_ds))
-
-    original_quant = trainer.quant
-
-    def quant(self, model_dir, strategy):
-        if strategy in ("qat", "ptq"):
-            save_pruned(self)
-        return original_quant(model_dir, strategy)
-
-    trainer.quant = types.MethodType(quant, trainer)
-    trainer.compress(custom_evaluate=custom_evaluate)
-    if "qat" not in args.strategy:
-        save_pruned(trainer)
-    else:
-        utils.save_json(os.path.join(width_dir, "qat_config.json"), qat_config(args))
-    write_deploy_files(width_dir, tokenizer, data_args, slotless)
-
-    # the report: every stage's static model, evaluated with Paddle Inference on the dev set
-    fine_tuned = os.path.join(model_args.model_name_or_path, "infer_model")
-    if not os.path.isfile(fine_tuned + ".pdmodel"):
-        fine_tuned = os.path.join(args.output_dir, "fine_tuned")
-        with paddle.utils.unique_name.guard():
-            export_static(model_args.model_name_or_path, fine_tuned, args.input_dtype, labels, model_args.dropout)
-    stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
-    stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
-    rows = stage_report(stages, tokenizer, dev_ex, labels, slotless, data_args.max_seq_length)
-    title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
-             f"width {w_arg}, dev {len(dev_ex)} queries")
-    table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)
-    logger.info("compression report (" + os.path.join(args.output_dir, "compress_report.md") + "):\n" + table)
-    return rows
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (FileNotFoundError, core.DataError, core.UsageError) as e:
+        raise SystemExit(f"compress.py: error: {e}")

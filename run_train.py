@@ -1,320 +1,61 @@
 """Fine-tune JointErnie with PaddleNLP's Trainer, prune embeddings, export a static graph, compress.
 
-Same flags as upstream's example (see README). Examples:
-    python run_train.py --do_train --do_eval --do_export --prune_embeddings ... (fine-tune + export)
-    python run_train.py --do_compress --strategy 'dynabert+qat+embeddings' ...   (compress)
+Same flags as upstream's example (scripts/train.sh and scripts/compress.sh hold the full commands):
+    python run_train.py --do_train --do_eval --do_export --prune_embeddings ...   (fine-tune + export)
+    python run_train.py --do_compress --strategy 'dynabert+qat+embeddings' ...    (compress, as compress.py)
 """
 import os
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Optional
 
-import utils  # noqa: F401  (first: it applies the zlib work-around before paddle is imported)
-from utils import LabelSet, PAD_SLOT_ID, read_examples, slotless_intents, sentence_metrics, write_lines
+from slu import compression, core, training  # first: zlib work-around before paddle
 
-import numpy as np
 import paddle
-from paddlenlp.trainer import CompressionArguments, PdArgumentParser, Trainer
-from paddlenlp.trainer.trainer_utils import get_last_checkpoint
-from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
+from paddlenlp.trainer import CompressionArguments, PdArgumentParser
 from paddlenlp.utils.log import logger
-
-from model import JointErnie, JointLoss, to_static_input_spec
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str = field(
-        default="ernie-3.0-tiny-nano-v2-zh",
-        metadata={"help": "A PaddleNLP model name (ernie-3.0-tiny-{base,medium,mini,micro,nano,pico}-v2-zh) "
-                          "or a local directory written by init_offline_model.py or by this script."},
-    )
-    dropout: float = field(default=0.1, metadata={"help": "Dropout before the intent and slot heads."})
-
-
-@dataclass
-class DataArguments:
-    train_path: Optional[str] = field(default=None, metadata={"help": "Train file (corpus format)."})
-    dev_path: Optional[str] = field(default=None, metadata={"help": "Dev file (corpus format)."})
-    test_path: Optional[str] = field(default=None, metadata={"help": "Test file (corpus format)."})
-    intent_label_path: str = field(default="data/intent_label.txt", metadata={"help": "Intent label file."})
-    slot_label_path: str = field(default="data/slot_label.txt", metadata={"help": "Slot label file."})
-    max_seq_length: int = field(default=16, metadata={"help": "Max tokens per query, [CLS] and [SEP] included."})
-    max_vocab_size: int = field(default=6000, metadata={"help": "Vocabulary size kept by --prune_embeddings."})
-    ignore_index: int = field(default=PAD_SLOT_ID, metadata={"help": "Slot label id ignored by the loss."})
-    skip_malformed: bool = field(default=False, metadata={"help": "Skip (and count) malformed data lines "
-                                                                  "instead of stopping at the first one."})
-
-
-# ------------------------------------------------------------------------------------ data
-def encode_examples(examples, tokenizer, labels, max_seq_length):
-    """Token ids, intent id and per-token BIO slot ids for each example (slots from char offsets)."""
-    enc = tokenizer([ex["query"] for ex in examples], max_length=max_seq_length, truncation=True,
-                    return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False)
-    out = []
-    for ex, ids, offsets in zip(examples, enc["input_ids"], enc["offset_mapping"]):
-        out.append({
-            "input_ids": ids,
-            "intent_label": labels.intent2id[ex["intent"]],
-            "slot_label": utils.spans_to_token_labels(offsets, ex["slots"], labels),
-        })
-    return out
-
-
-class Collator:
-    """Pads each batch to its longest item: input_ids with the tokenizer's pad id, slots with PAD (0)."""
-
-    def __init__(self, pad_token_id, input_dtype="int64"):
-        self.pad_token_id, self.input_dtype = pad_token_id, input_dtype
-
-    def __call__(self, batch):
-        n = max(len(b["input_ids"]) for b in batch)
-        ids = np.full((len(batch), n), self.pad_token_id, dtype=self.input_dtype)
-        out = {"input_ids": ids}
-        if "slot_label" in batch[0]:
-            slots = np.full((len(batch), n), PAD_SLOT_ID, dtype="int64")
-            for k, b in enumerate(batch):
-                slots[k, :len(b["slot_label"])] = b["slot_label"]
-            out["intent_label"] = np.array([b["intent_label"] for b in batch], dtype="int64")
-            out["slot_label"] = slots
-        for k, b in enumerate(batch):
-            ids[k, :len(b["input_ids"])] = b["input_ids"]
-        return out
-
-
-class LengthGroupedBatchSampler(paddle.io.BatchSampler):
-    """Random batches of similar length (padding to 16 costs about 2x against length-grouped batches).
-
-    Shuffles with numpy's global RNG, which the Trainer seeds and restores on resume. Queries are
-    shuffled, cut into mega-batches of 50 batches, sorted by length inside each, cut into batches,
-    and the batches shuffled.
-    """
-
-    def __init__(self, lengths, batch_size, drop_last=False):
-        self.lengths, self.batch_size, self.drop_last = np.asarray(lengths), batch_size, drop_last
-
-    def __iter__(self):
-        perm = np.random.permutation(len(self.lengths))
-        mega = self.batch_size * 50
-        batches = []
-        for s in range(0, len(perm), mega):
-            chunk = perm[s:s + mega]
-            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        for i in np.random.permutation(len(batches)):
-            yield batches[i]
-
-    def __len__(self):
-        n = len(self.lengths) // self.batch_size
-        return n if self.drop_last or len(self.lengths) % self.batch_size == 0 else n + 1
-
-
-class JointTrainer(Trainer):
-    def _save_checkpoint(self, model, metrics=None):
-        super()._save_checkpoint(model, metrics=metrics)
-        # PaddleNLP 2.8 rotates checkpoints only when local_rank == 0, which a single CPU process never has
-        # (-1): --save_total_limit was ignored and every checkpoint kept.
-        if self.args.local_rank < 0 and self.args.world_size <= 1:
-            self._rotate_checkpoints(use_mtime=True, output_dir=self.args.output_dir)
-
-    def _get_train_sampler(self):
-        if self.args.world_size > 1:
-            return super()._get_train_sampler()
-        return LengthGroupedBatchSampler([len(x["input_ids"]) for x in self.train_dataset],
-                                         self.args.per_device_train_batch_size, self.args.dataloader_drop_last)
-
-
-def make_compute_metrics(labels, slotless):
-    def compute_metrics(p):
-        intent_logits, slot_logits = p.predictions[0], p.predictions[1]
-        intent_gold, slot_gold = p.label_ids[0], p.label_ids[1]
-        return sentence_metrics(np.argmax(intent_logits, -1), intent_gold, np.argmax(slot_logits, -1), slot_gold,
-                                labels, slotless)
-    return compute_metrics
-
-
-# ------------------------------------------------------------------------------------ pruning
-def prune_embeddings(model, tokenizer, queries, max_vocab_size, max_seq_length, output_dir):
-    """Keep the `max_vocab_size` most frequent tokens of `queries` (special tokens always, [PAD]/[CLS]/[SEP]
-    first), cut position embeddings to `max_seq_length`, save model+tokenizer to `output_dir` and reload.
-
-    Embedding rows == config.vocab_size == tokenizer size in what is saved (upstream issue 9896)."""
-    vocab = tokenizer.get_vocab()
-    id2tok = {i: t for t, i in vocab.items()}
-    specials = [tokenizer.pad_token, tokenizer.cls_token, tokenizer.sep_token, tokenizer.unk_token,
-                tokenizer.mask_token]
-    specials = [t for t in dict.fromkeys(specials) if t is not None]
-    missing = [t for t in specials if t not in vocab]
-    if missing:
-        raise ValueError(f"tokenizer vocab lacks special tokens {missing}")
-    if max_vocab_size < len(specials) + 1:
-        raise ValueError(f"--max_vocab_size {max_vocab_size} leaves no room beside {len(specials)} special tokens")
-    counts = Counter()
-    for ids in tokenizer(queries, add_special_tokens=False, return_attention_mask=False,
-                         return_token_type_ids=False)["input_ids"]:
-        counts.update(ids)
-    special_ids = [vocab[t] for t in specials]
-    others = sorted((i for i in id2tok if i not in set(special_ids)), key=lambda i: (-counts[i], i))
-    kept = sorted(others[:max_vocab_size - len(special_ids)])
-    new_ids = special_ids + kept
-
-    config = model.config
-    state = model.state_dict()
-    wkey = "ernie.embeddings.word_embeddings.weight"
-    pkey = "ernie.embeddings.position_embeddings.weight"
-    old_rows = state[wkey].shape[0]
-    if max(new_ids) >= old_rows:
-        raise ValueError(f"tokenizer has id {max(new_ids)} but the model has {old_rows} embedding rows")
-    state[wkey] = paddle.to_tensor(state[wkey].numpy()[new_ids])
-    if max_seq_length < state[pkey].shape[0]:
-        state[pkey] = paddle.to_tensor(state[pkey].numpy()[:max_seq_length])
-    config.vocab_size = len(new_ids)
-    config.max_position_embeddings = state[pkey].shape[0]
-    config.pad_token_id = 0
-
-    os.makedirs(output_dir, exist_ok=True)
-    new_model = JointErnie(config, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
-                           dropout=model.dropout.p)
-    new_model.set_state_dict(state)
-    new_model.save_pretrained(output_dir)
-    vocab_file = os.path.join(output_dir, "vocab.txt")
-    write_lines(vocab_file, [id2tok[i] for i in new_ids])
-    do_lower = getattr(tokenizer, "do_lower_case", True)
-    ErnieTokenizer(vocab_file, do_lower_case=do_lower).save_pretrained(output_dir)
-    logger.info(f"Pruned embeddings: vocab {old_rows} -> {len(new_ids)} ({sum(1 for i in new_ids if counts[i])} "
-                f"seen in the data), positions -> {config.max_position_embeddings}; saved to {output_dir}")
-    with paddle.utils.unique_name.guard():  # same parameter names as a fresh process loading output_dir
-        model = JointErnie.from_pretrained(output_dir, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
-                                           dropout=model.dropout.p)
-    return model, AutoTokenizer.from_pretrained(output_dir)
-
-
-# ------------------------------------------------------------------------------------ export
-def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1):
-    """paddle.jit.save a fresh JointErnie loaded from model_dir (to_static changes the layer in place)."""
-    model = JointErnie.from_pretrained(model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
-                                       dropout=dropout)
-    model.eval()
-    static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype))
-    paddle.jit.save(static, output_prefix)
-    logger.info(f"Exported static graph to {output_prefix}.pdmodel/.pdiparams (input_ids: {input_dtype})")
-
-
-def write_deploy_files(directory, tokenizer, data_args, slotless):
-    """Everything a deployment needs beside the model: tokenizer files and label files."""
-    os.makedirs(directory, exist_ok=True)
-    tokenizer.save_pretrained(directory)
-    for src, name in ((data_args.intent_label_path, "intent_label.txt"), (data_args.slot_label_path, "slot_label.txt")):
-        write_lines(os.path.join(directory, name), utils.read_label_file(src))
-    write_lines(os.path.join(directory, "slotless_intent.txt"), slotless)
-
-
-# ------------------------------------------------------------------------------------ main
-def check_args(model_args, data_args, args):
-    """Refuse bad combinations before anything is loaded or trained."""
-    errors = []
-    if args.do_compress and args.do_train:
-        errors.append("--do_compress cannot be combined with --do_train: fine-tune first, then compress the "
-                      "fine-tuned model with --model_name_or_path pointing at it")
-    if args.do_train and not data_args.train_path:
-        errors.append("--do_train needs --train_path")
-    if (args.do_eval or args.do_compress) and not data_args.dev_path:
-        errors.append("--do_eval and --do_compress need --dev_path")
-    if args.do_compress and not data_args.train_path:
-        errors.append("--do_compress needs --train_path")
-    if args.input_dtype not in ("int32", "int64"):
-        errors.append(f"--input_dtype must be int32 or int64, not {args.input_dtype!r}")
-    if data_args.max_seq_length < 3:
-        errors.append("--max_seq_length must be at least 3 ([CLS], one token, [SEP])")
-    if args.do_compress:
-        import compress
-
-        errors += compress.check_strategy(args)
-    for p in (data_args.intent_label_path, data_args.slot_label_path, data_args.train_path, data_args.dev_path):
-        if p and not os.path.isfile(p):
-            errors.append(f"file not found: {p}")
-    if errors:
-        raise SystemExit("run_train.py: error: " + "; ".join(errors))
 
 
 def main(argv=None):
-    parser = PdArgumentParser((ModelArguments, DataArguments, CompressionArguments))
+    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
     model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
-    check_args(model_args, data_args, args)
+    errors = training.check_args(data_args, args)
+    if args.do_compress:
+        errors += compression.check_args(data_args, args)
+    if errors:
+        raise SystemExit("run_train.py: error: " + "; ".join(errors))
     paddle.set_device(args.device)
     paddle.seed(args.seed)
-
-    labels = LabelSet.from_files(data_args.intent_label_path, data_args.slot_label_path)
-    train_ex = read_examples(data_args.train_path, labels, data_args.skip_malformed) if data_args.train_path else []
-    dev_ex = read_examples(data_args.dev_path, labels, data_args.skip_malformed) if data_args.dev_path else []
-    slotless = slotless_intents(train_ex + dev_ex, labels)
-    saved_slotless = os.path.join(model_args.model_name_or_path, "slotless_intent.txt")
-    if not args.do_train and os.path.isfile(saved_slotless):
-        slotless = utils.read_lines(saved_slotless)  # the fine-tuning run's set, so every stage is scored alike
-    logger.info(f"{len(train_ex)} train / {len(dev_ex)} dev examples; slot-less intents: {slotless}")
-
-    last_checkpoint = None
-    if args.do_train:
-        last_checkpoint = args.resume_from_checkpoint
-        if not last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
-            last_checkpoint = get_last_checkpoint(args.output_dir)
-
-    model_path = model_args.model_name_or_path
-    pruned_dir = os.path.join(args.output_dir, "pretrained_model")
-    if args.do_train and args.prune_embeddings and last_checkpoint and os.path.isdir(pruned_dir):
-        model_path = pruned_dir  # resuming: the checkpoint's shapes are those of the pruned model
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    # Optimizer state in a checkpoint is keyed by parameter names, which depend on how many layers the
-    # process made before: build the trained model in a fresh name scope so a resumed run matches.
-    with paddle.utils.unique_name.guard():
-        model = JointErnie.from_pretrained(model_path, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
-                                           dropout=model_args.dropout)
-    if args.do_train and args.prune_embeddings and model_path != pruned_dir:
-        model, tokenizer = prune_embeddings(model, tokenizer, [e["query"] for e in train_ex + dev_ex],
-                                            data_args.max_vocab_size, data_args.max_seq_length, pruned_dir)
+    setup = training.Setup(model_args, data_args, args)
 
     if args.do_compress:
-        import compress
-
-        compress.run(model, tokenizer, labels, slotless, train_ex, dev_ex, model_args, data_args, args)
+        compression.run(setup, model_args, data_args, args)
         return
 
-    if not args.label_names:
-        args.label_names = ["intent_label", "slot_label"]
-    trainer = JointTrainer(
-        model=model,
-        criterion=JointLoss(data_args.ignore_index),
-        args=args,
-        data_collator=Collator(tokenizer.pad_token_id),
-        train_dataset=encode_examples(train_ex, tokenizer, labels, data_args.max_seq_length) if args.do_train else None,
-        eval_dataset=encode_examples(dev_ex, tokenizer, labels, data_args.max_seq_length) if dev_ex else None,
-        tokenizer=tokenizer,
-        compute_metrics=make_compute_metrics(labels, slotless),
-    )
+    trainer = training.make_trainer(setup, data_args, args, train=args.do_train,
+                                    compute_metrics=training.make_compute_metrics(setup.labels, setup.slotless))
+    max_positions = setup.model.config.max_position_embeddings
     if args.do_train:
-        if last_checkpoint:
-            logger.info(f"Resuming from {last_checkpoint}")
-        result = trainer.train(resume_from_checkpoint=last_checkpoint)
+        if setup.last_checkpoint:
+            logger.info(f"Resuming from {setup.last_checkpoint}")
+        result = trainer.train(resume_from_checkpoint=setup.last_checkpoint)
         trainer.save_model()
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         trainer.save_state()
-        write_deploy_files(args.output_dir, tokenizer, data_args, slotless)
     if args.do_eval:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     if args.do_export:
-        src = args.output_dir if args.do_train else model_path
-        export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype, labels, model_args.dropout)
-        write_deploy_files(args.output_dir, tokenizer, data_args, slotless)
+        src = args.output_dir if args.do_train else model_args.model_name_or_path
+        max_positions = training.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,
+                                               setup.labels, model_args.dropout)
+    if args.do_train or args.do_export:
+        training.write_deploy_files(args.output_dir, setup.tokenizer, data_args, setup.labels, setup.slotless,
+                                    args.input_dtype, max_positions)
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (FileNotFoundError, utils.DataError) as e:
+    except (FileNotFoundError, core.DataError, core.UsageError) as e:
         raise SystemExit(f"run_train.py: error: {e}")

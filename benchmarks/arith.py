@@ -15,8 +15,7 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402
+from slu import program
 
 MATMUL_OPS = ("matmul_v2", "matmul", "mul")
 
@@ -31,7 +30,7 @@ def _attr(op, name, default):
 def matmul_shapes(pdmodel_path, seq_len, batch=1):
     """[(op type, X shape, Y shape, trans_x, trans_y)] of every matmul in the program, unknown dims resolved:
     the first -1 of an operand is the batch, any later -1 is the sequence."""
-    prog = utils.read_program(pdmodel_path)
+    prog = program.read_program(pdmodel_path)
     out = []
     for block in prog.blocks:
         shapes = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars}

@@ -1,4 +1,5 @@
-"""Accuracy, latency, memory and size per model stage and backend, at batch 1, max length 16, 1 thread.
+"""Accuracy, latency, memory and size per model stage and backend, at batch 1, 1 thread, each model's max length
+(deploy_config.json).
 
     .venv/bin/python benchmarks/run.py --fine_tuned output/nano --compressed output/nano/width_mult_0.75 \
         --dev data/dev.txt [--queries 200] [--repeats 3] [--backends paddle onnx_runtime paddle_lite cpp]
@@ -17,7 +18,7 @@ ids; p50/p90 are taken per pass and the medians over passes reported. Memory: PS
 /proc/<pid>/smaps_rollup, and peak RSS (VmHWM), of a fresh process that loaded the model and answered those
 queries at batch 1, the median over `--repeats` processes. Throughput: the same queries at batch 32 with 2
 threads, median of `--repeats` passes. Accuracy: sentence accuracy on the whole dev file, the metric of
-training (utils.sentence_metrics). The arithmetic limit: multiply-adds of each program at the median
+training (slu.core.sentence_metrics). The arithmetic limit: multiply-adds of each program at the median
 tokenized length (benchmarks/arith.py) against one core's matmul peak.
 
 Writes benchmarks/results/<name>.json, .md (ratios against fine-tuned FP32 on Paddle Inference) and .png.
@@ -30,19 +31,15 @@ import subprocess
 import sys
 import time
 
+from slu import core, manifest, program  # first: zlib work-around before paddle
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
-sys.path.insert(0, os.path.join(ROOT, "deploy", "cpp"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import utils  # noqa: E402  (zlib work-around before paddle)
 
 STAGES = (("fine-tuned", "fine_tuned", "infer_model"), ("+ pruning", "compressed", "pruned"),
           ("+ INT8 matmul", "compressed", "int8"), ("+ INT8 embeddings", "compressed", "quant_emb"))
 SHORT = {"fine-tuned": "fp32", "+ pruning": "pruned", "+ INT8 matmul": "int8", "+ INT8 embeddings": "int8+emb"}
 BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
 CPP_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
-MAX_LENGTH = 16
 TARGET_SPEEDUP, TARGET_MEMORY_CUT, TARGET_ACCURACY_DROP = 2.13, 0.62, 0.3  # upstream's phone ratios (SPEC.md)
 
 
@@ -67,7 +64,7 @@ def memory():
 
 def timed_passes(p, queries, repeats):
     """Per-call end-to-end, tokenizer and runtime-only latency (ms) of a Python predictor, medians over passes."""
-    batches = [utils.pad_batch(p.tokenizer([q], p.max_length)[0], p.tokenizer.pad_token_id, p.input_dtype)
+    batches = [core.pad_batch(p.tokenizer([q], p.max_length)[0], p.tokenizer.pad_token_id, p.input_dtype)
                for q in queries]
     runs = []
     for _ in range(repeats):
@@ -92,13 +89,12 @@ def timed_passes(p, queries, repeats):
 
 def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=False, use_fast=False):
     """Runs inside a child process: one Python backend on one model."""
-    from predictor import SLUPredictor
+    from slu.predictor import Predictor
 
-    labels = utils.LabelSet.from_dir(model_dir)
-    examples = utils.read_examples(dev, labels)
+    examples = core.read_examples(dev, manifest.labels(model_dir))
     queries = [e["query"] for e in examples][:n_queries]
-    p = SLUPredictor(model_dir, prefix, backend, batch_size=1, cpu_num_threads=1, max_length=MAX_LENGTH,
-                     use_fast=use_fast)
+    p = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=1, batch_size=1,
+                           use_fast=use_fast)
     p.predict(queries)  # warm-up
     if memory_only:
         p.predict(queries)
@@ -106,9 +102,9 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     res = timed_passes(p, queries, repeats)
     res.update(memory())  # this process loaded the model and answered at batch 1
     # the tokenizers per query: Python (PaddleNLP) against FastTokenizer (after the memory was read)
-    from predictor import FastTokenizer, PythonTokenizer
+    from slu.predictor import PythonTokenizer, fast_tokenizer_from_dir
 
-    py, fast = PythonTokenizer(model_dir), FastTokenizer(model_dir)
+    py, fast = PythonTokenizer.from_dir(model_dir), fast_tokenizer_from_dir(model_dir)
     tok_py, tok_fast = [], []  # per pass: the median per query
     for _ in range(repeats):
         py_pass, fast_pass = [], []
@@ -122,8 +118,8 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
         tok_py.append(statistics.median(py_pass))
         tok_fast.append(statistics.median(fast_pass))
     # throughput at batch 32 with 2 threads (a second predictor of the same kind)
-    p32 = SLUPredictor(model_dir, prefix, backend, batch_size=32, cpu_num_threads=2, max_length=MAX_LENGTH,
-                       use_fast=use_fast)
+    p32 = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=2, batch_size=32,
+                             use_fast=use_fast)
     p32.predict(queries[:64])
     qps = []
     for _ in range(repeats):
@@ -132,7 +128,7 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
         qps.append(len(queries) / (time.perf_counter() - t0))
     # accuracy with the same predictor, the metric of training and run_eval.py
     p.batch_size = 64
-    m = p.evaluate(examples, utils.read_lines(os.path.join(model_dir, "slotless_intent.txt")))
+    m = p.evaluate(examples)
     res.update({"python_tokenizer_ms": statistics.median(tok_py) * 1e3,
                 "fast_tokenizer_ms": statistics.median(tok_fast) * 1e3,
                 "batch32_2threads_qps": round(statistics.median(qps), 1), "accuracy": round(100 * m["accuracy"], 2)})
@@ -166,13 +162,14 @@ def python_row(a, model_dir, prefix, backend, tokenizer, tick):
 # ---- the C++ demo ---------------------------------------------------------------------------------------------
 
 def cpp_demo(path):
-    """The demo binary, built by deploy/cpp/build.sh when it is missing."""
-    if os.path.isfile(path):
-        return path
+    """The demo binary and slu_bench beside it (the timing harness), built by deploy/cpp/build.sh when missing."""
+    bench = os.path.join(os.path.dirname(path), "slu_bench")
+    if os.path.isfile(path) and os.path.isfile(bench):
+        return path, bench
     p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True)
-    if p.returncode or not os.path.isfile(path):
+    if p.returncode or not (os.path.isfile(path) and os.path.isfile(bench)):
         raise RuntimeError(f"could not build the C++ demo (deploy/cpp/build.sh): {(p.stderr or p.stdout)[-500:]}")
-    return path
+    return path, bench
 
 
 def onnx_file(model_dir, prefix):
@@ -186,8 +183,9 @@ def onnx_file(model_dir, prefix):
 
 
 def run_cpp(exe, model_dir, onnx, *args):
-    p = subprocess.run([exe, "--model_dir", model_dir, "--model_file", onnx, "--max_length", str(MAX_LENGTH),
-                        *map(str, args)], capture_output=True, text=True, timeout=1800)
+    """infer_demo or slu_bench on one model; the max length is the manifest's (deploy_config.json)."""
+    p = subprocess.run([exe, "--model_dir", model_dir, "--model_file", onnx, *map(str, args)],
+                       capture_output=True, text=True, timeout=1800)
     if p.returncode:
         raise RuntimeError(f"{exe} failed ({p.returncode}): {p.stderr[-800:]}")
     return p.stdout
@@ -195,43 +193,43 @@ def run_cpp(exe, model_dir, onnx, *args):
 
 def cpp_accuracy(outputs, examples, model_dir):
     """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples, by
-    utils.score_predictions on PaddleNLP's token offsets, whose ids must equal the demo's."""
-    from predictor import PythonTokenizer
+    core.score_predictions on PaddleNLP's token offsets, whose ids must equal the demo's."""
+    from slu.predictor import PythonTokenizer
 
-    labels = utils.LabelSet.from_dir(model_dir)
+    config = manifest.read(model_dir)
+    labels = manifest.labels(model_dir, config)
     rows = [json.loads(x) for x in outputs.splitlines() if x.strip()]
     if len(rows) != len(examples):
         raise RuntimeError(f"the C++ demo answered {len(rows)} of {len(examples)} dev queries")
-    ids, offsets, _ = PythonTokenizer(model_dir)([e["query"] for e in examples], MAX_LENGTH)
+    ids, offsets, _ = PythonTokenizer.from_dir(model_dir)([e["query"] for e in examples], config["max_seq_length"])
     for row, ex, i in zip(rows, examples, ids):
         if row["query"] != ex["query"] or row["ids"] != i:
             raise RuntimeError(f"dev line {ex['line']}: the C++ demo's tokens differ from PaddleNLP's for {ex['query']!r}")
     predictions = [(off, labels.intent2id[row["intent"]], row["slot_ids"]) for row, off in zip(rows, offsets)]
-    slotless = utils.read_lines(os.path.join(model_dir, "slotless_intent.txt"))
-    return utils.score_predictions(examples, labels, slotless, predictions)
+    return core.score_predictions(examples, labels, config["slotless_intents"], predictions)
 
 
 def cpp_row(a, model_dir, prefix, tick, tmp):
-    exe = cpp_demo(a.cpp_demo)
+    demo, bench = cpp_demo(a.cpp_demo)
     onnx = onnx_file(model_dir, prefix)
-    examples = utils.read_examples(a.dev, utils.LabelSet.from_dir(model_dir))
+    examples = core.read_examples(a.dev, manifest.labels(model_dir))
     qfile = os.path.join(tmp, "queries.txt")
-    utils.write_lines(qfile, [e["query"] for e in examples[:a.queries]])
+    core.write_lines(qfile, [e["query"] for e in examples[:a.queries]])
     stats = []
     for k in range(a.repeats):  # fresh processes: latency and memory of each, medians over them
         sfile = os.path.join(tmp, f"stats{k}.json")
-        run_cpp(exe, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--stats_json", sfile)
+        run_cpp(bench, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--stats_json", sfile)
         stats.append(json.load(open(sfile)))
         tick()
     row = {k: statistics.median(s[k] for s in stats)
            for k in ("p50_ms", "p90_ms", "tokenizer_ms", "runtime_ms", "pss_mib", "rss_mib", "peak_rss_mib")}
     sfile = os.path.join(tmp, "stats32.json")
-    run_cpp(exe, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--batch_size", 32,
+    run_cpp(bench, model_dir, onnx, "--input_file", qfile, "--repeat", a.repeats + 1, "--batch_size", 32,
             "--cpu_num_threads", 2, "--stats_json", sfile)
     row["batch32_2threads_qps"] = round(json.load(open(sfile))["queries_per_s"], 1)
     # scored after every measurement: scoring imports PaddleNLP (and Paddle) into this process, whose pages
     # the measured processes would then share, lowering their PSS
-    row["_dev_outputs"] = run_cpp(exe, model_dir, onnx, "--input_file", a.dev, "--dump_ids", "--batch_size", 64)
+    row["_dev_outputs"] = run_cpp(demo, model_dir, onnx, "--input_file", a.dev, "--dump_ids", "--batch_size", 64)
     row["onnx_mib"] = round(os.path.getsize(onnx) / 2 ** 20, 2)
     return row
 
@@ -249,16 +247,16 @@ def size_mib(model_dir, prefix):
 
 
 def median_seq_len(model_dir, dev, n_queries):
-    from predictor import PythonTokenizer
+    from slu.predictor import PythonTokenizer
 
-    queries = [e["query"] for e in utils.read_examples(dev, utils.LabelSet.from_dir(model_dir))][:n_queries]
-    ids, _, _ = PythonTokenizer(model_dir)(queries, MAX_LENGTH)
+    queries = [e["query"] for e in core.read_examples(dev, manifest.labels(model_dir))][:n_queries]
+    ids, _, _ = PythonTokenizer.from_dir(model_dir)(queries, manifest.read(model_dir)["max_seq_length"])
     return int(statistics.median_low(len(i) for i in ids))
 
 
 def arithmetic(rows, dirs, seq_len, gflops):
     """Per stage: multiply-adds at seq_len, their time at the core's peak, and the fastest runtime-only latency."""
-    import arith
+    from benchmarks import arith
 
     out = []
     for stage, which, prefix in STAGES:
@@ -292,7 +290,7 @@ def targets(done, base):
 
 def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
     lines = [f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['date']}); batch 1, max length "
-             f"{MAX_LENGTH}, 1 thread; {machine['queries']} dev queries, medians of {machine['repeats']} passes "
+             f"{machine['max_length']}, 1 thread; {machine['queries']} dev queries, medians of {machine['repeats']} passes "
              f"and of {machine['repeats']} fresh processes for memory. Ratios against {base['stage']} on "
              f"{label(base)}.", "",
              "| model | backend | accuracy | end-to-end p50 ms (x) | of which tokenizer ms | runtime alone ms | p90 ms "
@@ -333,7 +331,7 @@ def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
     return lines
 
 
-def plot(path, done):
+def plot(path, done, max_length):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -352,7 +350,7 @@ def plot(path, done):
         ax.set_ylabel(y)
         ax.grid(True, alpha=0.3)
         ax.legend()
-    fig.suptitle(f"batch 1, max length {MAX_LENGTH}, 1 thread")
+    fig.suptitle(f"batch 1, max length {max_length}, 1 thread")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -387,9 +385,10 @@ def main():
         ap.error(f"--dev: data file not found: {a.dev}")
     import tempfile
 
-    import arith
-    from predictor import refusal
+    from slu.backends import refusal
     from tqdm import tqdm
+
+    from benchmarks import arith
 
     dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
     stages = [s for s in STAGES if s[2] in a.stages]
@@ -409,7 +408,7 @@ def main():
                 bar.update(a.repeats)
                 continue
             row["size_mib"] = size_mib(d, prefix)
-            ops = utils.program_ops(pdmodel)
+            ops = program.program_ops(pdmodel)
             why = refusal("onnx_runtime" if backend == "cpp" else backend, ops)
             n0 = bar.n
             if why:
@@ -429,7 +428,7 @@ def main():
         for r in rows:
             if "_dev_outputs" in r:
                 d = os.path.dirname(r["model"])
-                examples = utils.read_examples(a.dev, utils.LabelSet.from_dir(d))
+                examples = core.read_examples(a.dev, manifest.labels(d))
                 try:
                     r["accuracy"] = round(100 * cpp_accuracy(r.pop("_dev_outputs"), examples, d)["accuracy"], 2)
                 except RuntimeError as e:
@@ -452,7 +451,8 @@ def main():
     machine = {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
                "cores": os.cpu_count(), "queries": a.queries, "repeats": a.repeats,
                "date": time.strftime("%Y-%m-%d %H:%M"), "peak_gflops_1_thread": round(gflops, 2),
-               "median_seq_len": seq_len, "parent_free_of_paddle_while_measuring": clean}
+               "median_seq_len": seq_len, "parent_free_of_paddle_while_measuring": clean,
+               "max_length": manifest.read(a.fine_tuned)["max_seq_length"]}
     arith_rows = arithmetic(rows, dirs, seq_len, gflops)
     target = targets(done, base)
     os.makedirs(a.out_dir, exist_ok=True)
@@ -462,7 +462,7 @@ def main():
     lines = markdown(machine, rows, base, arith_rows, target, seq_len, gflops)
     with open(os.path.join(a.out_dir, a.name + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    plot(os.path.join(a.out_dir, a.name + ".png"), done)
+    plot(os.path.join(a.out_dir, a.name + ".png"), done, machine["max_length"])
     print("\n".join(lines))
 
 

@@ -11,14 +11,12 @@ The result is appended (one JSON line) to benchmarks/results/train_throughput.js
 import argparse
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-import utils  # noqa: E402
+from slu import core  # first: zlib work-around before paddle
+from slu.training import DEFAULT_MAX_SEQ_LENGTH as MAX_SEQ_LENGTH
 
-MAX_SEQ_LENGTH = 16
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():
@@ -38,13 +36,13 @@ def main():
     import paddle
     from paddlenlp.transformers import AutoTokenizer
 
-    from model import JointErnie, JointLoss
-    from run_train import Collator, encode_examples
+    from slu.model import JointErnie, JointLoss
+    from slu.training import Collator, encode_examples
 
-    labels = utils.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
+    labels = core.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
                                        os.path.join(ROOT, "data", "slot_label.txt"))
     tok = AutoTokenizer.from_pretrained(a.model_dir)
-    data = encode_examples(utils.read_examples(a.train, labels), tok, labels, MAX_SEQ_LENGTH)
+    data = encode_examples(core.read_examples(a.train, labels), tok, labels, MAX_SEQ_LENGTH)
     model = JointErnie.from_pretrained(a.model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
     model.train()
     loss_fn = JointLoss()

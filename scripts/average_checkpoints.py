@@ -13,10 +13,8 @@ label files of the run (found beside the checkpoints).
 import argparse
 import os
 import shutil
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402,F401  (zlib work-around before paddle)
+import slu  # noqa: F401  (its zlib work-around must run before paddle is imported)
 
 
 def average(checkpoints, output_dir):
@@ -41,7 +39,7 @@ def average(checkpoints, output_dir):
         if f in ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copy(os.path.join(last, f), output_dir)
     run_dir = os.path.dirname(os.path.abspath(last))
-    for f in ("intent_label.txt", "slot_label.txt", "slotless_intent.txt"):
+    for f in ("intent_label.txt", "slot_label.txt", "deploy_config.json"):
         if os.path.isfile(os.path.join(run_dir, f)):
             shutil.copy(os.path.join(run_dir, f), output_dir)
     paddle.save(avg, os.path.join(output_dir, "model_state.pdparams"))

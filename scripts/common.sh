@@ -5,3 +5,32 @@ PY="$ROOT/.venv/bin/python"
 export PPNLP_HOME="${PPNLP_HOME:-$ROOT/work/ppnlp_home}"   # PaddleNLP cache; nothing is downloaded into it
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONUNBUFFERED=1 GLOG_minloglevel=2 FLAGS_call_stack_level=1
+
+# Upstream's fine-tuning/compression flags shared by train.sh and compress.sh (stated once, here). Call after
+# MODEL, OUTPUT, TRAIN, DEV, DEVICE, LR and EPOCHS are set; the script adds its own flags, then the user's ("$@"),
+# which win because the last occurrence of a flag counts.
+trainer_args() {
+  TRAINER_ARGS=(
+    --device "$DEVICE"
+    --model_name_or_path "$MODEL"
+    --output_dir "$OUTPUT"
+    --train_path "$TRAIN"
+    --dev_path "$DEV"
+    --num_train_epochs "$EPOCHS"
+    --learning_rate "$LR"
+    --per_device_train_batch_size 64
+    --per_device_eval_batch_size 64
+    --intent_label_path data/intent_label.txt
+    --slot_label_path data/slot_label.txt
+    --label_names intent_label slot_label
+    --weight_decay 0.01
+    --warmup_ratio 0.1
+    --input_dtype int32
+    --logging_steps 100
+    --save_steps 100
+    --eval_steps 100
+    --disable_tqdm True
+    --save_total_limit 1
+    --metric_for_best_model eval_accuracy
+  )
+}

@@ -17,11 +17,9 @@ With internet, pass the name itself to run_train.py instead (upstream's pretrain
 import argparse
 import os
 import string
-import sys
 from collections import Counter
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402  (zlib work-around before paddle)
+from slu import core  # first: zlib work-around before paddle
 
 SIZES = ("base", "medium", "mini", "micro", "nano", "pico")
 
@@ -63,7 +61,7 @@ def build_vocab(texts, min_word_freq=2, max_word_len=16):
     for w, n in words.items():
         if n >= min_word_freq and len(w) <= max_word_len:
             tokens[w] += n
-    specials = list(utils.SPECIAL_TOKENS)
+    specials = list(core.SPECIAL_TOKENS)
     ranked = sorted((t for t in tokens if t not in specials), key=lambda t: (-tokens[t], t))
     return specials + ranked
 
@@ -99,7 +97,7 @@ def init_offline_model(name, corpus_paths, output_dir, seed=42):
     model = ErnieModel(config)
     model.save_pretrained(output_dir)
     vocab_file = os.path.join(output_dir, "vocab.txt")
-    utils.write_lines(vocab_file, vocab)
+    core.write_lines(vocab_file, vocab)
     ErnieTokenizer(vocab_file, do_lower_case=True).save_pretrained(output_dir)
     n_params = sum(int(p.numel()) for p in model.parameters())
     print(f"{output_dir}: {name} architecture, vocab {len(vocab)} from {len(texts)} texts, "

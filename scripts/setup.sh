@@ -46,3 +46,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "setup: the installed packages do not import" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+# The repository on the venv's import path (what `pip install -e .` does): `import slu` works from every entry
+# script (deploy/, benchmarks/, scripts/) without sys.path edits. Rewritten each time, so a moved clone works.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+pwd > "$site/ernie_tiny_slu.pth"

@@ -7,13 +7,10 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 
 import pytest
 
 from conftest import ROOT, run_py
-
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
 def closed_form_macs(config, seq_len, n_intents, n_slots):
@@ -32,20 +29,20 @@ def closed_form_macs(config, seq_len, n_intents, n_slots):
 
 @pytest.mark.parametrize("which", ["infer_model", "pruned", "int8"])
 def test_program_macs_equal_the_architecture_count(trained_pico, compressed, which):
-    import arith
-    import utils
+    from benchmarks import arith
+    from slu import manifest
 
     d = trained_pico if which == "infer_model" else compressed / "width_mult_0.5"
     config = json.load(open(d / "config.json"))
     assert config.get("width_mult", 1.0) == (1.0 if which == "infer_model" else 0.5)
-    labels = utils.LabelSet.from_dir(str(d))
+    labels = manifest.labels(str(d))
     for seq_len in (3, 11, 16):
         expected = closed_form_macs(config, seq_len, len(labels.intents), len(labels.slots))
         assert arith.program_macs(str(d / f"{which}.pdmodel"), seq_len) == expected, seq_len
 
 
 def test_limit_ms_is_two_flops_per_multiply_add():
-    import arith
+    from benchmarks import arith
 
     # 1e9 multiply-adds = 2e9 FLOPs; at 4 GFLOP/s that is half a second
     assert arith.limit_ms(10 ** 9, 4.0) == pytest.approx(500.0)
@@ -105,15 +102,14 @@ def test_accuracy_of_both_backends_equals_run_eval(bench, trained_pico, compress
 
 
 def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compressed, corpus_subset):
-    import arith
-    import utils
+    from benchmarks import arith
+    from slu import core
+
+    from slu.predictor import fast_tokenizer_from_dir
 
     res = bench[0]
-    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
-    from predictor import FastTokenizer
-
-    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))][:12]
-    ids, _, _ = FastTokenizer(str(trained_pico))(queries, 16)
+    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))][:12]
+    ids, _, _ = fast_tokenizer_from_dir(str(trained_pico))(queries, 16)
     seq_len = statistics.median_low(len(i) for i in ids)
     assert res["machine"]["median_seq_len"] == seq_len
     by_stage = {r["stage"]: r for r in res["arithmetic"]}

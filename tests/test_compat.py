@@ -1,15 +1,15 @@
-"""Each fix in paddle_compat.py: the failure without it (in a fresh process) and the right result with it."""
+"""Each fix in slu/compat.py: the failure without it (in a fresh process) and the right result with it."""
 import textwrap
 
 from conftest import run_py
 
 LAYERNORM = textwrap.dedent("""
     import sys, numpy as np
-    sys.path.insert(0, ".")
-    import utils, paddle, paddle_compat
+    import slu, paddle
+    from slu import compat
     from paddleslim.nas.ofa.layers import SuperLayerNorm
     if sys.argv[1] == "fixed":
-        paddle_compat.apply()
+        compat.apply()
     paddle.seed(1)
     ln = SuperLayerNorm(8)
     ln.weight.set_value(paddle.to_tensor(np.linspace(0.5, 2, 8).astype("float32")))
@@ -23,11 +23,11 @@ LAYERNORM = textwrap.dedent("""
 
 QUANT_EMB = textwrap.dedent("""
     import os, sys, types, numpy as np
-    sys.path.insert(0, ".")
-    import utils, paddle, paddle_compat
+    import slu, paddle
+    from slu import compat
     from paddlenlp.trainer import trainer_compress
     if sys.argv[1] == "fixed":
-        paddle_compat.apply()
+        compat.apply()
     d = sys.argv[2]
     paddle.seed(0)
     class Net(paddle.nn.Layer):

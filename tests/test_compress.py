@@ -6,17 +6,23 @@ import os
 import numpy as np
 import pytest
 
-from conftest import compress_args, run_py
+from conftest import run_py, run_script
+
+
+def compress(model, out, corpus_subset, *extra, check=True):
+    """scripts/compress.sh on the corpus subset."""
+    env = dict(MODEL=model, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt")
+    return run_script("scripts/compress.sh", env, *extra, check=check)
 
 
 def ids_batch(model_dir, queries):
     from paddlenlp.transformers import AutoTokenizer
 
-    import utils
+    from slu import core
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    ids, _, _ = utils.encode_queries(tok, queries, 16)
-    return utils.pad_batch(ids, tok.pad_token_id, "int32")
+    ids, _, _ = core.encode_queries(tok, queries, 16)
+    return core.pad_batch(ids, tok.pad_token_id, "int32")
 
 
 def dev_queries(corpus_subset, n=64):
@@ -27,8 +33,12 @@ def test_stage_files_and_sizes_shrink(compressed, trained_pico):
     w = compressed / "width_mult_0.5"
     for name in ["model_state.pdparams", "config.json", "pruned.pdmodel", "int8.pdmodel", "int8.pdiparams",
                  "quant_emb.pdmodel", "quant_emb.pdiparams", "vocab.txt", "tokenizer_config.json",
-                 "intent_label.txt", "slot_label.txt"]:
+                 "intent_label.txt", "slot_label.txt", "deploy_config.json"]:
         assert (w / name).is_file(), name
+    config = json.load(open(w / "deploy_config.json"))  # max length and slot-less intents from the fine-tuned one
+    fine_tuned = json.load(open(trained_pico / "deploy_config.json"))
+    assert config["models"] == {"pruned": "pruned", "int8": "int8", "quant_emb": "int8+emb"}
+    assert {k: v for k, v in config.items() if k != "models"} == {k: v for k, v in fine_tuned.items() if k != "models"}
     size = lambda p: os.path.getsize(str(p) + ".pdmodel") + os.path.getsize(str(p) + ".pdiparams")
     sizes = [size(trained_pico / "infer_model"), size(w / "pruned"), size(w / "int8"), size(w / "quant_emb")]
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
@@ -46,8 +56,8 @@ def test_stage_files_and_sizes_shrink(compressed, trained_pico):
 def test_width_pruned_weights_reload_and_static_agrees(compressed, corpus_subset):
     import paddle
 
-    from model import JointErnie
-    from run_eval import StaticPredictor
+    from slu.model import JointErnie
+    from slu.predictor import PaddleInferenceRuntime
 
     w = compressed / "width_mult_0.5"
     model = JointErnie.from_pretrained(str(w), intent_dim=11, slot_dim=32)
@@ -56,19 +66,19 @@ def test_width_pruned_weights_reload_and_static_agrees(compressed, corpus_subset
     assert model.ernie.encoder.layers[0].linear1.weight.shape == [128, 256]
     ids = ids_batch(w, dev_queries(corpus_subset))
     dyn = [t.numpy() for t in model(paddle.to_tensor(ids))]
-    static = StaticPredictor(str(w / "pruned"))(ids)
+    static = PaddleInferenceRuntime(str(w / "pruned"))(ids)
     np.testing.assert_allclose(static[0], dyn[0], atol=1e-4)
     np.testing.assert_allclose(static[1], dyn[1], atol=1e-4)
     # INT8 stages against the dynamic-graph QAT model they were saved from (fake-quant layers)
-    from compress import load_qat_model
+    from helpers import load_qat_model
 
     qat = [t.numpy() for t in load_qat_model(str(w))(paddle.to_tensor(ids))]
-    int8 = StaticPredictor(str(w / "int8"))(ids)
+    int8 = PaddleInferenceRuntime(str(w / "int8"))(ids)
     # (measured: max difference about 1% of the largest logit, from activation rounding)
     np.testing.assert_allclose(int8[0], qat[0], atol=0.02 * np.abs(qat[0]).max())
     np.testing.assert_allclose(int8[1], qat[1], atol=0.02 * np.abs(qat[1]).max())
     assert (int8[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
-    emb = StaticPredictor(str(w / "quant_emb"))(ids)  # + log-quantized embeddings: close, not equal
+    emb = PaddleInferenceRuntime(str(w / "quant_emb"))(ids)  # + log-quantized embeddings: close, not equal
     assert (emb[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
     assert (emb[1].argmax(-1) == qat[1].argmax(-1)).mean() >= 0.95
 
@@ -76,14 +86,14 @@ def test_width_pruned_weights_reload_and_static_agrees(compressed, corpus_subset
 def test_fine_tuned_static_agrees_with_dynamic(trained_pico, corpus_subset):
     import paddle
 
-    from model import JointErnie
-    from run_eval import StaticPredictor
+    from slu.model import JointErnie
+    from slu.predictor import PaddleInferenceRuntime
 
     model = JointErnie.from_pretrained(str(trained_pico), intent_dim=11, slot_dim=32)
     model.eval()
     ids = ids_batch(trained_pico, dev_queries(corpus_subset))
     dyn = [t.numpy() for t in model(paddle.to_tensor(ids))]
-    static = StaticPredictor(str(trained_pico / "infer_model"))(ids)
+    static = PaddleInferenceRuntime(str(trained_pico / "infer_model"))(ids)
     np.testing.assert_allclose(static[0], dyn[0], atol=1e-4)
     np.testing.assert_allclose(static[1], dyn[1], atol=1e-4)
 
@@ -104,8 +114,8 @@ def test_run_eval_on_every_stage_matches_report(compressed, corpus_subset, stage
     ("dynabert+qat", ["pruned.pdmodel", "int8.pdmodel"], ["quant_emb.pdmodel"]),
 ])
 def test_other_supported_strategies(trained_pico, corpus_subset, tmp_path, strategy, files, absent):
-    run_py(compress_args(trained_pico, tmp_path, corpus_subset / "train.txt", corpus_subset / "dev.txt", strategy,
-                         "--width_mult_list", "0.5", "--max_steps", "10"))
+    compress(trained_pico, tmp_path, corpus_subset, "--strategy", strategy, "--width_mult_list", "0.5",
+             "--max_steps", "10", "--save_steps", "10")
     for f in files:
         assert (tmp_path / "width_mult_0.5" / f).is_file(), f
     for f in absent:
@@ -125,12 +135,6 @@ def test_other_supported_strategies(trained_pico, corpus_subset, tmp_path, strat
     (["--do_train"], "--do_compress cannot be combined with --do_train"),
 ])
 def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, extra, message):
-    args = compress_args(trained_pico, tmp_path / "out", corpus_subset / "train.txt", corpus_subset / "dev.txt")
-    i = args.index("--strategy")
-    if extra[0] == "--strategy":
-        args[i + 1] = extra[1]
-    else:
-        args += extra
-    p = run_py(args, check=False)
+    p = compress(trained_pico, tmp_path / "out", corpus_subset, *extra, check=False)
     assert p.returncode != 0 and message in p.stderr, p.stderr[-1500:]
     assert not (tmp_path / "out").exists()  # refused before anything ran

@@ -49,10 +49,10 @@ def test_paddle_backend_right_after_batch_shape_changes(trained_pico, corpus_sub
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys, json\n"
-        f"sys.path.insert(0, {os.path.join(ROOT, 'deploy', 'python')!r})\n"
-        "from predictor import SLUPredictor, utils\n"
-        "qs = [q for _, q in utils.read_queries(sys.argv[2])]\n"
-        "p = SLUPredictor(sys.argv[1], backend='paddle', batch_size=1)\n"
+        "from slu import core\n"
+        "from slu.predictor import Predictor\n"
+        "qs = [q for _, q in core.read_queries(sys.argv[2])]\n"
+        "p = Predictor.from_dir(sys.argv[1], backend='paddle', batch_size=1)\n"
         "one = p.predict(qs[:40])\n"
         "p.batch_size = 64\n"
         "print(json.dumps({'one': one, 'many': p.predict(qs)}, ensure_ascii=False))\n")
@@ -102,11 +102,10 @@ def test_paddle_lite_pruned_stage_and_arm_file(compressed, corpus_subset):
 
 def test_lite_rewrite_keeps_outputs(trained_pico, tmp_path):
     """Each rewrite is needed (the unmodified export is rejected) and the .nb gives the exported model's outputs."""
-    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
     import numpy as np
 
-    import lite
-    from run_eval import StaticPredictor
+    from slu import lite
+    from slu.predictor import PaddleInferenceRuntime
 
     changes = lite.rewrite_for_lite(str(trained_pico / "infer_model.pdmodel"), str(tmp_path / "m.pdmodel"))
     assert "matmul_v2->matmul" in changes and "cast int32 ids->int64" in changes
@@ -118,23 +117,21 @@ def test_lite_rewrite_keeps_outputs(trained_pico, tmp_path):
     assert "matmul_v2" in p.stdout + p.stderr and not (tmp_path / "raw.nb").exists()
     ids = np.array([[1, 5, 9, 12, 2, 0], [1, 7, 8, 9, 10, 2]], dtype="int32")
     got = lite.LiteRuntime(lite.convert(str(trained_pico / "infer_model"), "x86"))(ids)
-    ref = StaticPredictor(str(trained_pico / "infer_model"))(ids)
+    ref = PaddleInferenceRuntime(str(trained_pico / "infer_model"))(ids)
     np.testing.assert_allclose(got[0], ref[0], atol=1e-4)
     np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
 
 
 def test_predictor_evaluate_equals_run_eval(trained_pico, corpus_subset):
-    """SLUPredictor.evaluate (used by benchmarks/run.py) scores like run_eval.py --do_eval on the same model."""
-    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
-    import utils
-    from predictor import SLUPredictor
+    """Predictor.evaluate on ONNX Runtime (as benchmarks/run.py uses it) scores like run_eval.py --do_eval."""
+    from slu import core
+    from slu.predictor import Predictor
 
     p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path",
                 str(corpus_subset / "dev.txt"), "--do_eval"])
     ref = json.loads(p.stdout.strip().splitlines()[-1])
-    pred = SLUPredictor(str(trained_pico), backend="onnx_runtime", batch_size=16)
-    m = pred.evaluate(utils.read_examples(str(corpus_subset / "dev.txt"), pred.labels),
-                      utils.read_lines(str(trained_pico / "slotless_intent.txt")))
+    pred = Predictor.from_dir(str(trained_pico), backend="onnx_runtime", batch_size=16)
+    m = pred.evaluate(core.read_examples(str(corpus_subset / "dev.txt"), pred.labels))
     assert round(m["accuracy"], 6) == ref["accuracy"] and round(m["intent_accuracy"], 6) == ref["intent_accuracy"]
 
 
@@ -146,9 +143,8 @@ def test_fast_tokenizer_predictor_imports_neither_paddle_nor_paddlenlp(trained_p
     def run(use_fast):
         code = (
             "import json, sys\n"
-            f"sys.path.insert(0, {os.path.join(ROOT, 'deploy', 'python')!r})\n"
-            "from predictor import SLUPredictor\n"
-            f"p = SLUPredictor({str(trained_pico)!r}, backend={backend!r}, batch_size=4, use_fast={use_fast})\n"
+            "from slu.predictor import Predictor\n"
+            f"p = Predictor.from_dir({str(trained_pico)!r}, backend={backend!r}, batch_size=4, use_fast={use_fast})\n"
             "out = p.predict(['来一首周华健的花心', '打电话给18866668888', '暂停'])\n"
             "print(json.dumps({'out': out, 'dtype': p.input_dtype, 'loaded': sorted(\n"
             "    m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp'))}))\n")
@@ -165,14 +161,12 @@ def test_fast_tokenizer_predictor_imports_neither_paddle_nor_paddlenlp(trained_p
 
 
 def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):
-    sys.path.insert(0, os.path.join(ROOT, "deploy", "python"))
-    from predictor import FastTokenizer, PythonTokenizer
+    from slu import core
+    from slu.predictor import PythonTokenizer, fast_tokenizer_from_dir
 
-    import utils
-
-    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))]
+    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
     queries += ["播放Taylor Swift的Shape of You", "打电话给18866668888", "来一首周华健的花心" * 3]
-    py, fast = PythonTokenizer(str(trained_pico)), FastTokenizer(str(trained_pico))
+    py, fast = PythonTokenizer.from_dir(str(trained_pico)), fast_tokenizer_from_dir(str(trained_pico))
     assert py(queries, 16) == fast(queries, 16)
 
 

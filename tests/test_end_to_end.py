@@ -1,23 +1,40 @@
 """Train -> export -> run_eval on a small subset of the shared corpus, resume, and bad arguments."""
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import INTENT_LABELS, ROOT, SLOT_LABELS, run_py, train_args
+from conftest import INTENT_LABELS, ROOT, run_py, run_script, script_command
 
 
-def test_export_writes_a_deployable_directory(trained_pico):
-    from run_eval import model_input_dtype
+def train(pico_dir, corpus_subset, out, *extra, check=True):
+    """scripts/train.sh on the corpus subset."""
+    env = dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt", LR="1e-3")
+    return run_script("scripts/train.sh", env, *extra, check=check)
+
+
+def test_export_writes_a_deployable_directory(trained_pico, corpus_subset, labels):
+    from slu import manifest
+    from slu.program import model_input_dtype
 
     for name in ["infer_model.pdmodel", "infer_model.pdiparams", "vocab.txt", "tokenizer_config.json",
-                 "intent_label.txt", "slot_label.txt", "pretrained_model/config.json"]:
+                 "intent_label.txt", "slot_label.txt", "pretrained_model/config.json", "deploy_config.json"]:
         assert (trained_pico / name).is_file(), name
     assert model_input_dtype(str(trained_pico / "infer_model.pdmodel")) == "int32"
+    config = json.load(open(trained_pico / "deploy_config.json"))
+    assert manifest.read(str(trained_pico)) == config
+    assert (config["max_seq_length"], config["max_position_embeddings"], config["input_dtype"]) == (16, 16, "int32")
+    assert (config["num_intents"], config["num_slot_labels"]) == (11, 32)
+    assert config["models"] == {"infer_model": "fine-tuned"}
+    # slot-less intents: the intents seen in the subset's train + dev lines that never carry a slot there
+    lines = [l.split("\t") for part in ("train", "dev") for l in open(corpus_subset / f"{part}.txt", encoding="utf-8")
+             if l.strip()]
+    seen, with_slot = {c[2] for c in lines}, {c[2] for c in lines if "</" in c[3]}
+    assert set(config["slotless_intents"]) == seen - with_slot and config["slotless_intents"]
     # --save_total_limit 1 is honoured on one CPU process (PaddleNLP alone keeps every checkpoint)
     assert sorted(d.name for d in trained_pico.glob("checkpoint-*")) == ["checkpoint-240"]
     assert (trained_pico / "intent_label.txt").read_text() == open(INTENT_LABELS).read()
@@ -29,14 +46,10 @@ def test_export_writes_a_deployable_directory(trained_pico):
 def test_static_accuracy_equals_dynamic(trained_pico, corpus_subset, tmp_path):
     dev = corpus_subset / "dev.txt"
     run_py(["run_train.py", "--device", "cpu", "--model_name_or_path", str(trained_pico), "--dev_path", str(dev),
-            "--output_dir", str(tmp_path / "dyn"), "--do_eval", "--per_device_eval_batch_size", "64",
-            "--label_names", "intent_label", "slot_label", "--intent_label_path", INTENT_LABELS,
-            "--slot_label_path", SLOT_LABELS])
+            "--output_dir", str(tmp_path / "dyn"), "--do_eval", "--per_device_eval_batch_size", "64"])
     dyn = json.load(open(tmp_path / "dyn" / "eval_results.json"))
-    p = run_py(["run_eval.py", "--device", "cpu", "--model_name_or_path", str(trained_pico), "--infer_prefix",
-                str(trained_pico / "infer_model"), "--output_dir", str(tmp_path / "static"), "--test_path", str(dev),
-                "--intent_label_path", INTENT_LABELS, "--slot_label_path", SLOT_LABELS, "--max_seq_length", "16",
-                "--per_device_eval_batch_size", "50", "--do_eval"])
+    p = run_script("scripts/eval.sh", dict(OUTPUT=tmp_path / "static", INFER_PREFIX=trained_pico / "infer_model",
+                                           TEST=dev), "--per_device_eval_batch_size", "50")
     static = json.loads(p.stdout.strip().splitlines()[-1])
     assert static["examples"] == 150
     assert static["accuracy"] == pytest.approx(dyn["eval_accuracy"], abs=1e-6)
@@ -63,21 +76,57 @@ def test_predictions_format_and_positions(trained_pico, tmp_path):
 def test_run_eval_errors(trained_pico, tmp_path):
     p = run_py(["run_eval.py", "--infer_prefix", str(tmp_path / "nothing"), "--test_path", INTENT_LABELS],
                check=False)
-    assert p.returncode != 0 and f"model file not found: {tmp_path / 'nothing'}.pdmodel" in p.stderr
-    from run_eval import StaticPredictor
+    assert p.returncode != 0 and f"{tmp_path / 'deploy_config.json'}: not found" in p.stderr
+    os.makedirs(tmp_path / "m")
+    for f in os.listdir(trained_pico):
+        if not os.path.isdir(trained_pico / f) and not f.startswith("infer_model"):
+            shutil.copy(trained_pico / f, tmp_path / "m")
+    p = run_py(["run_eval.py", "--infer_prefix", str(tmp_path / "m" / "infer_model"), "--test_path", INTENT_LABELS],
+               check=False)
+    assert p.returncode != 0 and f"model file not found: {tmp_path / 'm' / 'infer_model'}.pdmodel" in p.stderr
     import numpy as np
 
-    pred = StaticPredictor(str(trained_pico / "infer_model"))
+    from slu.predictor import Predictor
+
+    pred = Predictor.from_dir(str(trained_pico), backend="paddle_inference")
     with pytest.raises(TypeError, match="input_ids has dtype int64, the model expects int32"):
-        pred(np.ones((1, 4), dtype="int64"))
+        pred.run(np.ones((1, 4), dtype="int64"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_seq_length", "17"], "max length 17 exceeds the model's 16 position embeddings"),
+    (["--max_seq_length", "2"], "max length 2 is below 3"),
+])
+def test_run_eval_refuses_a_max_length_the_model_cannot_serve(trained_pico, corpus_subset, flags, message):
+    p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path",
+                str(corpus_subset / "dev.txt"), *flags], check=False)
+    assert p.returncode == 1 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_label_files_that_do_not_match_the_model_are_refused(trained_pico, tmp_path):
+    shutil.copytree(trained_pico, tmp_path / "m", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    intents = (tmp_path / "m" / "intent_label.txt").read_text().split()
+    (tmp_path / "m" / "intent_label.txt").write_text("\n".join(intents[:8]) + "\n")
+    p = run_py(["run_eval.py", "--infer_prefix", str(tmp_path / "m" / "infer_model"), "--test_path",
+                INTENT_LABELS], check=False)
+    assert p.returncode == 1 and "the model outputs 11 intent labels, the intent label file has 8" in p.stderr
 
 
 def test_bad_arguments_fail_before_training(pico_dir, corpus_subset, tmp_path):
-    p = run_py(train_args(pico_dir, tmp_path / "o", corpus_subset / "train.txt", corpus_subset / "dev.txt",
-                          "--do_compress", "--strategy", "dynabert+qat+embeddings"), check=False)
+    p = train(pico_dir, corpus_subset, tmp_path / "o", "--do_compress", "--strategy", "dynabert+qat+embeddings",
+              check=False)
     assert p.returncode != 0 and "--do_compress cannot be combined with --do_train" in p.stderr
-    p = run_py(train_args(pico_dir, tmp_path / "o", tmp_path / "missing.txt", corpus_subset / "dev.txt"), check=False)
+    p = run_script("scripts/train.sh", dict(MODEL=pico_dir, OUTPUT=tmp_path / "o", TRAIN=tmp_path / "missing.txt",
+                                            DEV=corpus_subset / "dev.txt"), check=False)
     assert p.returncode != 0 and f"file not found: {tmp_path / 'missing.txt'}" in p.stderr
+    for flags, message in ((["--ignore_index", "-100"], "--ignore_index must be 0 (the PAD slot label"),
+                           (["--max_seq_length", "2"], "--max_seq_length must be at least 3"),
+                           (["--input_dtype", "float32"], "--input_dtype must be int32 or int64")):
+        p = train(pico_dir, corpus_subset, tmp_path / "o", *flags, check=False)
+        assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+    p = train(pico_dir, corpus_subset, tmp_path / "o", "--max_seq_length", "3000",
+              check=False)  # pico has 2048 position embeddings: refused before pruning
+    assert p.returncode != 0 and "--max_seq_length 3000 exceeds the 2048 position embeddings" in p.stderr
     assert not (tmp_path / "o" / "pretrained_model").exists()
 
 
@@ -85,11 +134,12 @@ def test_resume_after_interruption(pico_dir, corpus_subset, tmp_path):
     """Kill training after its first checkpoint; the same command without --overwrite_output_dir resumes there
     and finishes the planned steps."""
     out = tmp_path / "run"
-    args = [a for a in train_args(pico_dir, out, corpus_subset / "train.txt", corpus_subset / "dev.txt",
-                                  "--max_steps", "60", "--save_steps", "10", "--eval_steps", "10", "--per_device_train_batch_size", "16",
-                                  "--save_total_limit", "3") if a != "--overwrite_output_dir"]
-    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    extra = ["--max_steps", "60", "--save_steps", "10", "--eval_steps", "10", "--per_device_train_batch_size", "16",
+             "--save_total_limit", "3", "--overwrite_output_dir", "False"]
+    env = dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt", LR="1e-3")
+    cmd, full_env = script_command("scripts/train.sh", env, *extra)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=full_env)
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint-20" / "trainer_state.json").exists():
         assert proc.poll() is None, proc.stderr.read()[-3000:]
@@ -100,7 +150,7 @@ def test_resume_after_interruption(pico_dir, corpus_subset, tmp_path):
     assert not (out / "checkpoint-60").exists() and not (out / "infer_model.pdmodel").exists()
     done = sorted(int(d.name.split("-")[1]) for d in out.glob("checkpoint-*")
                   if (d / "trainer_state.json").exists())
-    p = run_py(args)
+    p = run_script("scripts/train.sh", env, *extra)
     log = p.stdout + p.stderr
     assert f"Resuming from {out / f'checkpoint-{done[-1]}'}" in log
     assert f"Continuing training from global step {done[-1]}" in log

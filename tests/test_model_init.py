@@ -1,7 +1,6 @@
 """Offline initialisation (nano, pico) and the embedding-pruning round trip."""
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ def test_offline_dir_loads_like_a_model_name(offline_dir, labels):
     import paddle
     from paddlenlp.transformers import AutoTokenizer
 
-    from model import JointErnie
+    from slu.model import JointErnie
 
     size, d = offline_dir
     cfg = json.load(open(d / "config.json"))
@@ -80,9 +79,8 @@ def test_prune_embeddings_round_trip(tmp_path, pico_dir, corpus_subset):
     from collections import Counter
     from paddlenlp.transformers import AutoTokenizer
 
-    import utils
-    from model import JointErnie
-    from run_train import prune_embeddings
+    from slu.model import JointErnie
+    from slu.training import prune_embeddings
 
     paddle.seed(0)
     tok = AutoTokenizer.from_pretrained(str(pico_dir))

@@ -1,7 +1,7 @@
 """Slot encoding from character offsets, slot decoding and the sentence metric, on hand-worked cases."""
 import pytest
 
-import utils
+from slu import core
 
 VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "打", "电", "话", "给", "播", "放", "的", "来", "一", "首",
          "周", "华", "健", "花", "心", "188", "##666", "##688", "##88", "##8", "shape", "of", "you", "taylor",
@@ -19,29 +19,29 @@ def tok(tmp_path_factory):
 
 def test_phone_number_pieces_get_b_then_i_and_decode_back(tok, labels):
     q = "打电话给18866668888"
-    ids, offsets, truncated = utils.encode_queries(tok, [q], 16)
+    ids, offsets, truncated = core.encode_queries(tok, [q], 16)
     # [CLS] 打 电 话 给 188 ##666 ##688 ##88 [SEP]: worked by hand from the vocab above
     assert tok.convert_ids_to_tokens(ids[0]) == ["[CLS]", "打", "电", "话", "给", "188", "##666", "##688", "##88",
                                                  "[SEP]"]
     assert offsets[0] == [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4), (4, 7), (7, 10), (10, 13), (13, 15), (0, 0)]
     assert truncated == [False]
-    _, spans = utils.parse_annotation("打电话给<phone_num>18866668888</phone_num>")
-    got = [labels.slots[i] for i in utils.spans_to_token_labels(offsets[0], spans, labels)]
+    _, spans = core.parse_annotation("打电话给<phone_num>18866668888</phone_num>")
+    got = [labels.slots[i] for i in core.spans_to_token_labels(offsets[0], spans, labels)]
     assert got == ["PAD", "O", "O", "O", "O", "B-phone_num", "I-phone_num", "I-phone_num", "I-phone_num", "PAD"]
     slot_ids = [labels.slot2id[x] for x in got]
-    assert utils.decode_slots(q, offsets[0], slot_ids, labels) == [
+    assert core.decode_slots(q, offsets[0], slot_ids, labels) == [
         {"slot": "phone_num", "entity": "18866668888", "pos": [4, 14]}]
 
 
 def test_latin_words_keep_case_and_spaces_in_entity(tok, labels):
     q = "播放Taylor Swift的Shape of You"
-    ids, offsets, _ = utils.encode_queries(tok, [q], 16)
+    ids, offsets, _ = core.encode_queries(tok, [q], 16)
     assert tok.convert_ids_to_tokens(ids[0])[1:-1] == ["播", "放", "taylor", "sw", "##ift", "的", "shape", "of", "you"]
-    _, spans = utils.parse_annotation("播放<singer>Taylor Swift</singer>的<song>Shape of You</song>")
-    slot_ids = utils.spans_to_token_labels(offsets[0], spans, labels)
+    _, spans = core.parse_annotation("播放<singer>Taylor Swift</singer>的<song>Shape of You</song>")
+    slot_ids = core.spans_to_token_labels(offsets[0], spans, labels)
     assert [labels.slots[i] for i in slot_ids] == ["PAD", "O", "O", "B-singer", "I-singer", "I-singer", "O",
                                                    "B-song", "I-song", "I-song", "PAD"]
-    assert utils.decode_slots(q, offsets[0], slot_ids, labels) == [
+    assert core.decode_slots(q, offsets[0], slot_ids, labels) == [
         {"slot": "singer", "entity": "Taylor Swift", "pos": [2, 13]},
         {"slot": "song", "entity": "Shape of You", "pos": [15, 26]}]  # entity at the very end is kept
 
@@ -51,15 +51,15 @@ def test_decode_rules(labels):
     offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4), (0, 0)]
     q = "来周华健"
     # I- without a B- starts an entity; a different type's I- starts a new one; [SEP] ends an entity
-    assert utils.decode_slots(q, offsets, [0, s["O"], s["I-singer"], s["I-song"], s["I-song"], 0], labels) == [
+    assert core.decode_slots(q, offsets, [0, s["O"], s["I-singer"], s["I-song"], s["I-song"], 0], labels) == [
         {"slot": "singer", "entity": "周", "pos": [1, 1]}, {"slot": "song", "entity": "华健", "pos": [2, 3]}]
     # B- B- gives two entities
-    assert utils.decode_slots(q, offsets, [0, s["B-song"], s["B-song"], s["O"], s["O"], 0], labels) == [
+    assert core.decode_slots(q, offsets, [0, s["B-song"], s["B-song"], s["O"], s["O"], 0], labels) == [
         {"slot": "song", "entity": "来", "pos": [0, 0]}, {"slot": "song", "entity": "周", "pos": [1, 1]}]
 
 
 def test_truncation_is_flagged(tok):
-    ids, offsets, truncated = utils.encode_queries(tok, ["来一首周华健的花心" * 3, "来一首"], 8)
+    ids, offsets, truncated = core.encode_queries(tok, ["来一首周华健的花心" * 3, "来一首"], 8)
     assert [len(x) for x in ids] == [8, 5] and truncated == [True, False]
 
 
@@ -70,12 +70,12 @@ def test_sentence_metric_hand_worked(labels):
     intent_pred = [i["music.play"], i["music.play"], i["OTHERS"], i["OTHERS"], i["music.pause"]]
     slot_gold = [[0, O, B, I, 0], [0, O, B, I, 0], [0, O, O, 0, 0], [0, B, I, 0, 0], [0, O, 0, -100, -100]]
     slot_pred = [[5, O, B, I, 7], [0, O, B, O, 0], [0, B, B, 0, 0], [0, B, I, 0, 0], [0, B, 0, 3, 3]]
-    m = utils.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels,
+    m = core.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels,
                                slotless=["OTHERS", "music.pause"])
     # 1: right (PAD positions ignored); 2: wrong slot; 3: slot-less intent, slots ignored; 4: wrong intent;
     # 5: slot-less, right. Sentence 3/5, intent 4/5.
     assert m == {"accuracy": pytest.approx(3 / 5), "intent_accuracy": pytest.approx(4 / 5)}
-    m = utils.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless=[])
+    m = core.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless=[])
     assert m["accuracy"] == pytest.approx(1 / 5)  # 3 and 5 now need their slots right: both wrong
 
 
@@ -91,16 +91,16 @@ def test_score_predictions_lays_gold_on_the_offsets(labels):
     preds = [(offsets, i["music.play"], [0, O, B, I, 0]),            # right
              (offsets, i["music.play"], [0, O, B, B, 0]),            # 心 should be I-song
              ([(0, 0), (0, 1), (1, 2), (0, 0)], i["music.pause"], [0, B, B, 0])]  # slot-less: slots ignored
-    m = utils.score_predictions(examples, labels, ["music.pause"], preds)
+    m = core.score_predictions(examples, labels, ["music.pause"], preds)
     assert m == {"accuracy": pytest.approx(2 / 3), "intent_accuracy": pytest.approx(1.0)}
     with pytest.raises(ValueError, match="2 predictions for 3 examples"):
-        utils.score_predictions(examples, labels, ["music.pause"], preds[:2])
+        core.score_predictions(examples, labels, ["music.pause"], preds[:2])
 
 
 def test_slotless_intents_from_data(labels):
     ex = [{"intent": "music.play", "slots": [("song", 0, 1, "x")]}, {"intent": "music.play", "slots": []},
           {"intent": "OTHERS", "slots": []}, {"intent": "music.next", "slots": []}]
-    assert utils.slotless_intents(ex, labels) == ["OTHERS", "music.next"]
+    assert core.slotless_intents(ex, labels) == ["OTHERS", "music.next"]
 
 
 def test_postprocess_confidence_and_slots(labels):
@@ -111,6 +111,6 @@ def test_postprocess_confidence_and_slots(labels):
     slot_logits = np.zeros((1, 4, len(labels.slots)))
     for t, name in enumerate(["PAD", "B-singer", "I-singer", "PAD"]):
         slot_logits[0, t, labels.slot2id[name]] = 5
-    out = utils.postprocess(["刘德华"], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits, slot_logits, labels)
+    out = core.postprocess(["刘德华"], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits, slot_logits, labels)
     assert out == [{"intent": "music.play", "confidence": 0.9,
                     "slot": [{"slot": "singer", "entity": "刘德华", "pos": [0, 2]}]}]

@@ -1,17 +1,21 @@
-"""Intent + slots for your queries with an exported model, on FastDeploy (Paddle Inference or ONNX Runtime).
+"""Intent + slots for your queries with an exported model, on FastDeploy (Paddle Inference, ONNX Runtime),
+Paddle Inference or Paddle Lite.
 
     python deploy/python/infer_demo.py --model_dir output/nano --backend paddle --text 来一首周华健的花心
     python deploy/python/infer_demo.py --model_dir output/nano/width_mult_0.75 --model_prefix int8 \
         --backend onnx_runtime --input_file queries.txt
 
-Output: one JSON line per query, as run_eval.py prints (same tokenizer files, same decoding code).
+Output: one JSON line per query, as run_eval.py prints (same tokenizer files, same decoding code). Max length,
+input dtype and label files come from the directory's deploy_config.json.
 """
 import argparse
 import json
 import os
 import sys
 
-from predictor import BACKENDS, SLUPredictor, utils
+from slu import core, lite  # first: zlib work-around before paddle
+from slu.backends import BACKENDS
+from slu.predictor import Predictor
 
 
 def parse_args(argv=None):
@@ -19,9 +23,9 @@ def parse_args(argv=None):
     ap.add_argument("--model_dir", required=True, help="exported directory (model, vocab.txt, label files)")
     ap.add_argument("--model_prefix", default="infer_model", help="infer_model, pruned, int8 or quant_emb")
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    ap.add_argument("--backend", default="paddle", choices=BACKENDS)
+    ap.add_argument("--backend", default="paddle", choices=list(BACKENDS))
     ap.add_argument("--batch_size", type=int, default=1)
-    ap.add_argument("--max_length", type=int, default=16)
+    ap.add_argument("--max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
     ap.add_argument("--cpu_num_threads", type=int, default=1)
     ap.add_argument("--use_fast", action="store_true", help="tokenize with FastTokenizer")
     ap.add_argument("--lite_target", choices=["x86", "arm"], default="x86",
@@ -34,33 +38,24 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.backend == "paddle_lite" and args.lite_target == "arm":
-        import lite
-        from predictor import refusal
-
-        prefix = f"{args.model_dir}/{args.model_prefix}"
-        if os.path.isfile(prefix + ".pdmodel"):
-            why = refusal("paddle_lite", utils.program_ops(prefix + ".pdmodel"))
-            if why:
-                raise ValueError(f"{prefix} on paddle_lite: {why}")
-        print(lite.convert(prefix, "arm"))
-        return
+        return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))
     queries = [(f"--text {k + 1}", t) for k, t in enumerate(args.text)]
     if args.input_file:
-        queries += [(f"{args.input_file}:{n}", q) for n, q in utils.read_queries(args.input_file)]
+        queries += [(f"{args.input_file}:{n}", q) for n, q in core.read_queries(args.input_file)]
     if not queries:
         queries = [("example", "来一首周华健的花心"), ("example", "打电话给18866668888")]
     for where, q in queries:
-        utils.check_query(q, where)
-    predictor = SLUPredictor(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
-                             args.max_length, args.batch_size, args.use_fast)
-    for (where, q), r in zip(queries, predictor.predict([q for _, q in queries])):
+        core.check_query(q, where)
+    predictor = Predictor.from_dir(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
+                                   args.max_length, args.batch_size, args.use_fast)
+    for (where, q), r in zip(queries, predictor.predict([q for _, q in queries], [w for w, _ in queries])):
         if r.get("truncated"):
-            print(f"warning: {where}: query longer than {args.max_length - 2} tokens, truncated", file=sys.stderr)
+            print(f"warning: {where}: query longer than {predictor.max_length - 2} tokens, truncated", file=sys.stderr)
         print(json.dumps({"query": q, **r}, ensure_ascii=False))
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (FileNotFoundError, ValueError, utils.DataError) as e:
+    except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"infer_demo.py: error: {e}")

@@ -14,11 +14,10 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from predictor import BACKENDS, SLUPredictor  # noqa: E402
+from slu.backends import BACKENDS  # first: zlib work-around before paddle
+from slu.predictor import Predictor
 
 
 class Batcher:
@@ -148,10 +147,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model_dir", required=True)
     ap.add_argument("--model_prefix", default="infer_model")
-    ap.add_argument("--backend", default="paddle", choices=BACKENDS)
+    ap.add_argument("--backend", default="paddle", choices=list(BACKENDS))
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--cpu_num_threads", type=int, default=1)
-    ap.add_argument("--max_length", type=int, default=16)
+    ap.add_argument("--max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
     ap.add_argument("--max_batch_size", type=int, default=32)
     ap.add_argument("--batch_wait_ms", type=float, default=5)
     ap.add_argument("--use_fast", action="store_true")
@@ -159,11 +158,11 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=8189)
     a = ap.parse_args(argv)
     try:
-        predictor = SLUPredictor(a.model_dir, a.model_prefix, a.backend, a.device, a.cpu_num_threads, a.max_length,
-                                 a.max_batch_size, a.use_fast)
+        predictor = Predictor.from_dir(a.model_dir, a.model_prefix, a.backend, a.device, a.cpu_num_threads,
+                                       a.max_length, a.max_batch_size, a.use_fast)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f"server.py: error: {e}")
-    info = {"backend": a.backend, "model": os.path.join(a.model_dir, a.model_prefix), "max_length": a.max_length,
+    info = {"backend": a.backend, "model": os.path.join(a.model_dir, a.model_prefix), "max_length": predictor.max_length,
             "max_batch_size": a.max_batch_size}
     import uvicorn
 

@@ -14,7 +14,10 @@ import java.util.Locale;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
-/** Type a query, see intent, confidence and slots (Paddle Lite on the phone, one thread, max length 16). */
+/**
+ * Type a query, see intent, confidence and slots (Paddle Lite on the phone, one thread, the max length of the
+ * model's deploy_config.json).
+ */
 public class MainActivity extends Activity {
     private final ExecutorService worker = Executors.newSingleThreadExecutor();
     private SluPredictor predictor;
@@ -29,7 +32,7 @@ public class MainActivity extends Activity {
         run.setEnabled(false);
         worker.execute(() -> {
             try {
-                predictor = new SluPredictor(this, 1, 16);
+                predictor = new SluPredictor(this, 1);
                 runOnUiThread(() -> run.setEnabled(true));
             } catch (Exception e) {
                 runOnUiThread(() -> result.setText("model failed to load: " + e.getMessage()));

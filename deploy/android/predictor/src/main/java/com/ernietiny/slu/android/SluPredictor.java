@@ -6,6 +6,7 @@ import com.baidu.paddle.lite.MobileConfig;
 import com.baidu.paddle.lite.PaddlePredictor;
 import com.baidu.paddle.lite.PowerMode;
 import com.baidu.paddle.lite.Tensor;
+import com.ernietiny.slu.DeployConfig;
 import com.ernietiny.slu.Labels;
 import com.ernietiny.slu.SlotDecoder;
 import com.ernietiny.slu.Tokenizer;
@@ -17,53 +18,58 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.util.List;
-import java.util.Properties;
 
 /**
  * Paddle Lite predictor for the compressed SLU model. Assets (copied to the app's files dir at first start):
- * model.nb (an arm .nb from the Python deployment), vocab.txt, intent_label.txt, slot_label.txt and
- * model.properties with input_dtype=int32|int64, the dtype the .nb's input_ids takes (upstream issue 6549 was a
- * mismatch here).
+ * model.nb (an arm .nb from the Python deployment) and deploy_config.json with the files it names (vocab and
+ * label files), all from the exported directory. The manifest gives the dtype of input_ids (upstream issue 6549
+ * was a mismatch there), lower-casing, the default max length and the model's output sizes.
  */
 public final class SluPredictor {
-    private static final String[] ASSETS = {"model.nb", "vocab.txt", "intent_label.txt", "slot_label.txt",
-            "model.properties"};
     private final PaddlePredictor predictor;
+    private final DeployConfig config;
     private final Tokenizer tokenizer;
     private final List<String> intents, slots;
-    private final boolean int64Input;
     private final int maxLength;
 
+    /** Max length: the manifest's max_seq_length. */
+    public SluPredictor(Context context, int threads) throws IOException {
+        this(context, threads, 0);
+    }
+
+    /** maxLength 0: the manifest's max_seq_length; above its max_position_embeddings: refused. */
     public SluPredictor(Context context, int threads, int maxLength) throws IOException {
         File dir = new File(context.getFilesDir(), "slu");
         if (!dir.isDirectory() && !dir.mkdirs()) throw new IOException("cannot create " + dir);
-        for (String name : ASSETS) copyAsset(context, name, new File(dir, name));
-        Properties meta = new Properties();
-        try (InputStream in = new FileInputStream(new File(dir, "model.properties"))) {
-            meta.load(in);
-        }
-        String dtype = meta.getProperty("input_dtype", "");
-        if (!dtype.equals("int32") && !dtype.equals("int64")) {
-            throw new IOException("model.properties: input_dtype must be int32 or int64, not '" + dtype + "'");
-        }
-        int64Input = dtype.equals("int64");
-        tokenizer = new Tokenizer(new FileInputStream(new File(dir, "vocab.txt")), "vocab.txt", true);
-        intents = Labels.read(new FileInputStream(new File(dir, "intent_label.txt")), "intent_label.txt");
-        slots = Labels.read(new FileInputStream(new File(dir, "slot_label.txt")), "slot_label.txt");
-        MobileConfig config = new MobileConfig();
-        config.setModelFromFile(new File(dir, "model.nb").getAbsolutePath());
-        config.setThreads(threads);
-        config.setPowerMode(PowerMode.LITE_POWER_HIGH);
-        predictor = PaddlePredictor.createPaddlePredictor(config);
-        this.maxLength = maxLength;
+        config = DeployConfig.read(new FileInputStream(asset(context, dir, DeployConfig.FILE)), DeployConfig.FILE);
+        this.maxLength = config.maxLength(maxLength);
+        tokenizer = new Tokenizer(new FileInputStream(asset(context, dir, config.vocabFile)), config.vocabFile,
+                config.doLowerCase);
+        config.checkPadId(tokenizer.padId());
+        intents = Labels.read(new FileInputStream(asset(context, dir, config.intentLabelFile)),
+                config.intentLabelFile);
+        slots = Labels.read(new FileInputStream(asset(context, dir, config.slotLabelFile)), config.slotLabelFile);
+        config.checkLabels(intents.size(), slots.size());
+        MobileConfig lite = new MobileConfig();
+        lite.setModelFromFile(asset(context, dir, "model.nb").getAbsolutePath());
+        lite.setThreads(threads);
+        lite.setPowerMode(PowerMode.LITE_POWER_HIGH);
+        predictor = PaddlePredictor.createPaddlePredictor(lite);
     }
 
-    private static void copyAsset(Context context, String name, File dest) throws IOException {
-        if (dest.exists()) return;
+    /** The asset `name` in `dir`, copied there if absent. */
+    private static File asset(Context context, File dir, String name) throws IOException {
+        File dest = new File(dir, name);
+        if (dest.exists()) return dest;
         try (InputStream in = context.getAssets().open(name); OutputStream out = new FileOutputStream(dest)) {
             byte[] buf = new byte[1 << 16];
             for (int n; (n = in.read(buf)) > 0; ) out.write(buf, 0, n);
         }
+        return dest;
+    }
+
+    public int maxLength() {
+        return maxLength;
     }
 
     public SlotDecoder.Result predict(String query) {
@@ -72,7 +78,7 @@ public final class SluPredictor {
         Tokenizer.Encoding enc = tokenizer.encode(cps, maxLength);
         Tensor input = predictor.getInput(0);
         input.resize(new long[] {1, enc.ids.length});
-        if (int64Input) {
+        if (config.int64Input()) {
             input.setData(enc.ids);
         } else {
             int[] ids = new int[enc.ids.length];
@@ -82,6 +88,11 @@ public final class SluPredictor {
         predictor.run();
         float[] intentLogits = predictor.getOutput(0).getFloatData();
         float[] slotLogits = predictor.getOutput(1).getFloatData();
+        if (intentLogits.length != intents.size() || slotLogits.length != enc.ids.length * slots.size()) {
+            throw new IllegalStateException("model.nb outputs " + intentLogits.length + " intent and "
+                    + slotLogits.length + " slot logits for " + enc.ids.length + " tokens; " + DeployConfig.FILE
+                    + " says num_intents " + intents.size() + ", num_slot_labels " + slots.size());
+        }
         return SlotDecoder.decode(cps, enc, intentLogits, slotLogits, intents, slots);
     }
 }

@@ -4,7 +4,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import ErnieModel, ErniePretrainedModel
 
-from utils import PAD_SLOT_ID
+from slu.core import PAD_SLOT_ID
 
 
 class JointErnie(ErniePretrainedModel):

@@ -9,16 +9,15 @@ What Paddle Lite 2.10 rejects in a Paddle 2.6 export, and the rewrite (outputs u
 - int32 ids into `lookup_table_v2`: a `cast` to int64 is inserted after the feed;
 - `dropout` (identity at inference) lacks the `fix_seed`/`seed` attributes Lite reads: added.
 QAT programs with `quantize_linear`/`dequantize_linear` and INT8 embeddings (`dequantize_log`) have no Lite
-2.10 kernels; they are refused.
+2.10 kernels; they are refused (slu/backends.py).
 """
 import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-import utils  # noqa: E402
+from slu import program
+from slu.backends import refusal
 
-UNSUPPORTED = {"quantize_linear", "dequantize_linear", "dequantize_log"}
 XSHAPE_OPS = {"transpose2", "unsqueeze2", "reshape2", "squeeze2", "flatten_contiguous_range"}
 
 
@@ -36,12 +35,11 @@ def _set_bool(op, name, value, framework_pb2):
 
 def rewrite_for_lite(pdmodel_in, pdmodel_out):
     """Write a Lite-compatible copy of a static program. Returns the list of changes made."""
-    framework_pb2 = utils.framework_pb2()
-    prog = utils.read_program(pdmodel_in)
-    bad = sorted({op.type for b in prog.blocks for op in b.ops} & UNSUPPORTED)
-    if bad:
-        raise ValueError(f"{pdmodel_in}: Paddle Lite 2.10 has no kernels for {', '.join(bad)} (QAT with "
-                         "onnx_format / INT8 embeddings); use the fine-tuned or pruned FP32 model on paddle_lite")
+    framework_pb2 = program.framework_pb2()
+    prog = program.read_program(pdmodel_in)
+    why = refusal("paddle_lite", {op.type for b in prog.blocks for op in b.ops})
+    if why:
+        raise ValueError(f"{pdmodel_in} on paddle_lite: {why}")
     changes = []
     block = prog.blocks[0]
     varmap = {v.name: v for v in block.vars}

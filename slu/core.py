@@ -1,7 +1,7 @@
 """Data reading, label handling, slot encoding/decoding and metrics.
 
-This is the one copy of that logic: run_train.py, run_eval.py, the deploy demos and the server
-all import it. It imports neither paddle nor paddlenlp, so the deploy side stays light.
+This is the one copy of that logic: training, evaluation, compression, the predictor, the server and the
+benchmarks all use it. It imports neither paddle nor paddlenlp, so the deploy side stays light.
 
 Corpus format (NLPCC 2018 Task 4), UTF-8, tab separated, four columns:
     session_id  query  intent  annotated_query
@@ -13,12 +13,6 @@ that is in the query, and that span is what gets labelled.
 import json
 import os
 import re
-import zlib
-
-# libpaddle.so exports its own zlib symbols; the first zlib decompression after `import paddle`
-# can crash (see README, "Environment"). One round trip through the system zlib before paddle is
-# imported avoids it. Every entry point imports utils before paddle.
-zlib.decompress(zlib.compress(b"x"))
 
 SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]")
 PAD_SLOT_ID = 0  # given to [CLS], [SEP] and padding; ignored by the loss and the metric
@@ -30,6 +24,10 @@ class DataError(ValueError):
     def __init__(self, path, lineno, message):
         self.path, self.lineno, self.reason = path, lineno, message
         super().__init__(f"{path}:{lineno}: {message}")
+
+
+class UsageError(ValueError):
+    """A setting that cannot work (e.g. a max length the model's position embeddings cannot hold)."""
 
 
 # ----------------------------------------------------------------------------------- labels
@@ -389,60 +387,3 @@ def read_queries(path):
             cols = line.split("\t")
             out.append((lineno, cols[1] if len(cols) == 4 else line))
     return out
-
-
-# ----------------------------------------------------------------------------------- static programs
-_FRAMEWORK_PB2 = None
-
-
-def framework_pb2():
-    """Paddle's ProgramDesc protobuf module. Loaded from its file, without importing paddle (about 250 MiB and
-    seconds), so that deployment processes can read a program's ops and input dtype without the training stack;
-    when paddle is already imported, its own module."""
-    global _FRAMEWORK_PB2
-    if _FRAMEWORK_PB2 is None:
-        import importlib.util
-        import sys
-
-        mod = sys.modules.get("paddle.base.proto.framework_pb2")
-        spec = None if mod else importlib.util.find_spec("paddle")
-        path = os.path.join(os.path.dirname(spec.origin), "base", "proto", "framework_pb2.py") if spec else ""
-        if mod is None and os.path.isfile(path):
-            s = importlib.util.spec_from_file_location("_paddle_framework_pb2", path)
-            mod = importlib.util.module_from_spec(s)
-            s.loader.exec_module(mod)
-        elif mod is None:
-            from paddle.base.proto import framework_pb2 as mod
-        _FRAMEWORK_PB2 = mod
-    return _FRAMEWORK_PB2
-
-
-def read_program(pdmodel_path):
-    """The ProgramDesc of an exported .pdmodel file, with a clear error for a missing or unreadable file."""
-    if not os.path.isfile(pdmodel_path):
-        raise FileNotFoundError(f"model file not found: {pdmodel_path}")
-    pb2 = framework_pb2()
-    with open(pdmodel_path, "rb") as f:
-        data = f.read()
-    try:
-        prog = pb2.ProgramDesc.FromString(data)
-    except Exception as e:  # protobuf's DecodeError differs between implementations
-        raise ValueError(f"{pdmodel_path}: not a Paddle program ({type(e).__name__}: {e})") from None
-    if not prog.blocks:
-        raise ValueError(f"{pdmodel_path}: not a Paddle program (no blocks)")
-    return prog
-
-
-def program_ops(pdmodel_path):
-    """Operator types of a static Paddle program."""
-    return {op.type for block in read_program(pdmodel_path).blocks for op in block.ops}
-
-
-def model_input_dtype(pdmodel_path, name="input_ids"):
-    """The dtype ('int32'/'int64') the static program declares for its input `name`."""
-    pb2 = framework_pb2()
-    for var in read_program(pdmodel_path).blocks[0].vars:
-        if var.name == name:
-            dt = var.type.lod_tensor.tensor.data_type
-            return {pb2.VarType.INT32: "int32", pb2.VarType.INT64: "int64"}.get(dt, str(dt))
-    raise ValueError(f"{pdmodel_path}: the program has no input named {name!r}")

@@ -1,0 +1,217 @@
+"""Compression with PaddleNLP's Trainer.compress (PaddleSlim): DynaBERT width pruning, QAT, INT8 embeddings.
+
+Driven by compress.py and run_train.py --do_compress. `check_args` runs before anything is loaded or trained.
+For width w (default 0.75) it writes <output_dir>/width_mult_<w>/:
+    model_state.pdparams + config.json   width-pruned FP32 weights (JointErnie.from_pretrained loads them)
+    pruned.pdmodel/.pdiparams            the same, as a static graph
+    int8.pdmodel/.pdiparams              pruned + QAT (INT8 matmul weights and activations)
+    quant_emb.pdmodel/.pdiparams         pruned + QAT + INT8 (log-quantized) embedding tables
+plus the tokenizer and label files and deploy_config.json, so that the directory deploys on its own; and
+<output_dir>/compress_report.{json,md,png}: accuracy, size and parameter count of every stage.
+"""
+import math
+import os
+import types
+
+from slu import core, program
+
+KNOWN_STRATEGIES = ("dynabert", "ptq", "qat", "dynabert+ptq", "dynabert+qat", "dynabert+embeddings",
+                    "dynabert+qat+embeddings")
+SUPPORTED_STRATEGIES = ("dynabert", "dynabert+qat", "dynabert+qat+embeddings")
+REFUSED_WHY = {
+    "ptq": "post-training quantization needs PaddleNLP's grid search over calibration settings, which this "
+           "pipeline does not drive; QAT gives the INT8 model",
+    "qat": "QAT without DynaBERT skips the width pruning that the stage report and the deployment expect",
+    "dynabert+ptq": "post-training quantization is not driven by this pipeline; use QAT",
+    "dynabert+embeddings": "PaddleNLP quantizes embeddings of the exported pruned model only after QAT/PTQ in "
+                           "this release; use dynabert+qat+embeddings",
+}
+STAGES = (("fine-tuned", None), ("+ pruning (vocab + width)", "pruned"),
+          ("+ INT8 matmul (QAT)", "int8"), ("+ INT8 embeddings", "quant_emb"))
+
+
+def normalise_strategy(strategy):
+    parts = [p.strip() for p in (strategy or "").split("+") if p.strip()]
+    order = {"dynabert": 0, "ptq": 1, "qat": 1, "embeddings": 2}
+    return "+".join(sorted(parts, key=lambda p: order.get(p, 3)))
+
+
+def parse_widths(width_mult_list):
+    out = []
+    for w in width_mult_list or ["3/4"]:
+        try:
+            value = float(eval(str(w), {"__builtins__": {}}))  # PaddleNLP evaluates these too ('3/4')
+        except Exception:
+            value = None
+        out.append((w, value))
+    return out
+
+
+def check_args(data_args, args):
+    """Error messages (empty when fine) for a compression run: data, --strategy and --width_mult_list."""
+    errors = []
+    if args.do_train:
+        errors.append("--do_compress cannot be combined with --do_train: fine-tune first, then compress the "
+                      "fine-tuned model with --model_name_or_path pointing at it")
+    if not data_args.train_path or not data_args.dev_path:
+        errors.append("compression needs --train_path and --dev_path")
+    strategy = normalise_strategy(args.strategy)
+    if strategy not in KNOWN_STRATEGIES:
+        errors.append(f"unknown --strategy {args.strategy!r}; PaddleNLP accepts: {', '.join(KNOWN_STRATEGIES)}")
+    elif strategy not in SUPPORTED_STRATEGIES:
+        errors.append(f"--strategy {strategy!r} is refused: {REFUSED_WHY[strategy]}; supported: "
+                      f"{', '.join(SUPPORTED_STRATEGIES)}")
+    widths = parse_widths(args.width_mult_list)
+    for w, value in widths:
+        if value is None or not 0 < value < 1:
+            errors.append(f"--width_mult_list value {w!r} is not a number between 0 and 1")
+    if len(widths) > 1:
+        errors.append("--width_mult_list takes one width: PaddleNLP 2.8 quantizes the last width's model into "
+                      "every width directory")
+    return errors
+
+
+def make_custom_evaluate(labels, slotless, log):
+    """Sentence accuracy (the metric of training and run_eval) for a JointErnie or its OFA wrapper.
+
+    The returned score is the sentence accuracy plus 1e-6 * (1 + intent accuracy): strictly positive,
+    because PaddleNLP saves a DynaBERT width model only when the score beats 0, with ties broken by
+    intent accuracy. The logged figures are the plain accuracies."""
+    import paddle
+
+    @paddle.no_grad()
+    def custom_evaluate(trainer, model, data_loader):
+        from paddleslim.nas.ofa import OFA
+
+        model.eval()
+        ip, ig, sp, sg = [], [], [], []
+        for batch in data_loader:
+            outputs = model(batch["input_ids"])
+            if isinstance(model, OFA):
+                outputs = outputs[0]  # (student outputs, teacher outputs)
+            intent_logits, slot_logits = outputs[0], outputs[1]
+            ip += intent_logits.argmax(-1).numpy().tolist()
+            ig += batch["intent_label"].numpy().reshape([-1]).tolist()
+            sp += list(slot_logits.argmax(-1).numpy())
+            sg += list(batch["slot_label"].numpy())
+        model.train()
+        m = core.sentence_metrics(ip, ig, sp, sg, labels, slotless)
+        log(f"eval_accuracy: {m['accuracy']:.6f}, eval_intent_accuracy: {m['intent_accuracy']:.6f}")
+        return float(m["accuracy"] + 1e-6 * (1 + m["intent_accuracy"]))
+
+    return custom_evaluate
+
+
+def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, max_seq_length, batch_size=256):
+    """Dev accuracy (Paddle Inference), size and parameter count of each exported stage."""
+    from slu.predictor import Predictor, PythonTokenizer, create_runtime
+
+    rows = []
+    for name, prefix in stage_prefixes:
+        predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
+                              max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size, slotless)
+        m = predictor.evaluate(dev_ex)
+        rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
+                     "intent_accuracy": round(100 * m["intent_accuracy"], 2),
+                     "size_mib": round(program.model_size_mib(prefix), 3),
+                     "params": program.static_param_count(prefix + ".pdmodel")})
+    return rows
+
+
+def write_report(rows, out_prefix, title=""):
+    """compress_report.json, .md (upstream's layout, deltas against the first row) and .png."""
+    base = rows[0]
+    core.save_json(out_prefix + ".json", {"title": title, "stages": rows})
+    lines = ["| model | accuracy (%) | intent accuracy (%) | size (MiB) | parameters |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r is base:
+            acc, size = f"{r['accuracy']:.2f}", f"{r['size_mib']:.2f}"
+        else:
+            acc = f"{r['accuracy']:.2f} ({r['accuracy'] - base['accuracy']:+.2f})"
+            size = f"{r['size_mib']:.2f} ({100 * (r['size_mib'] / base['size_mib'] - 1):+.1f}%)"
+        lines.append(f"| {r['stage']} | {acc} | {r['intent_accuracy']:.2f} | {size} | {r['params']:,} |")
+    with open(out_prefix + ".md", "w", encoding="utf-8") as f:
+        f.write((f"{title}\n\n" if title else "") + "\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["size_mib"] for r in rows], [r["accuracy"] for r in rows], "o-")
+    for r in rows:
+        ax.annotate(r["stage"], (r["size_mib"], r["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("model size (MiB)")
+    ax.set_ylabel("dev sentence accuracy (%)")
+    ax.set_title(title or "compression stages")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_prefix + ".png", dpi=120)
+    plt.close(fig)
+    return "\n".join(lines)
+
+
+def run(setup, model_args, data_args, args):
+    """Compress the fine-tuned model of `setup` (a training.Setup); write the width directory and the report."""
+    from paddlenlp.trainer import trainer_compress  # noqa: F401  (importing it adds Trainer.compress)
+    from paddlenlp.utils.log import logger
+
+    from slu import compat, training
+
+    logger.info(f"compatibility fixes applied: {compat.apply()}")
+    args.strategy = normalise_strategy(args.strategy)
+    (w_arg, width), = parse_widths(args.width_mult_list)
+    args.width_mult_list = [str(width)]
+    width_dir = os.path.join(args.output_dir, "width_mult_" + str(round(width, 2)))
+    labels, tokenizer = setup.labels, setup.tokenizer
+
+    trainer = training.make_trainer(setup, data_args, args)
+    steps = args.max_steps if args.max_steps > 0 else \
+        math.ceil(len(trainer.train_dataset) / args.per_device_train_batch_size) * math.ceil(args.num_train_epochs)
+    if args.save_steps > steps:  # PaddleNLP evaluates (and saves) only every save_steps
+        logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
+        args.save_steps = steps
+    custom_evaluate = make_custom_evaluate(labels, setup.slotless, logger.info)
+    pruned_positions = []
+
+    def export_deploy_files():
+        training.write_deploy_files(width_dir, tokenizer, data_args, labels, setup.slotless, args.input_dtype,
+                                    pruned_positions[0])
+
+    def save_pruned(self):
+        """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
+        if pruned_positions:
+            return
+        self.model.config.width_mult = width
+        self.model.save_pretrained(width_dir)  # replaces the full-width supernet weights PaddleNLP left there
+        pruned_positions.append(training.export_static(width_dir, os.path.join(width_dir, "pruned"),
+                                                       args.input_dtype, labels, model_args.dropout))
+        export_deploy_files()
+        custom_evaluate(self, self.model, self.get_eval_dataloader(trainer.eval_dataset))
+
+    original_quant = trainer.quant
+
+    def quant(self, model_dir, strategy):
+        if strategy in ("qat", "ptq"):
+            save_pruned(self)
+        return original_quant(model_dir, strategy)
+
+    trainer.quant = types.MethodType(quant, trainer)
+    trainer.compress(custom_evaluate=custom_evaluate)
+    save_pruned(trainer)
+    export_deploy_files()  # lists the stages written since
+
+    # the report: every stage's static model, evaluated with Paddle Inference on the dev set
+    fine_tuned = os.path.join(model_args.model_name_or_path, "infer_model")
+    if not os.path.isfile(fine_tuned + ".pdmodel"):
+        fine_tuned = os.path.join(args.output_dir, "fine_tuned")
+        training.export_static(model_args.model_name_or_path, fine_tuned, args.input_dtype, labels,
+                               model_args.dropout)
+    stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
+    stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
+    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args.max_seq_length)
+    title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
+             f"width {w_arg}, dev {len(setup.dev_ex)} queries")
+    table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)
+    logger.info("compression report (" + os.path.join(args.output_dir, "compress_report.md") + "):\n" + table)
+    return rows

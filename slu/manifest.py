@@ -1,0 +1,106 @@
+"""deploy_config.json: what a deployment needs to know about an exported directory (docs/deploy_config.md).
+
+Written at export beside the model, tokenizer and label files; the predictor, run_eval.py, the server, the
+C++ demo and the Android app read their defaults from it and refuse settings the model cannot serve.
+"""
+import json
+import os
+
+from slu.core import LabelSet, UsageError, save_json
+
+NAME = "deploy_config.json"
+FORMAT = "ernie-tiny-slu/1"
+INPUT_NAME = "input_ids"
+# exported program prefix -> compression stage
+STAGES = {"infer_model": "fine-tuned", "pruned": "pruned", "int8": "int8", "quant_emb": "int8+emb"}
+
+
+class ManifestError(UsageError):
+    """A missing, malformed or inconsistent deploy_config.json, or a setting it rules out."""
+
+
+def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, do_lower_case=True,
+          pad_token_id=0, models=None):
+    return {
+        "format": FORMAT,
+        "max_seq_length": int(max_seq_length),
+        "max_position_embeddings": int(max_position_embeddings),
+        "input_dtype": input_dtype,
+        "inputs": [{"name": INPUT_NAME, "dtype": input_dtype, "shape": [-1, -1]}],
+        "outputs": [{"index": 0, "holds": "intent_logits", "shape": [-1, len(labels.intents)]},
+                    {"index": 1, "holds": "slot_logits", "shape": [-1, -1, len(labels.slots)]}],
+        "vocab_file": "vocab.txt",
+        "do_lower_case": bool(do_lower_case),
+        "pad_token_id": int(pad_token_id),
+        "intent_label_file": "intent_label.txt",
+        "slot_label_file": "slot_label.txt",
+        "num_intents": len(labels.intents),
+        "num_slot_labels": len(labels.slots),
+        "slotless_intents": list(slotless),
+        "models": dict(models or {}),
+    }
+
+
+def exported_models(directory):
+    """The known exported programs present in `directory`, with their stage."""
+    return {p: s for p, s in STAGES.items() if os.path.isfile(os.path.join(directory, p + ".pdmodel"))}
+
+
+def write(directory, manifest):
+    """Write the manifest, listing the exported programs now present in `directory`."""
+    manifest = {**manifest, "models": exported_models(directory)}
+    save_json(os.path.join(directory, NAME), manifest)
+    return manifest
+
+
+def read(directory):
+    """The manifest of an exported directory, checked: format, field types, and the label files against the
+    model's output sizes."""
+    path = os.path.join(directory, NAME)
+    if not os.path.isfile(path):
+        raise ManifestError(f"{path}: not found (export the model with run_train.py --do_export, which writes it)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise ManifestError(f"{path}: format must be {FORMAT!r}, not {m.get('format') if isinstance(m, dict) else m!r}")
+    for key in ("max_seq_length", "max_position_embeddings", "num_intents", "num_slot_labels"):
+        if not isinstance(m.get(key), int) or isinstance(m.get(key), bool) or m[key] < 1:
+            raise ManifestError(f"{path}: {key} must be a positive integer, not {m.get(key)!r}")
+    if m.get("input_dtype") not in ("int32", "int64"):
+        raise ManifestError(f"{path}: input_dtype must be int32 or int64, not {m.get('input_dtype')!r}")
+    for key in ("vocab_file", "intent_label_file", "slot_label_file"):
+        if not isinstance(m.get(key), str) or not os.path.isfile(os.path.join(directory, m[key])):
+            raise ManifestError(f"{path}: {key} {m.get(key)!r} is not a file in {directory}")
+    return m
+
+
+def labels(directory, manifest=None):
+    """The label files the manifest names, checked against the model's output sizes."""
+    manifest = manifest or read(directory)
+    result = LabelSet.from_files(os.path.join(directory, manifest["intent_label_file"]),
+                                 os.path.join(directory, manifest["slot_label_file"]))
+    check_labels(result, manifest, os.path.join(directory, NAME))
+    return result
+
+
+def check_labels(label_set, manifest, where):
+    for what, have, want in (("intent", len(label_set.intents), manifest["num_intents"]),
+                             ("slot", len(label_set.slots), manifest["num_slot_labels"])):
+        if have != want:
+            raise ManifestError(f"{where}: the model outputs {want} {what} labels, the {what} label file has {have}")
+
+
+def max_length(manifest, requested=None, where=NAME):
+    """The max length to serve: the manifest's max_seq_length unless `requested`; refused when the model's
+    position embeddings cannot hold it."""
+    if requested is None:
+        return manifest["max_seq_length"]
+    if requested < 3:
+        raise ManifestError(f"max length {requested} is below 3 ([CLS], one token, [SEP])")
+    if requested > manifest["max_position_embeddings"]:
+        raise ManifestError(f"max length {requested} exceeds the model's {manifest['max_position_embeddings']} "
+                            f"position embeddings ({where}); use at most {manifest['max_position_embeddings']}")
+    return requested

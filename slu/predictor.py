@@ -1,0 +1,202 @@
+"""The one SLU predictor: tokenizer + runtime + the project's decoding, over an exported directory.
+
+    p = Predictor.from_dir("output/nano", backend="onnx_runtime", use_fast=True)
+    p.predict(["来一首周华健的花心"])  # [{'intent': 'music.play', 'confidence': ..., 'slot': [...]}]
+
+run_eval.py, the compression report, infer_demo.py, the server and the benchmarks all use it. Runtimes:
+Paddle Inference (paddle.inference), FastDeploy (Paddle Inference, ONNX Runtime, OpenVINO) and Paddle Lite; what
+each refuses is in slu/backends.py. One process must not hold a paddle.inference predictor and a FastDeploy
+Paddle-backend runtime at once (whichever is created second crashes).
+"""
+import os
+
+from slu import core, manifest, program
+from slu.backends import check_backend, refusal
+
+
+# ------------------------------------------------------------------------------------------------ tokenizers
+class PythonTokenizer:
+    """PaddleNLP's ErnieTokenizer (what training uses)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def from_dir(cls, directory):
+        from paddlenlp.transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(directory))
+
+    def __call__(self, texts, max_length):
+        return core.encode_queries(self.tok, texts, max_length)
+
+
+def fast_tokenizer_from_dir(directory):
+    """FastTokenizer over the vocabulary an exported directory's deploy_config.json names."""
+    config = manifest.read(directory)
+    return FastTokenizer(os.path.join(directory, config["vocab_file"]), config["do_lower_case"])
+
+
+class FastTokenizer:
+    """FastTokenizer's ErnieFastTokenizer built from a vocab.txt; imports neither Paddle nor PaddleNLP."""
+
+    def __init__(self, vocab_path, do_lower_case=True):
+        from fast_tokenizer import ErnieFastTokenizer
+        from fast_tokenizer.models import WordPiece
+
+        if not os.path.isfile(vocab_path):
+            raise FileNotFoundError(f"model file not found: {vocab_path}")
+        vocab = WordPiece.read_file(vocab_path)
+        self.pad_token_id = vocab["[PAD]"]
+        self.tok = ErnieFastTokenizer(vocab, lowercase=do_lower_case, strip_accents=do_lower_case)
+        self.tok.disable_padding()  # it pads a batch to its longest item by default; batches are padded later
+
+    def __call__(self, texts, max_length):
+        self.tok.disable_truncation()
+        full = [len(e.ids) for e in self.tok.encode_batch(list(texts))]
+        self.tok.enable_truncation(max_length)
+        encs = self.tok.encode_batch(list(texts))
+        ids = [list(e.ids) for e in encs]
+        offsets = [[tuple(o) for o in e.offsets] for e in encs]
+        return ids, offsets, [n > max_length for n in full]
+
+
+# ------------------------------------------------------------------------------------------------ runtimes
+class PaddleInferenceRuntime:
+    """paddle.inference over <prefix>.pdmodel/.pdiparams: ids [B, T] -> (intent logits, slot logits)."""
+
+    def __init__(self, prefix, device="cpu", cpu_num_threads=1):
+        import paddle.inference as paddle_infer
+
+        config = paddle_infer.Config(prefix + ".pdmodel", prefix + ".pdiparams")
+        if device == "gpu":
+            config.enable_use_gpu(100, 0)
+        else:
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(cpu_num_threads)
+        config.disable_glog_info()
+        self.predictor = paddle_infer.create_predictor(config)
+        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
+
+    def __call__(self, ids):
+        self.input.reshape(list(ids.shape))
+        self.input.copy_from_cpu(ids)
+        self.predictor.run()
+        return [o.copy_to_cpu() for o in self.outputs]
+
+
+class FastDeployRuntime:
+    """FastDeploy's Runtime with its Paddle Inference, ONNX Runtime or OpenVINO backend."""
+
+    def __init__(self, prefix, backend, device="cpu", cpu_num_threads=1):
+        import fastdeploy as fd
+
+        option = fd.RuntimeOption()
+        option.set_model_path(prefix + ".pdmodel", prefix + ".pdiparams")
+        if device == "gpu":
+            option.use_gpu(0)
+        else:
+            option.use_cpu()
+            option.set_cpu_thread_num(cpu_num_threads)
+        if backend == "paddle":
+            option.use_paddle_infer_backend()
+            # MKLDNN gives wrong outputs here: for the QAT int8 program, and for FP32 programs once batch shapes
+            # change between calls (dev accuracy 0 after batch-1 calls, measured): off.
+            option.paddle_infer_option.enable_mkldnn = False
+        elif backend == "onnx_runtime":
+            option.use_ort_backend()
+        elif backend == "openvino":
+            option.use_openvino_backend()
+        self.runtime = fd.Runtime(option)
+        self.input_name = self.runtime.get_input_info(0).name
+
+    def __call__(self, ids):
+        return tuple(self.runtime.infer({self.input_name: ids})[:2])
+
+
+def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
+    """A runtime for <prefix>.pdmodel/.pdiparams on `backend`, after the refusal table has seen its ops."""
+    check_backend(backend)
+    for ext in (".pdmodel", ".pdiparams"):
+        if not os.path.isfile(prefix + ext):
+            raise FileNotFoundError(f"model file not found: {prefix + ext}")
+    why = refusal(backend, program.program_ops(prefix + ".pdmodel"))
+    if why:
+        raise ValueError(f"{prefix} on {backend}: {why}")
+    if backend == "paddle_inference":
+        return PaddleInferenceRuntime(prefix, device, cpu_num_threads)
+    if backend == "paddle_lite":
+        from slu import lite
+
+        return lite.LiteRuntime(lite.convert(prefix, "x86"))
+    return FastDeployRuntime(prefix, backend, device, cpu_num_threads)
+
+
+# ------------------------------------------------------------------------------------------------ predictor
+class Predictor:
+    """Tokenizer + runtime + decoding. `runtime(ids)` takes padded ids [B, T] of `input_dtype` and returns
+    (intent logits [B, intents], slot logits [B, T, slot labels])."""
+
+    def __init__(self, runtime, tokenizer, labels, max_length, input_dtype, batch_size=32, slotless=()):
+        self.runtime, self.tokenizer, self.labels = runtime, tokenizer, labels
+        self.max_length, self.input_dtype, self.batch_size = max_length, input_dtype, batch_size
+        self.slotless = list(slotless)
+
+    @classmethod
+    def from_dir(cls, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
+                 max_length=None, batch_size=32, use_fast=False):
+        """The predictor of an exported directory: defaults and checks from its deploy_config.json."""
+        config = manifest.read(model_dir)
+        labels = manifest.labels(model_dir, config)
+        length = manifest.max_length(config, max_length, os.path.join(model_dir, manifest.NAME))
+        prefix = os.path.join(model_dir, model_prefix)
+        if os.path.isfile(prefix + ".pdmodel"):
+            dtype = program.model_input_dtype(prefix + ".pdmodel")
+            if dtype != config["input_dtype"]:
+                raise manifest.ManifestError(f"{prefix}.pdmodel takes {dtype} ids, {manifest.NAME} says "
+                                             f"{config['input_dtype']}: re-export the directory")
+        runtime = create_runtime(prefix, backend, device, cpu_num_threads)
+        tokenizer = fast_tokenizer_from_dir(model_dir) if use_fast else PythonTokenizer.from_dir(model_dir)
+        return cls(runtime, tokenizer, labels, length, config["input_dtype"], batch_size, config["slotless_intents"])
+
+    def encode(self, texts):
+        """(ids, offsets, truncated) per text."""
+        return self.tokenizer(texts, self.max_length)
+
+    def run(self, batch):
+        """The runtime alone on a padded [B, T] id array: (intent logits, slot logits)."""
+        if str(batch.dtype) != self.input_dtype:
+            raise TypeError(f"input_ids has dtype {batch.dtype}, the model expects {self.input_dtype}")
+        intent_logits, slot_logits = self.runtime(batch)[:2]
+        return intent_logits, slot_logits
+
+    def forward(self, texts):
+        """Token ids, offsets, truncation flags and (intent logits, slot logits) for one batch."""
+        ids, offsets, truncated = self.encode(texts)
+        intent_logits, slot_logits = self.run(core.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype))
+        return ids, offsets, truncated, intent_logits, slot_logits
+
+    def predict(self, texts, where=None):
+        """[{'intent', 'confidence', 'slot': [{'slot', 'entity', 'pos'}], 'truncated'?}] for each text.
+        `where` names each text for errors (default 'text k')."""
+        out = []
+        for s in range(0, len(texts), self.batch_size):
+            names = where[s:s + self.batch_size] if where else [f"text {s + k}" for k in range(self.batch_size)]
+            chunk = [core.check_query(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
+            _, offsets, truncated, intent_logits, slot_logits = self.forward(chunk)
+            for r, t in zip(core.postprocess(chunk, offsets, intent_logits, slot_logits, self.labels), truncated):
+                if t:
+                    r["truncated"] = True
+                out.append(r)
+        return out
+
+    def evaluate(self, examples, slotless=None):
+        """Sentence and intent accuracy on corpus examples: the metric of training."""
+        def forward(texts):
+            ids, offsets, _, intent_logits, slot_logits = self.forward(texts)
+            return ids, offsets, intent_logits, slot_logits
+
+        slotless = self.slotless if slotless is None else slotless
+        return core.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size)

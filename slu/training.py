@@ -1,0 +1,289 @@
+"""Training building blocks: arguments, encoding, collation, the length-grouped sampler, JointTrainer, the
+metric hook, embedding pruning, static export and the files a deployment needs. run_train.py and compress.py
+are thin mains over this module."""
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+from slu import core, manifest
+from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
+
+import numpy as np
+import paddle
+from paddlenlp.trainer import Trainer
+from paddlenlp.trainer.trainer_utils import get_last_checkpoint
+from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
+from paddlenlp.utils.log import logger
+
+from slu.model import JointErnie, JointLoss, to_static_input_spec
+
+DEFAULT_MAX_SEQ_LENGTH = 16
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="ernie-3.0-tiny-nano-v2-zh",
+        metadata={"help": "A PaddleNLP model name (ernie-3.0-tiny-{base,medium,mini,micro,nano,pico}-v2-zh) "
+                          "or a local directory written by init_offline_model.py or by run_train.py."},
+    )
+    dropout: float = field(default=0.1, metadata={"help": "Dropout before the intent and slot heads."})
+
+
+@dataclass
+class DataArguments:
+    train_path: Optional[str] = field(default=None, metadata={"help": "Train file (corpus format)."})
+    dev_path: Optional[str] = field(default=None, metadata={"help": "Dev file (corpus format)."})
+    test_path: Optional[str] = field(default=None, metadata={"help": "Test file (corpus format)."})
+    intent_label_path: str = field(default="data/intent_label.txt", metadata={"help": "Intent label file."})
+    slot_label_path: str = field(default="data/slot_label.txt", metadata={"help": "Slot label file."})
+    max_seq_length: Optional[int] = field(default=None, metadata={
+        "help": f"Max tokens per query, [CLS] and [SEP] included (default {DEFAULT_MAX_SEQ_LENGTH}; when "
+                "--model_name_or_path is an exported directory, its deploy_config.json's value)."})
+    max_vocab_size: int = field(default=6000, metadata={"help": "Vocabulary size kept by --prune_embeddings."})
+    ignore_index: int = field(default=PAD_SLOT_ID, metadata={
+        "help": f"Slot label id ignored by the loss: only {PAD_SLOT_ID} (PAD) is accepted, the id the metric "
+                "skips; kept for upstream's command line."})
+    skip_malformed: bool = field(default=False, metadata={"help": "Skip (and count) malformed data lines "
+                                                                  "instead of stopping at the first one."})
+
+
+def check_args(data_args, args):
+    """Errors (empty when fine) that need no model: refused before anything is loaded or trained."""
+    errors = []
+    if args.do_train and not data_args.train_path:
+        errors.append("--do_train needs --train_path")
+    if args.do_eval and not data_args.dev_path:
+        errors.append("--do_eval needs --dev_path")
+    if args.input_dtype not in ("int32", "int64"):
+        errors.append(f"--input_dtype must be int32 or int64, not {args.input_dtype!r}")
+    if data_args.max_seq_length is not None and data_args.max_seq_length < 3:
+        errors.append("--max_seq_length must be at least 3 ([CLS], one token, [SEP])")
+    if data_args.ignore_index != PAD_SLOT_ID:
+        errors.append(f"--ignore_index must be {PAD_SLOT_ID} (the PAD slot label, which the metric skips), "
+                      f"not {data_args.ignore_index}")
+    for p in (data_args.intent_label_path, data_args.slot_label_path, data_args.train_path, data_args.dev_path):
+        if p and not os.path.isfile(p):
+            errors.append(f"file not found: {p}")
+    return errors
+
+
+# ------------------------------------------------------------------------------------ loading
+class Setup:
+    """What a training or compression run starts from: labels, examples, slot-less intents, model, tokenizer."""
+
+    def __init__(self, model_args, data_args, args):
+        self.labels = LabelSet.from_files(data_args.intent_label_path, data_args.slot_label_path)
+        read = lambda p: read_examples(p, self.labels, data_args.skip_malformed) if p else []  # noqa: E731
+        self.train_ex, self.dev_ex = read(data_args.train_path), read(data_args.dev_path)
+        saved = self._saved_manifest(model_args.model_name_or_path)
+        self.slotless = slotless_intents(self.train_ex + self.dev_ex, self.labels)
+        if saved and not args.do_train:
+            self.slotless = saved["slotless_intents"]  # the fine-tuning run's set, so every stage is scored alike
+        if data_args.max_seq_length is None:
+            data_args.max_seq_length = saved["max_seq_length"] if saved else DEFAULT_MAX_SEQ_LENGTH
+        logger.info(f"{len(self.train_ex)} train / {len(self.dev_ex)} dev examples; max_seq_length "
+                    f"{data_args.max_seq_length}; slot-less intents: {self.slotless}")
+        self.last_checkpoint = None
+        if args.do_train:
+            self.last_checkpoint = args.resume_from_checkpoint
+            if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
+                self.last_checkpoint = get_last_checkpoint(args.output_dir)
+        self.model, self.tokenizer = self._load_model(model_args, data_args, args)
+
+    @staticmethod
+    def _saved_manifest(model_dir):
+        if not os.path.isfile(os.path.join(model_dir, manifest.NAME)):
+            return None
+        return manifest.read(model_dir)
+
+    def _load_model(self, model_args, data_args, args):
+        model_path = model_args.model_name_or_path
+        pruned_dir = os.path.join(args.output_dir, "pretrained_model")
+        prune = args.do_train and args.prune_embeddings
+        if prune and self.last_checkpoint and os.path.isdir(pruned_dir):
+            model_path = pruned_dir  # resuming: the checkpoint's shapes are those of the pruned model
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        # Optimizer state in a checkpoint is keyed by parameter names, which depend on how many layers the
+        # process made before: build the trained model in a fresh name scope so a resumed run matches.
+        with paddle.utils.unique_name.guard():
+            model = JointErnie.from_pretrained(model_path, intent_dim=len(self.labels.intents),
+                                               slot_dim=len(self.labels.slots), dropout=model_args.dropout)
+        if data_args.max_seq_length > model.config.max_position_embeddings:
+            raise core.UsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the "
+                                  f"{model.config.max_position_embeddings} position embeddings of {model_path}")
+        if prune and model_path != pruned_dir:
+            queries = [e["query"] for e in self.train_ex + self.dev_ex]
+            model, tokenizer = prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
+                                                data_args.max_seq_length, pruned_dir)
+        return model, tokenizer
+
+
+# ------------------------------------------------------------------------------------ data
+def encode_examples(examples, tokenizer, labels, max_seq_length):
+    """Token ids, intent id and per-token BIO slot ids for each example (slots from char offsets)."""
+    ids, offsets, _ = core.encode_queries(tokenizer, [ex["query"] for ex in examples], max_seq_length)
+    return [{"input_ids": i, "intent_label": labels.intent2id[ex["intent"]],
+             "slot_label": core.spans_to_token_labels(o, ex["slots"], labels)}
+            for ex, i, o in zip(examples, ids, offsets)]
+
+
+class Collator:
+    """Pads each batch to its longest item: input_ids with the tokenizer's pad id, slots with PAD (0)."""
+
+    def __init__(self, pad_token_id):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, batch):
+        out = {"input_ids": core.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")}
+        if "slot_label" in batch[0]:
+            out["intent_label"] = np.array([b["intent_label"] for b in batch], dtype="int64")
+            out["slot_label"] = core.pad_batch([b["slot_label"] for b in batch], PAD_SLOT_ID, "int64")
+        return out
+
+
+class LengthGroupedBatchSampler(paddle.io.BatchSampler):
+    """Random batches of similar length (padding to 16 costs about 2x against length-grouped batches).
+
+    Shuffles with numpy's global RNG, which the Trainer seeds and restores on resume. Queries are
+    shuffled, cut into mega-batches of 50 batches, sorted by length inside each, cut into batches,
+    and the batches shuffled.
+    """
+
+    def __init__(self, lengths, batch_size, drop_last=False):
+        self.lengths, self.batch_size, self.drop_last = np.asarray(lengths), batch_size, drop_last
+
+    def __iter__(self):
+        perm = np.random.permutation(len(self.lengths))
+        mega = self.batch_size * 50
+        batches = []
+        for s in range(0, len(perm), mega):
+            chunk = perm[s:s + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        for i in np.random.permutation(len(batches)):
+            yield batches[i]
+
+    def __len__(self):
+        n = len(self.lengths) // self.batch_size
+        return n if self.drop_last or len(self.lengths) % self.batch_size == 0 else n + 1
+
+
+class JointTrainer(Trainer):
+    def _save_checkpoint(self, model, metrics=None):
+        super()._save_checkpoint(model, metrics=metrics)
+        # PaddleNLP 2.8 rotates checkpoints only when local_rank == 0, which a single CPU process never has
+        # (-1): --save_total_limit was ignored and every checkpoint kept.
+        if self.args.local_rank < 0 and self.args.world_size <= 1:
+            self._rotate_checkpoints(use_mtime=True, output_dir=self.args.output_dir)
+
+    def _get_train_sampler(self):
+        if self.args.world_size > 1:
+            return super()._get_train_sampler()
+        return LengthGroupedBatchSampler([len(x["input_ids"]) for x in self.train_dataset],
+                                         self.args.per_device_train_batch_size, self.args.dataloader_drop_last)
+
+
+def make_trainer(setup, data_args, args, train=True, **kwargs):
+    """A JointTrainer over the run's encoded train and dev examples."""
+    if not args.label_names:
+        args.label_names = ["intent_label", "slot_label"]
+    encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length)  # noqa: E731
+    return JointTrainer(model=setup.model, criterion=JointLoss(data_args.ignore_index), args=args,
+                        data_collator=Collator(setup.tokenizer.pad_token_id),
+                        train_dataset=encode(setup.train_ex) if train else None,
+                        eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
+                        tokenizer=setup.tokenizer, **kwargs)
+
+
+def make_compute_metrics(labels, slotless):
+    def compute_metrics(p):
+        intent_logits, slot_logits = p.predictions[0], p.predictions[1]
+        intent_gold, slot_gold = p.label_ids[0], p.label_ids[1]
+        return core.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, np.argmax(slot_logits, -1),
+                                     slot_gold, labels, slotless)
+    return compute_metrics
+
+
+# ------------------------------------------------------------------------------------ pruning
+def prune_embeddings(model, tokenizer, queries, max_vocab_size, max_seq_length, output_dir):
+    """Keep the `max_vocab_size` most frequent tokens of `queries` (special tokens always, [PAD]/[CLS]/[SEP]
+    first), cut position embeddings to `max_seq_length`, save model+tokenizer to `output_dir` and reload.
+
+    Embedding rows == config.vocab_size == tokenizer size in what is saved (upstream issue 9896)."""
+    vocab = tokenizer.get_vocab()
+    id2tok = {i: t for t, i in vocab.items()}
+    specials = [tokenizer.pad_token, tokenizer.cls_token, tokenizer.sep_token, tokenizer.unk_token,
+                tokenizer.mask_token]
+    specials = [t for t in dict.fromkeys(specials) if t is not None]
+    missing = [t for t in specials if t not in vocab]
+    if missing:
+        raise ValueError(f"tokenizer vocab lacks special tokens {missing}")
+    if max_vocab_size < len(specials) + 1:
+        raise ValueError(f"--max_vocab_size {max_vocab_size} leaves no room beside {len(specials)} special tokens")
+    counts = Counter()
+    for ids in tokenizer(queries, add_special_tokens=False, return_attention_mask=False,
+                         return_token_type_ids=False)["input_ids"]:
+        counts.update(ids)
+    special_ids = [vocab[t] for t in specials]
+    others = sorted((i for i in id2tok if i not in set(special_ids)), key=lambda i: (-counts[i], i))
+    kept = sorted(others[:max_vocab_size - len(special_ids)])
+    new_ids = special_ids + kept
+
+    config = model.config
+    state = model.state_dict()
+    wkey = "ernie.embeddings.word_embeddings.weight"
+    pkey = "ernie.embeddings.position_embeddings.weight"
+    old_rows = state[wkey].shape[0]
+    if max(new_ids) >= old_rows:
+        raise ValueError(f"tokenizer has id {max(new_ids)} but the model has {old_rows} embedding rows")
+    state[wkey] = paddle.to_tensor(state[wkey].numpy()[new_ids])
+    if max_seq_length < state[pkey].shape[0]:
+        state[pkey] = paddle.to_tensor(state[pkey].numpy()[:max_seq_length])
+    config.vocab_size = len(new_ids)
+    config.max_position_embeddings = state[pkey].shape[0]
+    config.pad_token_id = 0
+
+    os.makedirs(output_dir, exist_ok=True)
+    new_model = JointErnie(config, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
+                           dropout=model.dropout.p)
+    new_model.set_state_dict(state)
+    new_model.save_pretrained(output_dir)
+    vocab_file = os.path.join(output_dir, "vocab.txt")
+    core.write_lines(vocab_file, [id2tok[i] for i in new_ids])
+    do_lower = getattr(tokenizer, "do_lower_case", True)
+    ErnieTokenizer(vocab_file, do_lower_case=do_lower).save_pretrained(output_dir)
+    logger.info(f"Pruned embeddings: vocab {old_rows} -> {len(new_ids)} ({sum(1 for i in new_ids if counts[i])} "
+                f"seen in the data), positions -> {config.max_position_embeddings}; saved to {output_dir}")
+    with paddle.utils.unique_name.guard():  # same parameter names as a fresh process loading output_dir
+        model = JointErnie.from_pretrained(output_dir, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
+                                           dropout=model.dropout.p)
+    return model, AutoTokenizer.from_pretrained(output_dir)
+
+
+# ------------------------------------------------------------------------------------ export
+def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1):
+    """paddle.jit.save a fresh JointErnie loaded from model_dir (to_static changes the layer in place).
+    Returns the exported model's max_position_embeddings."""
+    with paddle.utils.unique_name.guard():
+        model = JointErnie.from_pretrained(model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
+                                           dropout=dropout)
+    model.eval()
+    static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype))
+    paddle.jit.save(static, output_prefix)
+    logger.info(f"Exported static graph to {output_prefix}.pdmodel/.pdiparams (input_ids: {input_dtype})")
+    return model.config.max_position_embeddings
+
+
+def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_dtype, max_position_embeddings):
+    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json."""
+    os.makedirs(directory, exist_ok=True)
+    tokenizer.save_pretrained(directory)
+    core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
+    core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
+    config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
+                            getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id)
+    return manifest.write(directory, config)

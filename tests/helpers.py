@@ -1,0 +1,50 @@
+"""Test-only code: rebuilding the dynamic-graph QAT model that compression saved int8.pdmodel from."""
+import os
+
+
+def qat_config():
+    """The QAT configuration PaddleNLP 2.8's `_quant_aware_training_dynamic` builds from CompressionArguments'
+    defaults (scripts/compress.sh changes none of them)."""
+    from paddlenlp.trainer import CompressionArguments
+
+    args = CompressionArguments(output_dir="unused")
+    return {
+        "activation_preprocess_type": "PACT" if args.use_pact else None,
+        "weight_preprocess_type": "PACT" if args.use_pact else None,
+        "weight_quantize_type": args.weight_quantize_type,
+        "activation_quantize_type": args.activation_quantize_type or "moving_average_abs_max",
+        "weight_bits": 8, "activation_bits": 8, "dtype": "int8", "window_size": 10000,
+        "quantizable_layer_type": ["Linear", "Conv2D"], "moving_rate": args.moving_rate,
+        "onnx_format": args.onnx_format,
+    }
+
+
+def load_qat_model(width_dir):
+    """The dynamic-graph QAT model of a width directory (pruned JointErnie + fake-quant layers + the best QAT
+    weights), i.e. the model that int8.pdmodel was saved from."""
+    import paddle
+    from paddleslim import QAT
+
+    from slu import manifest
+    from slu.model import JointErnie
+
+    labels = manifest.labels(width_dir)
+    model = JointErnie.from_pretrained(width_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
+    QAT(config=qat_config()).quantize(model)
+    model.set_state_dict(paddle.load(os.path.join(width_dir, "best_quant.pdparams")))
+
+    class WithMask(paddle.nn.Layer):
+        """ERNIE derives its attention mask's dtype from the pooler's weight, which QAT wraps away (PaddleNLP
+        swaps ERNIE's forward for the same reason): pass the mask explicitly."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids):
+            pad = (input_ids == self.inner.config.pad_token_id).astype("float32")
+            return self.inner(input_ids, attention_mask=paddle.unsqueeze(pad * -1e4, axis=[1, 2]))
+
+    wrapped = WithMask(model)
+    wrapped.eval()
+    return wrapped

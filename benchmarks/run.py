@@ -40,7 +40,7 @@ STAGES = (("fine-tuned", "fine_tuned", "infer_model"), ("+ pruning", "compressed
 SHORT = {"fine-tuned": "fp32", "+ pruning": "pruned", "+ INT8 matmul": "int8", "+ INT8 embeddings": "int8+emb"}
 BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
 CPP_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
-TARGET_SPEEDUP, TARGET_MEMORY_CUT, TARGET_ACCURACY_DROP = 2.13, 0.62, 0.3  # upstream's phone ratios (SPEC.md)
+TARGET_SPEEDUP, TARGET_MEMORY_CUT, TARGET_ACCURACY_DROP = 2.13, 0.62, 0.3  # upstream's README: compressed model on a phone
 
 
 def percentile(values, q):

@@ -2,6 +2,8 @@
 metric hook, embedding pruning, static export and the files a deployment needs. run_train.py and compress.py
 are thin mains over this module."""
 import os
+import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
@@ -12,7 +14,6 @@ from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
 import numpy as np
 import paddle
 from paddlenlp.trainer import Trainer
-from paddlenlp.trainer.trainer_utils import get_last_checkpoint
 from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
 from paddlenlp.utils.log import logger
 
@@ -88,8 +89,11 @@ class Setup:
         self.last_checkpoint = None
         if args.do_train:
             self.last_checkpoint = args.resume_from_checkpoint
+            if self.last_checkpoint and not os.path.isfile(os.path.join(self.last_checkpoint, CHECKPOINT_DONE)):
+                raise core.UsageError(f"--resume_from_checkpoint {self.last_checkpoint}: incomplete checkpoint (no "
+                                      f"{CHECKPOINT_DONE}; the run stopped while writing it)")
             if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
-                self.last_checkpoint = get_last_checkpoint(args.output_dir)
+                self.last_checkpoint = last_complete_checkpoint(args.output_dir)
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
 
     @staticmethod
@@ -172,9 +176,31 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
         return n if self.drop_last or len(self.lengths) % self.batch_size == 0 else n + 1
 
 
+CHECKPOINT_DONE = ".checkpoint_done"  # PaddleNLP's name for the marker (it writes one only under FLAG_LLM_PDC)
+
+
+def last_complete_checkpoint(output_dir):
+    """The newest checkpoint-N of `output_dir` whose completion marker exists, or None. Newer checkpoints without
+    one were being written when a run was killed: they are removed, with a warning."""
+    steps = sorted((int(m.group(1)), m.group(0)) for m in
+                   (re.fullmatch(r"checkpoint-(\d+)", d) for d in os.listdir(output_dir)) if m)
+    for _, name in reversed(steps):
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(os.path.join(path, CHECKPOINT_DONE)):
+            return path
+        logger.warning(f"{path} is incomplete (no {CHECKPOINT_DONE}: the run stopped while writing it); removing it")
+        shutil.rmtree(path)
+    return None
+
+
 class JointTrainer(Trainer):
     def _save_checkpoint(self, model, metrics=None):
         super()._save_checkpoint(model, metrics=metrics)
+        if self.args.should_save:  # written last, atomically: a checkpoint without it is ignored on resume
+            done = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}", CHECKPOINT_DONE)
+            with open(done + ".tmp", "w") as f:
+                f.write(f"{self.state.global_step}\n")
+            os.replace(done + ".tmp", done)
         # PaddleNLP 2.8 rotates checkpoints only when local_rank == 0, which a single CPU process never has
         # (-1): --save_total_limit was ignored and every checkpoint kept.
         if self.args.local_rank < 0 and self.args.world_size <= 1:

@@ -3,6 +3,7 @@ Each backend runs in its own process (a Paddle Inference predictor and FastDeplo
 share one)."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,11 +171,46 @@ def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pi
     assert py(queries, 16) == fast(queries, 16)
 
 
-def test_missing_model_and_empty_query(trained_pico, tmp_path):
+def test_missing_manifest_or_model_and_empty_query(trained_pico, tmp_path):
+    p = run_py([DEMO, "--model_dir", str(tmp_path)], check=False)
+    assert p.returncode == 1 and f"{tmp_path / 'deploy_config.json'}: not found" in p.stderr
+    for f in ("deploy_config.json", "vocab.txt", "intent_label.txt", "slot_label.txt"):
+        shutil.copy(trained_pico / f, tmp_path)
     p = run_py([DEMO, "--model_dir", str(tmp_path)], check=False)
     assert p.returncode == 1 and f"model file not found: {tmp_path / 'infer_model.pdmodel'}" in p.stderr
     p = run_py([DEMO, "--model_dir", str(trained_pico), "--text", "  "], check=False)
     assert p.returncode == 1 and "--text 1: empty query" in p.stderr
+
+
+@pytest.mark.parametrize("backend", ["onnx_runtime", "paddle_lite"])
+def test_max_length_comes_from_the_manifest_and_cannot_exceed_the_positions(trained_pico, backend):
+    """Without --max_length the demo truncates at deploy_config.json's max_seq_length (16: 14 tokens + 2); a
+    larger value than the pruned position embeddings is refused before any runtime loads."""
+    text = "播放" * 10  # 20 tokens
+    default = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text])
+    explicit = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text,
+                            "--max_length", "16"])
+    assert default == explicit and default[0]["truncated"] is True
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text, "--max_length", "17"],
+               check=False)
+    assert p.returncode == 1 and "max length 17 exceeds the model's 16 position embeddings" in p.stderr
+    assert "Runtime initialized" not in p.stderr + p.stdout
+
+
+def test_manifest_that_disagrees_with_the_model_is_refused(trained_pico, tmp_path):
+    """A stale deploy_config.json (input dtype, label counts) is refused with the field named."""
+    shutil.copytree(trained_pico, tmp_path / "m", ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    config = json.load(open(tmp_path / "m" / "deploy_config.json"))
+    for change, message in (
+            ({"input_dtype": "int64"}, "infer_model.pdmodel takes int32 ids, deploy_config.json says int64"),
+            ({"num_slot_labels": 30}, "the model outputs 30 slot labels, the slot label file has 32"),
+            ({"format": "other/9"}, "format must be 'ernie-tiny-slu/1'")):
+        json.dump({**config, **change}, open(tmp_path / "m" / "deploy_config.json", "w"))
+        p = run_py([DEMO, "--model_dir", str(tmp_path / "m"), "--backend", "onnx_runtime"], check=False)
+        assert p.returncode == 1 and message in p.stderr, p.stderr[-2000:]
+    (tmp_path / "m" / "deploy_config.json").write_text('{"format": ')
+    p = run_py([DEMO, "--model_dir", str(tmp_path / "m")], check=False)
+    assert p.returncode == 1 and "deploy_config.json: not valid JSON" in p.stderr
 
 
 # ------------------------------------------------------------------------------------------- server

@@ -45,6 +45,8 @@ def main(argv=None):
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
+    if not args.should_save:
+        return  # other ranks of a distributed run: rank 0 exports
     if args.do_export:
         src = args.output_dir if args.do_train else model_args.model_name_or_path
         max_positions = training.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,

@@ -34,3 +34,19 @@ trainer_args() {
     --metric_for_best_model eval_accuracy
   )
 }
+
+# How train.sh starts Python: one process, or Paddle's launcher for data parallel training. NPROC=N: N processes
+# on this machine (CPU); GPUS=0,1: one process per GPU (DEVICE=gpu); LAUNCH_ARGS: more launcher flags, e.g.
+# "--nnodes 2 --master 10.0.0.1:8090" for several machines. Worker logs go to $OUTPUT/launch_log.
+launcher() {
+  LAUNCH=("$PY")
+  local extra=()
+  read -r -a extra <<< "${LAUNCH_ARGS:-}"
+  if [ -n "${GPUS:-}" ]; then
+    DEVICE=gpu
+    LAUNCH=("$PY" -m paddle.distributed.launch --gpus "$GPUS" --log_dir "$OUTPUT/launch_log" "${extra[@]}")
+  elif [ "${NPROC:-1}" -gt 1 ] || [ ${#extra[@]} -gt 0 ]; then
+    LAUNCH=("$PY" -m paddle.distributed.launch --nproc_per_node "${NPROC:-1}" --log_dir "$OUTPUT/launch_log" \
+            "${extra[@]}")
+  fi
+}

@@ -3,6 +3,8 @@
 # for the paths; the flags it shares with compress.sh are in common.sh (trainer_args). Extra flags are appended
 # and win: bash scripts/train.sh --max_steps 10
 # MODEL: a PaddleNLP name (needs internet) or a local directory from scripts/init_offline_model.py.
+# Data parallel: NPROC=2 (processes on this CPU), GPUS=0,1 (one per GPU), LAUNCH_ARGS for several machines
+# (see common.sh, launcher). --per_device_train_batch_size is per process.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 MODEL=${MODEL:-ernie-3.0-tiny-nano-v2-zh}
@@ -12,9 +14,10 @@ DEV=${DEV:-data/dev.txt}
 DEVICE=${DEVICE:-cpu}
 LR=${LR:-5e-5}
 EPOCHS=${EPOCHS:-30}
+launcher
 trainer_args
 mkdir -p "$OUTPUT"
-"$PY" run_train.py "${TRAINER_ARGS[@]}" \
+"${LAUNCH[@]}" run_train.py "${TRAINER_ARGS[@]}" \
     --do_train \
     --do_eval \
     --do_export \

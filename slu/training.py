@@ -1,6 +1,7 @@
 """Training building blocks: arguments, encoding, collation, the length-grouped sampler, JointTrainer, the
 metric hook, embedding pruning, static export and the files a deployment needs. run_train.py and compress.py
 are thin mains over this module."""
+import math
 import os
 import re
 import shutil
@@ -119,8 +120,13 @@ class Setup:
                                   f"{model.config.max_position_embeddings} position embeddings of {model_path}")
         if prune and model_path != pruned_dir:
             queries = [e["query"] for e in self.train_ex + self.dev_ex]
-            model, tokenizer = prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
-                                                data_args.max_seq_length, pruned_dir)
+            if args.should_save:  # one rank writes the pruned model, the others load it
+                model, tokenizer = prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
+                                                    data_args.max_seq_length, pruned_dir)
+            if args.world_size > 1:
+                paddle.distributed.barrier()
+            if not args.should_save:
+                model, tokenizer = load_pruned(pruned_dir, model)
         return model, tokenizer
 
 
@@ -147,19 +153,25 @@ class Collator:
         return out
 
 
-class LengthGroupedBatchSampler(paddle.io.BatchSampler):
-    """Random batches of similar length (padding to 16 costs about 2x against length-grouped batches).
+class LengthGroupedBatchSampler(paddle.io.DistributedBatchSampler):
+    """Random batches of similar length (padding to 16 costs about 2x against length-grouped batches), sharded
+    across data-parallel ranks.
 
-    Shuffles with numpy's global RNG, which the Trainer seeds and restores on resume. Queries are
-    shuffled, cut into mega-batches of 50 batches, sorted by length inside each, cut into batches,
-    and the batches shuffled.
+    One order per epoch, the same on every rank (seeded with seed + epoch; the Trainer calls set_epoch): queries
+    are shuffled, cut into mega-batches of 50 batches, sorted by length inside each, cut into batches, and the
+    batches shuffled. Rank r takes batches r, r + R, r + 2R, ... of that order (R ranks; the order wraps around
+    so that every rank runs the same number of steps). One process (R = 1) takes them all.
     """
 
-    def __init__(self, lengths, batch_size, drop_last=False):
-        self.lengths, self.batch_size, self.drop_last = np.asarray(lengths), batch_size, drop_last
+    def __init__(self, lengths, batch_size, num_replicas=1, rank=0, drop_last=False, seed=0):
+        super().__init__(list(range(len(lengths))), batch_size, num_replicas=num_replicas, rank=rank, shuffle=True,
+                         drop_last=drop_last)
+        self.lengths, self.seed = np.asarray(lengths), seed
 
-    def __iter__(self):
-        perm = np.random.permutation(len(self.lengths))
+    def global_batches(self):
+        """Every rank's batches of this epoch, in order."""
+        rng = np.random.RandomState(self.seed + self.epoch)
+        perm = rng.permutation(len(self.lengths))
         mega = self.batch_size * 50
         batches = []
         for s in range(0, len(perm), mega):
@@ -168,12 +180,17 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
             batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        for i in np.random.permutation(len(batches)):
-            yield batches[i]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        batches = self.global_batches()
+        wrapped = batches + batches[:len(self) * self.nranks - len(batches)]
+        yield from wrapped[self.local_rank::self.nranks]
 
     def __len__(self):
         n = len(self.lengths) // self.batch_size
-        return n if self.drop_last or len(self.lengths) % self.batch_size == 0 else n + 1
+        n = n if self.drop_last or len(self.lengths) % self.batch_size == 0 else n + 1
+        return math.ceil(n / self.nranks)
 
 
 CHECKPOINT_DONE = ".checkpoint_done"  # PaddleNLP's name for the marker (it writes one only under FLAG_LLM_PDC)
@@ -189,28 +206,38 @@ def last_complete_checkpoint(output_dir):
         if os.path.isfile(os.path.join(path, CHECKPOINT_DONE)):
             return path
         logger.warning(f"{path} is incomplete (no {CHECKPOINT_DONE}: the run stopped while writing it); removing it")
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)  # every rank of a distributed run does this
     return None
 
 
 class JointTrainer(Trainer):
+    """Trainer whose checkpoints are complete or ignored: the completion marker is written last, and old
+    checkpoints are rotated only after it (PaddleNLP 2.8 rotates before, and only when local_rank == 0, which a
+    single CPU process never has (-1): --save_total_limit was ignored)."""
+
     def _save_checkpoint(self, model, metrics=None):
-        super()._save_checkpoint(model, metrics=metrics)
-        if self.args.should_save:  # written last, atomically: a checkpoint without it is ignored on resume
+        self._rotation_deferred = True
+        try:
+            super()._save_checkpoint(model, metrics=metrics)
+        finally:
+            self._rotation_deferred = False
+        if self.args.should_save:
             done = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}", CHECKPOINT_DONE)
             with open(done + ".tmp", "w") as f:
                 f.write(f"{self.state.global_step}\n")
             os.replace(done + ".tmp", done)
-        # PaddleNLP 2.8 rotates checkpoints only when local_rank == 0, which a single CPU process never has
-        # (-1): --save_total_limit was ignored and every checkpoint kept.
-        if self.args.local_rank < 0 and self.args.world_size <= 1:
-            self._rotate_checkpoints(use_mtime=True, output_dir=self.args.output_dir)
+            self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)  # by step: mtimes can tie
+
+    def _rotate_checkpoints(self, *args, **kwargs):
+        if not getattr(self, "_rotation_deferred", False):
+            super()._rotate_checkpoints(*args, **kwargs)
 
     def _get_train_sampler(self):
-        if self.args.world_size > 1:
-            return super()._get_train_sampler()
         return LengthGroupedBatchSampler([len(x["input_ids"]) for x in self.train_dataset],
-                                         self.args.per_device_train_batch_size, self.args.dataloader_drop_last)
+                                         self.args.per_device_train_batch_size,
+                                         num_replicas=max(1, self.args.dataset_world_size),
+                                         rank=max(0, self.args.dataset_rank),
+                                         drop_last=self.args.dataloader_drop_last, seed=self.args.seed)
 
 
 def make_trainer(setup, data_args, args, train=True, **kwargs):
@@ -284,10 +311,15 @@ def prune_embeddings(model, tokenizer, queries, max_vocab_size, max_seq_length, 
     ErnieTokenizer(vocab_file, do_lower_case=do_lower).save_pretrained(output_dir)
     logger.info(f"Pruned embeddings: vocab {old_rows} -> {len(new_ids)} ({sum(1 for i in new_ids if counts[i])} "
                 f"seen in the data), positions -> {config.max_position_embeddings}; saved to {output_dir}")
-    with paddle.utils.unique_name.guard():  # same parameter names as a fresh process loading output_dir
-        model = JointErnie.from_pretrained(output_dir, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
-                                           dropout=model.dropout.p)
-    return model, AutoTokenizer.from_pretrained(output_dir)
+    return load_pruned(output_dir, model)
+
+
+def load_pruned(pruned_dir, model):
+    """The pruned model and tokenizer saved in `pruned_dir`, with the heads of `model`."""
+    with paddle.utils.unique_name.guard():  # same parameter names as a fresh process loading the directory
+        pruned = JointErnie.from_pretrained(pruned_dir, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
+                                            dropout=model.dropout.p)
+    return pruned, AutoTokenizer.from_pretrained(pruned_dir)
 
 
 # ------------------------------------------------------------------------------------ export

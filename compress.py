@@ -17,7 +17,7 @@ def main(argv=None):
     parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
     model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
     args.do_compress = True
-    errors = training.check_args(data_args, args) + compression.check_args(data_args, args)
+    errors = training.check_args(model_args, data_args, args) + compression.check_args(data_args, args)
     if errors:
         raise SystemExit("compress.py: error: " + "; ".join(errors))
     paddle.set_device(args.device)

@@ -92,6 +92,8 @@ def main(argv=None):
     (args,) = PdArgumentParser((EvalArguments,)).parse_args_into_dataclasses(args=argv)
     if not args.test_path:
         raise SystemExit("run_eval.py: error: --test_path is required")
+    if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise SystemExit(f"run_eval.py: error: --output_dir {args.output_dir} is a file, not a directory")
     p = load_predictor(args)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)

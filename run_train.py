@@ -17,7 +17,7 @@ from paddlenlp.utils.log import logger
 def main(argv=None):
     parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
     model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
-    errors = training.check_args(data_args, args)
+    errors = training.check_args(model_args, data_args, args)
     if args.do_compress:
         errors += compression.check_args(data_args, args)
     if errors:

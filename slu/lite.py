@@ -149,6 +149,7 @@ def convert(prefix, target="x86"):
             raise FileNotFoundError(f"model file not found: {p}")
     if os.path.isfile(nb) and os.path.getmtime(nb) >= max(os.path.getmtime(p) for p in src):
         return nb
+    program.check_params(prefix)  # the optimizer aborts on a corrupt parameter file
     lite_model = f"{prefix}.lite.pdmodel"
     rewrite_for_lite(prefix + ".pdmodel", lite_model)
     # the optimizer aborts the process on what it cannot convert: run it in a subprocess

@@ -19,7 +19,7 @@ class ManifestError(UsageError):
     """A missing, malformed or inconsistent deploy_config.json, or a setting it rules out."""
 
 
-def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, do_lower_case=True,
+def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
           pad_token_id=0, models=None):
     return {
         "format": FORMAT,
@@ -30,6 +30,7 @@ def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless
         "outputs": [{"index": 0, "holds": "intent_logits", "shape": [-1, len(labels.intents)]},
                     {"index": 1, "holds": "slot_logits", "shape": [-1, -1, len(labels.slots)]}],
         "vocab_file": "vocab.txt",
+        "vocab_size": int(vocab_size),
         "do_lower_case": bool(do_lower_case),
         "pad_token_id": int(pad_token_id),
         "intent_label_file": "intent_label.txt",
@@ -74,7 +75,30 @@ def read(directory):
     for key in ("vocab_file", "intent_label_file", "slot_label_file"):
         if not isinstance(m.get(key), str) or not os.path.isfile(os.path.join(directory, m[key])):
             raise ManifestError(f"{path}: {key} {m.get(key)!r} is not a file in {directory}")
+    check_vocab(os.path.join(directory, m["vocab_file"]), m)
     return m
+
+
+def check_vocab(vocab_path, manifest):
+    """The vocabulary must be UTF-8, hold the special tokens, put [PAD] at pad_token_id and have vocab_size lines
+    (a longer one would give ids past the embedding table: runtimes abort on those)."""
+    with open(vocab_path, "rb") as f:
+        raw = f.read()
+    try:
+        tokens = raw.decode("utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ManifestError(f"{vocab_path}:{line}: not valid UTF-8") from None
+    tokens = [t.rstrip("\r") for t in (tokens[:-1] if tokens and tokens[-1] == "" else tokens)]
+    missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]") if t not in tokens]
+    if missing:
+        raise ManifestError(f"{vocab_path}: no {', '.join(missing)} token" + ("s" if len(missing) > 1 else ""))
+    if tokens.index("[PAD]") != manifest.get("pad_token_id"):
+        raise ManifestError(f"{vocab_path}: [PAD] is on line {tokens.index('[PAD]') + 1}, "
+                            f"{NAME} says pad_token_id {manifest.get('pad_token_id')}")
+    if len(tokens) != manifest.get("vocab_size"):
+        raise ManifestError(f"{vocab_path}: {len(tokens)} tokens, the model has {manifest.get('vocab_size')} "
+                            "(embedding rows)")
 
 
 def labels(directory, manifest=None):

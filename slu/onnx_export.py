@@ -17,6 +17,7 @@ def convert(model_dir, model_prefix="infer_model", output="model.onnx", opset=13
     why = refusal("onnx_runtime", program.program_ops(prefix + ".pdmodel"))
     if why:
         raise ValueError(f"{prefix}: no ONNX conversion: {why}")
+    program.check_params(prefix)
     out = os.path.join(model_dir, output)
     exe = os.path.join(os.path.dirname(sys.executable), "paddle2onnx")
     p = subprocess.run([exe, "--model_dir", model_dir, "--model_filename", model_prefix + ".pdmodel",

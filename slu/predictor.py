@@ -125,6 +125,7 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
     why = refusal(backend, program.program_ops(prefix + ".pdmodel"))
     if why:
         raise ValueError(f"{prefix} on {backend}: {why}")
+    program.check_params(prefix)
     if backend == "paddle_inference":
         return PaddleInferenceRuntime(prefix, device, cpu_num_threads)
     if backend == "paddle_lite":

@@ -74,3 +74,51 @@ def static_param_count(pdmodel_path):
 def model_size_mib(prefix):
     """Size of <prefix>.pdmodel + <prefix>.pdiparams in MiB."""
     return sum(os.path.getsize(prefix + ext) for ext in (".pdmodel", ".pdiparams")) / 2 ** 20
+
+
+# bytes per element of Paddle's VarType data types (framework.proto)
+_DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
+
+
+def check_params(prefix):
+    """Walk <prefix>.pdiparams (the combined tensors paddle.jit.save writes, one per persistable variable of the
+    program) and raise ValueError naming the file when it is truncated, padded or not a parameter file. Runtimes
+    abort the whole process on such files instead of raising."""
+    import struct
+
+    path = prefix + ".pdiparams"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    expected = sum(1 for v in read_program(prefix + ".pdmodel").blocks[0].vars
+                   if v.persistable and v.name not in ("feed", "fetch") and v.type.HasField("lod_tensor"))
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, count, tensor_desc = 0, 0, framework_pb2().VarType.TensorDesc
+
+    def take(n, what):
+        nonlocal pos
+        if pos + n > len(data):
+            raise ValueError(f"{path}: truncated or corrupt (tensor {count + 1}: {what} runs past the end of the "
+                             f"file at byte {len(data)})")
+        pos += n
+        return data[pos - n:pos]
+
+    while pos < len(data):
+        version, = struct.unpack("<I", take(4, "version"))
+        lod_levels, = struct.unpack("<Q", take(8, "LoD"))
+        if version != 0 or lod_levels > 8:
+            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1} at byte {pos - 12})")
+        for _ in range(lod_levels):
+            take(struct.unpack("<Q", take(8, "LoD"))[0], "LoD")
+        take(4, "version")
+        header = take(struct.unpack("<i", take(4, "header"))[0], "header")
+        try:
+            desc = tensor_desc.FromString(header)
+        except Exception:  # protobuf's DecodeError differs between implementations
+            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1}: bad header)") from None
+        if desc.data_type not in _DTYPE_BYTES:
+            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1}: data type {desc.data_type})")
+        take(math.prod(desc.dims) * _DTYPE_BYTES[desc.data_type], "data")
+        count += 1
+    if count != expected:
+        raise ValueError(f"{path}: holds {count} tensors, {prefix}.pdmodel has {expected} parameters")

@@ -51,7 +51,7 @@ class DataArguments:
                                                                   "instead of stopping at the first one."})
 
 
-def check_args(data_args, args):
+def check_args(model_args, data_args, args):
     """Errors (empty when fine) that need no model: refused before anything is loaded or trained."""
     errors = []
     if args.do_train and not data_args.train_path:
@@ -68,6 +68,25 @@ def check_args(data_args, args):
     for p in (data_args.intent_label_path, data_args.slot_label_path, data_args.train_path, data_args.dev_path):
         if p and not os.path.isfile(p):
             errors.append(f"file not found: {p}")
+    return errors + check_paths(model_args, args)
+
+
+def check_paths(model_args, args):
+    """The model must be a directory or a PaddleNLP model name; the output directory must be one."""
+    from paddlenlp.transformers.ernie.configuration import ERNIE_PRETRAINED_INIT_CONFIGURATION
+
+    errors = []
+    model = model_args.model_name_or_path
+    if not os.path.isdir(model) and model not in ERNIE_PRETRAINED_INIT_CONFIGURATION:
+        errors.append(f"--model_name_or_path {model}: no such directory, and not a PaddleNLP ERNIE model name "
+                      "(e.g. ernie-3.0-tiny-nano-v2-zh)")
+    parent = os.path.dirname(os.path.abspath(args.output_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        errors.append(f"--output_dir {args.output_dir} is a file, not a directory")
+    elif not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        errors.append(f"--output_dir {args.output_dir} cannot be created ({parent} is not a writable directory)")
     return errors
 
 
@@ -79,6 +98,10 @@ class Setup:
         self.labels = LabelSet.from_files(data_args.intent_label_path, data_args.slot_label_path)
         read = lambda p: read_examples(p, self.labels, data_args.skip_malformed) if p else []  # noqa: E731
         self.train_ex, self.dev_ex = read(data_args.train_path), read(data_args.dev_path)
+        for path, examples, needed in ((data_args.train_path, self.train_ex, args.do_train),
+                                       (data_args.dev_path, self.dev_ex, args.do_eval or args.do_compress)):
+            if needed and not examples:
+                raise core.UsageError(f"{path}: no examples (the file is empty or has only blank lines)")
         saved = self._saved_manifest(model_args.model_name_or_path)
         self.slotless = slotless_intents(self.train_ex + self.dev_ex, self.labels)
         if saved and not args.do_train:
@@ -343,5 +366,5 @@ def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_
     core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
     core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
     config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
-                            getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id)
+                            len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id)
     return manifest.write(directory, config)

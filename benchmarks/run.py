@@ -173,8 +173,8 @@ def cpp_demo(path):
 
 
 def onnx_file(model_dir, prefix):
-    """<prefix>.onnx next to the Paddle model, converted when missing or older (convert_to_onnx.py's refusals stand)."""
-    from convert_to_onnx import convert
+    """<prefix>.onnx next to the Paddle model, converted when missing or older (the refusal table stands)."""
+    from slu.onnx_export import convert
 
     out = os.path.join(model_dir, prefix + ".onnx")
     if not os.path.isfile(out) or os.path.getmtime(out) < os.path.getmtime(os.path.join(model_dir, prefix + ".pdmodel")):
@@ -256,7 +256,7 @@ def median_seq_len(model_dir, dev, n_queries):
 
 def arithmetic(rows, dirs, seq_len, gflops):
     """Per stage: multiply-adds at seq_len, their time at the core's peak, and the fastest runtime-only latency."""
-    from benchmarks import arith
+    import arith  # benchmarks/arith.py, beside this script (pyarrow installs a package named "benchmarks")
 
     out = []
     for stage, which, prefix in STAGES:
@@ -388,7 +388,7 @@ def main():
     from slu.backends import refusal
     from tqdm import tqdm
 
-    from benchmarks import arith
+    import arith  # benchmarks/arith.py, beside this script (pyarrow installs a package named "benchmarks")
 
     dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
     stages = [s for s in STAGES if s[2] in a.stages]

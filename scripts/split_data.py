@@ -13,6 +13,8 @@ import argparse
 import os
 import random
 
+from slu.core import DataError, read_utf8_lines
+
 
 def split_lines(lines, seed, dev_fraction=0.2):
     lines = [x for x in lines if x.strip()]
@@ -41,14 +43,10 @@ def read_corpus(path):
     if not os.path.isfile(path):
         raise SystemExit(f"split_data.py: error: corpus not found: {path} (download trainingdata04.zip from the "
                          "NLPCC 2018 shared task page and unzip it)")
-    with open(path, "rb") as f:
-        raw = f.read()
     try:
-        lines = raw.decode("utf-8").split("\n")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise SystemExit(f"split_data.py: error: {path}:{line}: not valid UTF-8 ({e.reason})") from None
-    lines = [x.rstrip("\r") for x in lines]
+        lines = read_utf8_lines(path)
+    except DataError as e:
+        raise SystemExit(f"split_data.py: error: {e}") from None
     if not any(x.strip() for x in lines):
         raise SystemExit(f"split_data.py: error: {path}: the corpus is empty")
     return lines

@@ -195,6 +195,20 @@ def slotless_intents(examples, labels):
     return [i for i in labels.intents if i in seen and i not in with_slots]
 
 
+def read_utf8_lines(path):
+    """The lines of a UTF-8 text file (without line ends); DataError naming the line that is not UTF-8."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(path, raw[:e.start].count(b"\n") + 1, f"not valid UTF-8 ({e.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [x.rstrip("\r") for x in lines]
+
+
 def write_lines(path, items):
     with open(path, "w", encoding="utf-8") as f:
         for x in items:
@@ -345,6 +359,19 @@ def check_query(query, where):
     if not query.strip():
         raise ValueError(f"{where}: empty query")
     return query
+
+
+def check_text(text, where):
+    """check_query, and the text must encode as UTF-8: FastTokenizer aborts the whole process on a lone surrogate
+    (a JSON "\\ud800", or an undecodable command-line byte, which Python keeps as U+DC80..U+DCFF)."""
+    check_query(text, where)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        code = ord(text[e.start])
+        what = f"invalid byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise ValueError(f"{where}: not valid UTF-8 ({what} at character {e.start})") from None
+    return text
 
 
 def encode_queries(tokenizer, queries, max_seq_length):

@@ -6,7 +6,7 @@ C++ demo and the Android app read their defaults from it and refuse settings the
 import json
 import os
 
-from slu.core import LabelSet, UsageError, save_json
+from slu.core import DataError, LabelSet, UsageError, read_utf8_lines, save_json
 
 NAME = "deploy_config.json"
 FORMAT = "ernie-tiny-slu/1"
@@ -82,14 +82,10 @@ def read(directory):
 def check_vocab(vocab_path, manifest):
     """The vocabulary must be UTF-8, hold the special tokens, put [PAD] at pad_token_id and have vocab_size lines
     (a longer one would give ids past the embedding table: runtimes abort on those)."""
-    with open(vocab_path, "rb") as f:
-        raw = f.read()
     try:
-        tokens = raw.decode("utf-8").split("\n")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise ManifestError(f"{vocab_path}:{line}: not valid UTF-8") from None
-    tokens = [t.rstrip("\r") for t in (tokens[:-1] if tokens and tokens[-1] == "" else tokens)]
+        tokens = read_utf8_lines(vocab_path)
+    except DataError as e:
+        raise ManifestError(str(e)) from None
     missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]") if t not in tokens]
     if missing:
         raise ManifestError(f"{vocab_path}: no {', '.join(missing)} token" + ("s" if len(missing) > 1 else ""))

@@ -1,5 +1,19 @@
-"""Test-only code: rebuilding the dynamic-graph QAT model that compression saved int8.pdmodel from."""
+"""Test-only code: loading a script's module by path, and rebuilding the dynamic-graph QAT model that compression
+saved int8.pdmodel from."""
+import importlib.util
 import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def script_module(relative_path):
+    """A module of the repository that is not in a package (e.g. benchmarks/arith.py: pyarrow installs a package
+    named "benchmarks", so `from benchmarks import arith` would find that one)."""
+    path = os.path.join(ROOT, relative_path)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def qat_config():

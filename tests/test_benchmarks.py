@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, run_py
+from helpers import script_module
 
 
 def closed_form_macs(config, seq_len, n_intents, n_slots):
@@ -29,7 +30,7 @@ def closed_form_macs(config, seq_len, n_intents, n_slots):
 
 @pytest.mark.parametrize("which", ["infer_model", "pruned", "int8"])
 def test_program_macs_equal_the_architecture_count(trained_pico, compressed, which):
-    from benchmarks import arith
+    arith = script_module("benchmarks/arith.py")
     from slu import manifest
 
     d = trained_pico if which == "infer_model" else compressed / "width_mult_0.5"
@@ -42,7 +43,7 @@ def test_program_macs_equal_the_architecture_count(trained_pico, compressed, whi
 
 
 def test_limit_ms_is_two_flops_per_multiply_add():
-    from benchmarks import arith
+    arith = script_module("benchmarks/arith.py")
 
     # 1e9 multiply-adds = 2e9 FLOPs; at 4 GFLOP/s that is half a second
     assert arith.limit_ms(10 ** 9, 4.0) == pytest.approx(500.0)
@@ -102,7 +103,7 @@ def test_accuracy_of_both_backends_equals_run_eval(bench, trained_pico, compress
 
 
 def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compressed, corpus_subset):
-    from benchmarks import arith
+    arith = script_module("benchmarks/arith.py")
     from slu import core
 
     from slu.predictor import fast_tokenizer_from_dir

@@ -1,4 +1,5 @@
-"""deploy/cpp: the ONNX Runtime C++ demo against golden outputs of the Python pipeline, bad input, ASan."""
+"""deploy/cpp: the ONNX Runtime C++ demo against golden outputs of the Python pipeline, the deployment manifest,
+bad input, slu_bench, ASan."""
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import pytest
 from conftest import ROOT, run_py
 
 CPP = os.path.join(ROOT, "deploy", "cpp")
+MANIFEST = "deploy_config.json"
 
 
 def build(tmp_path_factory, asan):
@@ -21,12 +23,17 @@ def build(tmp_path_factory, asan):
                        env={**os.environ, "BUILD_DIR": str(d), "ASAN": "1" if asan else "0",
                             "BUILD_TYPE": "Debug" if asan else "Release"})
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    assert p.stdout.splitlines()[-2:] == [str(d / "slu_bench"), str(d / "infer_demo")]
     return str(d / "infer_demo")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     return build(tmp_path_factory, asan=False)
+
+
+def bench_of(demo_exe):
+    return os.path.join(os.path.dirname(demo_exe), "slu_bench")
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +48,32 @@ def run_demo(exe, *args, env=None):
                           env={**os.environ, **(env or {})})
 
 
+def one_line_error(p, exe="infer_demo"):
+    """The process failed with exit status 1 and one line on stderr; returns that line."""
+    assert p.returncode == 1 and p.stdout == "", p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{exe}: error: "), p.stderr
+    return lines[0]
+
+
+def model_copy(src, dst, manifest_text=None):
+    """model.onnx, vocabulary and labels of `src` in `dst`, with `manifest_text` as deploy_config.json (none when
+    None)."""
+    dst.mkdir(exist_ok=True)
+    for name in ("model.onnx", "vocab.txt", "intent_label.txt", "slot_label.txt"):
+        shutil.copy(src / name, dst / name)
+    if manifest_text is not None:
+        (dst / MANIFEST).write_text(manifest_text, encoding="utf-8")
+    return dst
+
+
 def golden(trained_pico, dev):
     """The Python pipeline on every dev query: token ids (PaddleNLP tokenizer) and run_eval.py's predictions."""
-    import utils
+    from slu import core
     from paddlenlp.transformers import AutoTokenizer
 
-    queries = [q for _, q in utils.read_queries(str(dev))]
-    ids, _, _ = utils.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), queries, 16)
+    queries = [q for _, q in core.read_queries(str(dev))]
+    ids, _, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), queries, 16)
     p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path", str(dev),
                 "--per_device_eval_batch_size", "64"])
     preds = [json.loads(x) for x in p.stdout.strip().splitlines()]
@@ -72,13 +98,13 @@ def test_golden_outputs_on_every_dev_query(demo, onnx_model, corpus_subset, batc
 
 def test_tokenizer_edge_cases_match_python(demo, onnx_model, tmp_path):
     """Latin case and accents, full-width forms, punctuation, spaces, digits, unknown characters, truncation."""
-    import utils
+    from slu import core
     from paddlenlp.transformers import AutoTokenizer
 
     texts = ["播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "  打 电话\t给 110 ",
              "放一首𠮷野家", "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß", "ok"]
     tok = AutoTokenizer.from_pretrained(str(onnx_model))
-    ids, offsets, truncated = utils.encode_queries(tok, texts, 16)
+    ids, offsets, truncated = core.encode_queries(tok, texts, 16)
     p = run_demo(demo, "--model_dir", onnx_model, "--dump_ids", *[a for t in texts for a in ("--text", t)])
     assert p.returncode == 0, p.stderr
     rows = [json.loads(x) for x in p.stdout.splitlines()]
@@ -87,6 +113,7 @@ def test_tokenizer_edge_cases_match_python(demo, onnx_model, tmp_path):
 
 
 def test_bad_input(demo, onnx_model, tmp_path):
+    shutil.copy(onnx_model / MANIFEST, tmp_path / MANIFEST)
     p = run_demo(demo, "--model_dir", tmp_path)
     assert p.returncode == 1 and f"model file not found: {tmp_path}/model.onnx" in p.stderr
     vocab = tmp_path / "vocab.txt"
@@ -105,40 +132,148 @@ def test_bad_input(demo, onnx_model, tmp_path):
     assert p.returncode == 1 and "--batch_size needs a number, not 'zero'" in p.stderr
 
 
-def test_slot_ids_and_stats_json(demo, onnx_model, corpus_subset, tmp_path):
-    """--dump_ids also writes each token's slot label id: decoded by the project's utils.decode_slots on
-    PaddleNLP's offsets they give the demo's slots. --stats_json counts what it timed and reads its memory."""
-    import utils
+def test_slot_ids(demo, onnx_model, corpus_subset, tmp_path):
+    """--dump_ids also writes each token's slot label id: decoded by the project's core.decode_slots on
+    PaddleNLP's offsets they give the demo's slots."""
+    from slu import core, manifest
     from paddlenlp.transformers import AutoTokenizer
 
-    queries = [q for _, q in utils.read_queries(str(corpus_subset / "dev.txt"))][:20]
+    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))][:20]
     q = tmp_path / "q.txt"
     q.write_text("\n".join(queries) + "\n", encoding="utf-8")
-    stats = tmp_path / "stats.json"
-    p = run_demo(demo, "--model_dir", onnx_model, "--input_file", q, "--dump_ids", "--repeat", "3",
-                 "--stats_json", stats)
+    p = run_demo(demo, "--model_dir", onnx_model, "--input_file", q, "--dump_ids")
     assert p.returncode == 0, p.stderr
     rows = [json.loads(x) for x in p.stdout.splitlines()]
-    labels = utils.LabelSet.from_dir(str(onnx_model))
-    _, offsets, _ = utils.encode_queries(AutoTokenizer.from_pretrained(str(onnx_model)), queries, 16)
+    labels = manifest.labels(str(onnx_model))
+    _, offsets, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(onnx_model)), queries, 16)
     for row, text, off in zip(rows, queries, offsets):
         assert len(row["slot_ids"]) == len(row["ids"])
-        assert utils.decode_slots(text, off, row["slot_ids"], labels) == row["slot"], text
+        assert core.decode_slots(text, off, row["slot_ids"], labels) == row["slot"], text
+
+
+STATS_KEYS = ["queries", "timed_passes", "batch_size", "cpu_num_threads", "p50_ms", "p90_ms", "tokenizer_ms",
+              "runtime_ms", "queries_per_s", "pss_mib", "rss_mib", "peak_rss_mib"]
+
+
+def test_slu_bench_stats_json(demo, onnx_model, corpus_subset, tmp_path):
+    """slu_bench counts what it timed (the first pass is a warm-up) and reads its memory; timings are not
+    asserted, only that they are there."""
+    stats = tmp_path / "stats.json"
+    p = run_demo(bench_of(demo), "--model_dir", onnx_model, "--input_file", corpus_subset / "dev.txt",
+                 "--repeat", "3", "--batch_size", "4", "--stats_json", stats)
+    assert p.returncode == 0, p.stderr
     s = json.load(open(stats))
-    assert (s["queries"], s["timed_passes"], s["batch_size"], s["cpu_num_threads"]) == (20, 2, 1, 1)
-    assert 0 < s["tokenizer_ms"] < s["p50_ms"] <= s["p90_ms"] and 0 < s["runtime_ms"] < s["p50_ms"]
+    assert list(s) == STATS_KEYS
+    assert (s["queries"], s["timed_passes"], s["batch_size"], s["cpu_num_threads"]) == (150, 2, 4, 1)
+    assert all(isinstance(s[k], (int, float)) and s[k] >= 0 for k in STATS_KEYS)
     assert 0 < s["pss_mib"] <= s["rss_mib"] <= s["peak_rss_mib"]
-    p = run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--stats_json", tmp_path / "no" / "s.json")
-    assert p.returncode == 1 and f"cannot write {tmp_path / 'no' / 's.json'}" in p.stderr
+    assert "150 queries x 2 timed passes, batch 4" in p.stdout
+    p = run_demo(bench_of(demo), "--model_dir", onnx_model, "--text", "你好", "--repeat", "1")
+    assert "--repeat must be at least 2" in one_line_error(p, "slu_bench")
+    p = run_demo(bench_of(demo), "--model_dir", onnx_model, "--text", "你好",
+                 "--stats_json", tmp_path / "no" / "s.json")
+    assert f"cannot write {tmp_path / 'no' / 's.json'}" in one_line_error(p, "slu_bench")
+    p = run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--repeat", "2")
+    assert "unknown flag --repeat" in one_line_error(p)
+
+
+def test_max_length_defaults_to_the_manifest(demo, onnx_model, corpus_subset):
+    m = json.load(open(onnx_model / MANIFEST))
+    dev = corpus_subset / "dev.txt"
+    default = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids")
+    explicit = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids",
+                        "--max_length", m["max_seq_length"])
+    assert default.returncode == explicit.returncode == 0, default.stderr + explicit.stderr
+    assert default.stdout == explicit.stdout and default.stderr == explicit.stderr
+    assert f"query longer than {m['max_seq_length'] - 2} tokens, truncated" in default.stderr
+    shorter = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--max_length", 8)
+    assert shorter.returncode == 0 and shorter.stdout != default.stdout
+
+
+def test_max_length_above_the_position_embeddings_is_refused(demo, onnx_model):
+    limit = json.load(open(onnx_model / MANIFEST))["max_position_embeddings"]
+    p = run_demo(demo, "--model_dir", onnx_model, "--max_length", limit + 1, "--text", "你好")
+    err = one_line_error(p)
+    assert f"max length {limit + 1} is larger than max_position_embeddings {limit}" in err
+    assert run_demo(demo, "--model_dir", onnx_model, "--max_length", limit, "--text", "你好").returncode == 0
+
+
+def flipped_dtype(m):
+    return {**m, "input_dtype": {"int32": "int64", "int64": "int32"}[m["input_dtype"]]}
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "format", "dtype", "labels", "vocab", "no field"])
+def test_bad_manifest_is_a_one_line_error(demo, onnx_model, tmp_path, case):
+    text = (onnx_model / MANIFEST).read_text(encoding="utf-8")
+    m = json.loads(text)
+    cut = text[:text.rindex("}")]
+    manifest_text, want = {
+        "missing": (None, "deploy_config.json: not found"),
+        "truncated": (cut, f"deploy_config.json: not valid JSON (byte {len(cut.encode())}: unexpected end of input)"),
+        "format": (json.dumps({**m, "format": "ernie-tiny-slu/2"}),
+                   'deploy_config.json: format must be "ernie-tiny-slu/1", not "ernie-tiny-slu/2"'),
+        "dtype": (json.dumps(flipped_dtype(m)),
+                  f"model.onnx takes {m['input_dtype']} input ids, but {tmp_path / 'm' / MANIFEST} says input_dtype "
+                  f"{flipped_dtype(m)['input_dtype']}"),
+        "labels": (json.dumps({**m, "num_intents": m["num_intents"] + 1}),
+                   f"the model outputs {m['num_intents'] + 1} intent labels, the intent label file"),
+        "vocab": (json.dumps({**m, "vocab_size": m["vocab_size"] + 1}),
+                  f"vocab.txt: {m['vocab_size']} tokens, {tmp_path / 'm' / MANIFEST} says vocab_size "
+                  f"{m['vocab_size'] + 1} (embedding rows)"),
+        "no field": (json.dumps({k: v for k, v in m.items() if k != "max_seq_length"}),
+                     'deploy_config.json: no "max_seq_length" field'),
+    }[case]
+    d = model_copy(onnx_model, tmp_path / "m", manifest_text)
+    err = one_line_error(run_demo(demo, "--model_dir", d, "--text", "你好"))
+    assert want in err and (case in ("dtype", "vocab") or f"infer_demo: error: {d / MANIFEST}: " in err), err
+
+
+def test_manifest_json_syntax(demo, onnx_model, tmp_path):
+    """The manifest reader takes any JSON (escapes, surrogate pairs, nesting, numbers) and keeps the top-level
+    scalars; malformed JSON is refused with the byte offset."""
+    text = (onnx_model / MANIFEST).read_text(encoding="utf-8")
+    body = text[text.index("{") + 1:]
+    extra = ('{"note": "caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\\\ \\/ \\b\\f\\n\\r\\t \\ud800 中", '
+             '"nested": [1, -2.5e+3, 0.5E-2, true, false, null, {"a": [{}, []]}], "empty": {}, "vocab_file": 7,\n')
+    d = model_copy(onnx_model, tmp_path / "ok", extra + body)  # the manifest's own vocab_file wins (the last)
+    ok = run_demo(demo, "--model_dir", d, "--text", "你好", "--dump_ids")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--dump_ids").stdout
+    malformed = [('{"format": 1,}', "byte 13: expected a string key"),
+                 ('[]', "byte 0: the top level must be an object"), ('{"a": 01}', "byte 7: expected ',' or '}'"),
+                 ('{"a": "\\x"}', "byte 7: invalid escape"),
+                 ('{"a": tru}', "byte 6: expected a value"), ('{"a": "\t"}', "byte 7: control character"),
+                 ('{"a": 1} {}', "byte 9: unexpected text after the top-level object"),
+                 ('{"a": "\\u12"}', "byte 11: expected 4 hex digits")]
+    for bad, want in malformed:
+        d = model_copy(onnx_model, tmp_path / "bad", bad)
+        err = one_line_error(run_demo(demo, "--model_dir", d, "--text", "你好"))
+        assert f"{d / MANIFEST}: not valid JSON ({want}" in err, (bad, err)
+
+
+def test_unicode_tables_refuse_another_unicode_version(tmp_path):
+    out = tmp_path / "unicode_tables.h"
+    code = ("import runpy, sys, unicodedata; unicodedata.unidata_version = '99.0.0'; "
+            f"sys.argv = ['gen_unicode_tables.py', '--output', {str(out)!r}]; "
+            f"runpy.run_path({os.path.join(CPP, 'gen_unicode_tables.py')!r}, run_name='__main__')")
+    p = run_py(["-c", code], check=False)
+    assert p.returncode == 1 and not out.exists()
+    assert "has Unicode 99.0.0, but the tokenizer tables must come from Unicode 13.0.0" in p.stderr
 
 
 def test_runs_clean_under_address_sanitizer(tmp_path_factory, onnx_model, corpus_subset):
     exe = build(tmp_path_factory, asan=True)
     q = tmp_path_factory.mktemp("asan") / "q.txt"
     q.write_bytes(open(corpus_subset / "dev.txt", "rb").read() + b"\n\xff\n" + "播放Taylor Swift的Shape of You\n".encode())
-    p = run_demo(exe, "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--dump_ids",
-                 "--repeat", "2", "--stats_json", q.parent / "stats.json",
-                 env={"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1"})
-    assert p.returncode == 0 and "ERROR: AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, \
-        p.stderr[-4000:]
+    env = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1"}
+    p = run_demo(exe, "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--dump_ids", env=env)
+    clean = lambda p: "ERROR: AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr  # noqa: E731
+    assert p.returncode == 0 and clean(p), p.stderr[-4000:]
     assert len(p.stdout.splitlines()) == 151
+    p = run_demo(bench_of(exe), "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--repeat", "2",
+                 "--stats_json", q.parent / "stats.json", env=env)
+    assert p.returncode == 0 and clean(p) and json.load(open(q.parent / "stats.json"))["queries"] == 151, \
+        p.stderr[-4000:]
+    bad = model_copy(onnx_model, q.parent / "bad", (onnx_model / MANIFEST).read_text(encoding="utf-8")[:99])
+    p = run_demo(exe, "--model_dir", bad, "--text", "你好", env=env)
+    assert p.returncode == 1 and clean(p) and "not valid JSON" in p.stderr, p.stderr[-4000:]

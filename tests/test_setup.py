@@ -25,3 +25,13 @@ def test_setup_is_idempotent():
     stamp = open(os.path.join(ROOT, ".venv", ".requirements.sha256")).read().strip()
     want = subprocess.run(["sha256sum", "requirements.txt"], cwd=ROOT, capture_output=True, text=True).stdout.split()[0]
     assert stamp == want
+
+
+def test_setup_puts_the_repository_on_the_venv_path(tmp_path):
+    """Entry scripts outside the root (deploy/, benchmarks/, scripts/) import `slu` through the .pth file that
+    setup.sh writes, from any working directory."""
+    p = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0
+    p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-c", "import slu.core; print(slu.core.__file__)"],
+                       cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0 and p.stdout.strip() == os.path.join(ROOT, "slu", "core.py")

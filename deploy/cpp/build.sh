@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Fetch ONNX Runtime (once) and build infer_demo. BUILD_DIR (default deploy/cpp/build), ASAN=1 for a
-# sanitizer build.
+# Fetch ONNX Runtime (once) and build infer_demo and slu_bench; prints their paths, infer_demo last.
+# BUILD_DIR (default deploy/cpp/build), ASAN=1 for a sanitizer build, BUILD_TYPE (default Release), JOBS
+# (default 2), PYTHON: the Python 3.9 that generates the tokenizer's Unicode tables (default: the repo's .venv).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash fetch_onnxruntime.sh
 BUILD_DIR=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -DSLU_ASAN="${ASAN:-0}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" >/dev/null
-cmake --build "$BUILD_DIR" -j 2 >/dev/null
-echo "$(pwd)/$BUILD_DIR/infer_demo"
+args=(-DSLU_ASAN="${ASAN:-0}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}")
+[ -z "${PYTHON:-}" ] || args+=(-DPython="$PYTHON")
+cmake -S . -B "$BUILD_DIR" "${args[@]}" >/dev/null
+cmake --build "$BUILD_DIR" -j "${JOBS:-2}" >/dev/null
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+echo "$BUILD_DIR/slu_bench"
+echo "$BUILD_DIR/infer_demo"

@@ -1,7 +1,14 @@
 #include "slu.h"
 
+#include <locale.h>
+#include <stdlib.h>
+
 #include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "unicode_tables.h"
 
@@ -30,10 +37,17 @@ bool IsChinese(uint32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-const CodeMap* Normalized(uint32_t cp) {
-  const CodeMap* end = NORMALIZE + NORMALIZE_LEN;
-  const CodeMap* it = std::lower_bound(NORMALIZE, end, cp, [](const CodeMap& m, uint32_t v) { return m.cp < v; });
-  return (it != end && it->cp == cp) ? it : nullptr;
+// The lower-cased, accent-stripped form of cp: writes it to out and returns its length (0: dropped), or
+// returns -1 when cp stays as it is.
+int Normalize(uint32_t cp, uint32_t out[3]) {
+  const CodeRun* end = NORMALIZE + NORMALIZE_LEN;
+  const CodeRun* it = std::upper_bound(NORMALIZE, end, cp, [](uint32_t v, const CodeRun& r) { return v < r.lo; });
+  if (it == NORMALIZE) return -1;
+  const CodeRun& r = *(it - 1);
+  if (cp > r.hi || (cp - r.lo) % r.stride != 0) return -1;
+  int64_t k = (cp - r.lo) / r.stride;
+  for (int j = 0; j < r.n; ++j) out[j] = static_cast<uint32_t>(r.out[j] + k * r.delta[j]);
+  return r.n;
 }
 
 struct Char {
@@ -113,6 +127,7 @@ Tokenizer::Tokenizer(const std::string& vocab_path, bool lower_case) : lower_cas
     if (!vocab_.count(line)) vocab_[line] = id;
     ++id;
   }
+  lines_ = static_cast<size_t>(id);
   for (const char* t : {"[PAD]", "[CLS]", "[SEP]", "[UNK]"}) {
     if (!vocab_.count(t)) throw std::runtime_error(vocab_path + ": vocab has no " + t + " token");
   }
@@ -139,11 +154,12 @@ Encoding Tokenizer::Encode(const std::vector<uint32_t>& text, int max_length) co
     if (w.empty()) continue;
     std::vector<Char> norm;
     for (const Char& c : w) {
-      const CodeMap* m = lower_case_ ? Normalized(c.cp) : nullptr;
-      if (m) {
-        for (int k = 0; k < m->n; ++k) norm.push_back({m->out[k], c.pos});
-      } else {
+      uint32_t out[3];
+      int n = lower_case_ ? Normalize(c.cp, out) : -1;
+      if (n < 0) {
         norm.push_back(c);
+      } else {
+        for (int k = 0; k < n; ++k) norm.push_back({out[k], c.pos});
       }
     }
     std::vector<Char> cur;
@@ -259,6 +275,427 @@ std::string JsonEscape(const std::string& s) {
     }
   }
   return o;
+}
+
+// ---- JSON -----------------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kMaxJsonDepth = 512;  // deeper documents are refused: a bound on the recursion
+
+bool IsDigit(int c) { return c >= '0' && c <= '9'; }
+
+int HexValue(int c) {
+  if (IsDigit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Recursive descent over RFC 8259; errors name the byte offset where the text stops being JSON.
+class JsonParser {
+ public:
+  explicit JsonParser(const std::string& s) : s_(s) {}
+
+  std::map<std::string, JsonScalar> TopObject() {
+    std::map<std::string, JsonScalar> members;
+    SkipSpace();
+    if (Peek() != '{') Fail("the top level must be an object");
+    ++i_;
+    Members(1, &members);
+    SkipSpace();
+    if (i_ != s_.size()) Fail("unexpected text after the top-level object");
+    return members;
+  }
+
+ private:
+  [[noreturn]] void FailAt(size_t at, const std::string& what) const {
+    throw std::runtime_error("byte " + std::to_string(at) + ": " + what);
+  }
+  [[noreturn]] void Fail(const std::string& what) const {
+    FailAt(i_, i_ < s_.size() ? what : "unexpected end of input");
+  }
+  int Peek() const { return i_ < s_.size() ? static_cast<unsigned char>(s_[i_]) : -1; }
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  void Expect(char c) {
+    SkipSpace();
+    if (Peek() != c) Fail(std::string("expected '") + c + "'");
+    ++i_;
+  }
+
+  JsonScalar Value(int depth) {
+    if (depth > kMaxJsonDepth) Fail("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    SkipSpace();
+    JsonScalar v;
+    switch (Peek()) {
+      case '{': ++i_; Members(depth + 1, nullptr); v.kind = JsonScalar::kObject; break;
+      case '[': ++i_; Elements(depth + 1); v.kind = JsonScalar::kArray; break;
+      case '"': v.kind = JsonScalar::kString; v.str = String(); break;
+      case 't': Literal("true"); v.kind = JsonScalar::kBool; v.boolean = true; break;
+      case 'f': Literal("false"); v.kind = JsonScalar::kBool; break;
+      case 'n': Literal("null"); break;
+      default: v.kind = JsonScalar::kNumber; v.number = Number();
+    }
+    return v;
+  }
+
+  // After '{': the members up to '}', kept in *out unless it is null (of equal keys the last wins).
+  void Members(int depth, std::map<std::string, JsonScalar>* out) {
+    SkipSpace();
+    if (Peek() == '}') { ++i_; return; }
+    for (;;) {
+      SkipSpace();
+      if (Peek() != '"') Fail("expected a string key");
+      std::string key = String();
+      Expect(':');
+      JsonScalar v = Value(depth);
+      if (out) (*out)[key] = std::move(v);
+      SkipSpace();
+      if (Peek() == ',') { ++i_; continue; }
+      if (Peek() == '}') { ++i_; return; }
+      Fail("expected ',' or '}'");
+    }
+  }
+
+  // After '[': the elements up to ']'.
+  void Elements(int depth) {
+    SkipSpace();
+    if (Peek() == ']') { ++i_; return; }
+    for (;;) {
+      Value(depth);
+      SkipSpace();
+      if (Peek() == ',') { ++i_; continue; }
+      if (Peek() == ']') { ++i_; return; }
+      Fail("expected ',' or ']'");
+    }
+  }
+
+  void Literal(const char* word) {
+    size_t n = std::strlen(word);
+    if (s_.compare(i_, n, word) != 0) Fail("expected a value");
+    i_ += n;
+  }
+
+  double Number() {
+    size_t start = i_;
+    if (Peek() == '-') ++i_;
+    if (!IsDigit(Peek())) Fail(i_ == start ? "expected a value" : "expected a digit");
+    if (Peek() == '0') ++i_;
+    else Digits();
+    if (Peek() == '.') {
+      ++i_;
+      Digits();
+    }
+    if (Peek() == 'e' || Peek() == 'E') {
+      ++i_;
+      if (Peek() == '+' || Peek() == '-') ++i_;
+      Digits();
+    }
+    // strtod as in the "C" locale: exact, and +-HUGE_VAL or 0 out of range, as Python's json gives
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(0));
+    return strtod_l(s_.substr(start, i_ - start).c_str(), nullptr, c_locale);
+  }
+
+  void Digits() {
+    if (!IsDigit(Peek())) Fail("expected a digit");
+    while (IsDigit(Peek())) ++i_;
+  }
+
+  // At '"': the string's UTF-8 bytes with escapes decoded.
+  std::string String() {
+    ++i_;
+    std::string out;
+    for (;;) {
+      int c = Peek();
+      if (c == -1) Fail("unterminated string");
+      if (c == '"') { ++i_; return out; }
+      if (c < 0x20) Fail("control character in a string");
+      if (c == '\\') {
+        Escape(&out);
+      } else {
+        out.push_back(s_[i_++]);
+      }
+    }
+  }
+
+  // At '\\': one escape sequence.
+  void Escape(std::string* out) {
+    size_t start = i_++;
+    int c = Peek();
+    if (c == 'u') {
+      ++i_;
+      AppendUtf8(UnicodeEscape(), out);
+      return;
+    }
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char* p = c > 0 ? std::strchr(from, c) : nullptr;
+    if (!p) FailAt(start, "invalid escape");
+    out->push_back(to[p - from]);
+    ++i_;
+  }
+
+  // After "\u": one code point, a UTF-16 surrogate pair combined. An unpaired surrogate is valid JSON but no
+  // character: U+FFFD, as a UTF-8 decoder gives.
+  uint32_t UnicodeEscape() {
+    uint32_t cp = Hex4();
+    if (cp < 0xD800 || cp > 0xDFFF) return cp;
+    size_t next = i_;
+    if (cp <= 0xDBFF && s_.compare(i_, 2, "\\u") == 0) {
+      i_ += 2;
+      uint32_t low = Hex4();
+      if (low >= 0xDC00 && low <= 0xDFFF) return 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+      i_ = next;  // the next escape is a character of its own
+    }
+    return 0xFFFD;
+  }
+
+  uint32_t Hex4() {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k, ++i_) {
+      int d = HexValue(Peek());
+      if (d < 0) Fail("expected 4 hex digits after \\u");
+      v = v * 16 + d;
+    }
+    return v;
+  }
+
+  const std::string& s_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+std::map<std::string, JsonScalar> ParseJsonObject(const std::string& text) {
+  std::vector<uint32_t> cps;
+  size_t bad;
+  if (!DecodeUtf8(text, &cps, &bad)) throw std::runtime_error("byte " + std::to_string(bad) + ": not valid UTF-8");
+  return JsonParser(text).TopObject();
+}
+
+// ---- Manifest -------------------------------------------------------------------------------------------------
+
+namespace {
+
+using JsonObject = std::map<std::string, JsonScalar>;
+
+JsonObject ParseManifest(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("not found (export the model with run_train.py --do_export, which writes it)");
+  std::stringstream text;
+  text << f.rdbuf();
+  try {
+    return ParseJsonObject(text.str());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+const JsonScalar& Field(const JsonObject& m, const std::string& key, JsonScalar::Kind kind, const char* what) {
+  auto it = m.find(key);
+  if (it == m.end()) throw std::runtime_error("no \"" + key + "\" field");
+  if (it->second.kind != kind) throw std::runtime_error(key + " must be " + what);
+  return it->second;
+}
+
+std::string StringField(const JsonObject& m, const std::string& key) {
+  return Field(m, key, JsonScalar::kString, "a string").str;
+}
+
+int IntField(const JsonObject& m, const std::string& key, int min) {
+  const char* what = min > 0 ? "a positive integer" : "a non-negative integer";
+  double v = Field(m, key, JsonScalar::kNumber, what).number;
+  if (!(v >= min && v <= INT_MAX && v == std::floor(v))) throw std::runtime_error(key + " must be " + what);
+  return static_cast<int>(v);
+}
+
+void CheckFormat(const JsonObject& m) {
+  auto it = m.find("format");
+  if (it != m.end() && it->second.kind == JsonScalar::kString && it->second.str == kManifestFormat) return;
+  std::string have = it == m.end() ? "missing" : it->second.kind == JsonScalar::kString
+      ? "\"" + JsonEscape(it->second.str) + "\"" : "not a string";
+  throw std::runtime_error(std::string("format must be \"") + kManifestFormat + "\", not " + have);
+}
+
+std::string InputDtype(const JsonObject& m) {
+  std::string dtype = StringField(m, "input_dtype");
+  if (dtype != "int32" && dtype != "int64")
+    throw std::runtime_error("input_dtype must be int32 or int64, not \"" + JsonEscape(dtype) + "\"");
+  return dtype;
+}
+
+PredictorOptions OptionsFromManifest(const std::string& dir, const JsonObject& m) {
+  CheckFormat(m);
+  PredictorOptions o;
+  o.manifest = dir + "/" + kManifestName;
+  o.model_file = dir + "/model.onnx";
+  o.vocab_path = dir + "/" + StringField(m, "vocab_file");
+  o.intent_label_path = dir + "/" + StringField(m, "intent_label_file");
+  o.slot_label_path = dir + "/" + StringField(m, "slot_label_file");
+  o.do_lower_case = Field(m, "do_lower_case", JsonScalar::kBool, "true or false").boolean;
+  o.vocab_size = IntField(m, "vocab_size", 1);
+  o.pad_token_id = IntField(m, "pad_token_id", 0);
+  o.max_length = IntField(m, "max_seq_length", 1);
+  o.max_position_embeddings = IntField(m, "max_position_embeddings", 1);
+  o.num_intents = IntField(m, "num_intents", 1);
+  o.num_slot_labels = IntField(m, "num_slot_labels", 1);
+  o.input_dtype = InputDtype(m);
+  return o;
+}
+
+}  // namespace
+
+PredictorOptions ReadDeployConfig(const std::string& model_dir) {
+  const std::string path = model_dir + "/" + kManifestName;
+  try {
+    return OptionsFromManifest(model_dir, ParseManifest(path));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+// ---- Predictor ------------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string ExistingModelFile(const std::string& path) {
+  if (!std::ifstream(path).good()) throw std::runtime_error("model file not found: " + path);
+  return path;
+}
+
+// The vocabulary must fill the embedding table exactly (larger ids would make the runtime abort) and put [PAD]
+// where the model pads.
+Tokenizer CheckedTokenizer(const PredictorOptions& o) {
+  Tokenizer t(o.vocab_path, o.do_lower_case);
+  if (o.vocab_size && t.vocab_size() != o.vocab_size)
+    throw std::runtime_error(o.vocab_path + ": " + std::to_string(t.vocab_size()) + " tokens, " + o.manifest +
+                             " says vocab_size " + std::to_string(o.vocab_size) + " (embedding rows)");
+  if (o.pad_token_id >= 0 && t.pad_id() != o.pad_token_id)
+    throw std::runtime_error(o.vocab_path + ": [PAD] is on line " + std::to_string(t.pad_id() + 1) + ", " +
+                             o.manifest + " says pad_token_id " + std::to_string(o.pad_token_id));
+  return t;
+}
+
+int CheckedMaxLength(const PredictorOptions& o) {
+  const std::string n = std::to_string(o.max_length);
+  if (o.max_length < 3) throw std::runtime_error("max length " + n + " is below 3 ([CLS], one token, [SEP])");
+  if (o.max_position_embeddings > 0 && o.max_length > o.max_position_embeddings)
+    throw std::runtime_error("max length " + n + " is larger than max_position_embeddings " +
+                             std::to_string(o.max_position_embeddings) + " in " + o.manifest +
+                             ": the model has no position embeddings beyond it");
+  return o.max_length;
+}
+
+std::vector<std::string> CheckedLabels(const std::string& path, size_t expected, const std::string& what,
+                                       const std::string& manifest) {
+  auto labels = ReadLabels(path);
+  if (expected && labels.size() != expected)
+    throw std::runtime_error(manifest + ": the model outputs " + std::to_string(expected) + " " + what +
+                             " labels, the " + what + " label file " + path + " has " +
+                             std::to_string(labels.size()));
+  return labels;
+}
+
+Ort::AllocatedStringPtr OutputName(const Ort::Session& s, size_t k, const std::string& model_file) {
+  if (s.GetOutputCount() < 2) throw std::runtime_error(model_file + ": the model must output intent and slot logits");
+  return s.GetOutputNameAllocated(k, Ort::AllocatorWithDefaultOptions());
+}
+
+Ort::SessionOptions MakeSessionOptions(int cpu_num_threads) {
+  Ort::SessionOptions so;
+  so.SetIntraOpNumThreads(cpu_num_threads);
+  so.SetInterOpNumThreads(1);
+  return so;
+}
+
+size_t ArgMax(const float* v, size_t n) { return std::max_element(v, v + n) - v; }
+
+}  // namespace
+
+Predictor::Predictor(const PredictorOptions& o)
+    : model_file_(ExistingModelFile(o.model_file)),
+      tokenizer_(CheckedTokenizer(o)),
+      intent_labels_(CheckedLabels(o.intent_label_path, o.num_intents, "intent", o.manifest)),
+      slot_labels_(CheckedLabels(o.slot_label_path, o.num_slot_labels, "slot", o.manifest)),
+      max_length_(CheckedMaxLength(o)),
+      env_(ORT_LOGGING_LEVEL_WARNING, "slu"),
+      session_(env_, model_file_.c_str(), MakeSessionOptions(o.cpu_num_threads)),
+      input_name_(session_.GetInputNameAllocated(0, Ort::AllocatorWithDefaultOptions())),
+      intent_name_(OutputName(session_, 0, model_file_)),
+      slot_name_(OutputName(session_, 1, model_file_)) {
+  CheckModelInput(o);
+}
+
+void Predictor::CheckModelInput(const PredictorOptions& o) {
+  auto elem = session_.GetInputTypeInfo(0).GetTensorTypeAndShapeInfo().GetElementType();
+  int32_input_ = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+  if (!int32_input_ && elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
+    throw std::runtime_error(o.model_file + ": input must be int32 or int64 token ids");
+  std::string dtype = int32_input_ ? "int32" : "int64";
+  if (!o.input_dtype.empty() && o.input_dtype != dtype)
+    throw std::runtime_error(o.model_file + " takes " + dtype + " input ids, but " + o.manifest +
+                             " says input_dtype " + o.input_dtype);
+}
+
+std::vector<Prediction> Predictor::Predict(const Batch& queries) {
+  auto encodings = Encode(queries);
+  auto logits = Run(encodings);
+  return Decode(queries, std::move(encodings), logits);
+}
+
+std::vector<Encoding> Predictor::Encode(const Batch& queries) const {
+  std::vector<Encoding> out;
+  out.reserve(queries.size());
+  for (const auto& q : queries) out.push_back(tokenizer_.Encode(q, max_length_));
+  return out;
+}
+
+std::vector<Ort::Value> Predictor::Run(const std::vector<Encoding>& encodings) {
+  if (encodings.empty()) return {};
+  size_t T = 0;
+  for (const auto& e : encodings) T = std::max(T, e.ids.size());
+  int64_t shape[] = {static_cast<int64_t>(encodings.size()), static_cast<int64_t>(T)};
+  std::vector<int64_t> ids64(encodings.size() * T, tokenizer_.pad_id());
+  for (size_t b = 0; b < encodings.size(); ++b)
+    std::copy(encodings[b].ids.begin(), encodings[b].ids.end(), ids64.begin() + b * T);
+  std::vector<int32_t> ids32(ids64.begin(), ids64.end());
+  Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  Ort::Value input = int32_input_ ? Ort::Value::CreateTensor<int32_t>(mem, ids32.data(), ids32.size(), shape, 2)
+                                  : Ort::Value::CreateTensor<int64_t>(mem, ids64.data(), ids64.size(), shape, 2);
+  const char* in_names[] = {input_name_.get()};
+  const char* out_names[] = {intent_name_.get(), slot_name_.get()};
+  return session_.Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, 2);
+}
+
+std::vector<Prediction> Predictor::Decode(const Batch& queries, std::vector<Encoding> encodings,
+                                          const std::vector<Ort::Value>& logits) const {
+  if (encodings.empty()) return {};
+  auto intent_shape = logits[0].GetTensorTypeAndShapeInfo().GetShape();
+  auto slot_shape = logits[1].GetTensorTypeAndShapeInfo().GetShape();
+  size_t n_int = intent_shape[1], T = slot_shape[1], n_slot = slot_shape[2];
+  if (n_int != intent_labels_.size() || n_slot != slot_labels_.size())
+    throw std::runtime_error("model outputs " + std::to_string(n_int) + " intents / " + std::to_string(n_slot) +
+                             " slot labels, the label files have " + std::to_string(intent_labels_.size()) +
+                             " / " + std::to_string(slot_labels_.size()));
+  const float* intent = logits[0].GetTensorData<float>();
+  const float* slots = logits[1].GetTensorData<float>();
+  std::vector<Prediction> out(encodings.size());
+  for (size_t b = 0; b < encodings.size(); ++b) {
+    Prediction& p = out[b];
+    const float* il = intent + b * n_int;
+    p.intent = static_cast<int>(ArgMax(il, n_int));
+    double z = 0;
+    for (size_t k = 0; k < n_int; ++k) z += std::exp(static_cast<double>(il[k]) - il[p.intent]);
+    p.confidence = 1.0 / z;
+    Encoding& e = encodings[b];
+    for (size_t t = 0; t < e.ids.size(); ++t)
+      p.slot_ids.push_back(static_cast<int>(ArgMax(slots + (b * T + t) * n_slot, n_slot)));
+    p.slots = DecodeSlots(queries[b], e.offsets, p.slot_ids, slot_labels_);
+    p.ids = std::move(e.ids);
+    p.truncated = e.truncated;
+  }
+  return out;
 }
 
 }  // namespace slu

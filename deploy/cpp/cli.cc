@@ -1,0 +1,133 @@
+#include "cli.h"
+
+#include <onnxruntime_cxx_api.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cli {
+
+bool FlagReader::Next(std::string* flag) {
+  if (++i_ >= argc_) return false;
+  *flag = flag_ = argv_[i_];
+  return true;
+}
+
+std::string FlagReader::Value() {
+  if (i_ + 1 >= argc_) throw std::runtime_error("missing value for " + flag_);
+  return argv_[++i_];
+}
+
+int FlagReader::PositiveInt() {
+  std::string v = Value();
+  int n;
+  try {
+    n = std::stoi(v);
+  } catch (...) {
+    throw std::runtime_error(flag_ + " needs a number, not '" + v + "'");
+  }
+  if (n < 1) throw std::runtime_error(flag_ + " must be at least 1");
+  return n;
+}
+
+bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
+  if (k == "--model_dir") a->model_dir = r->Value();
+  else if (k == "--model_file") a->model_file = r->Value();
+  else if (k == "--vocab_path") a->vocab_path = r->Value();
+  else if (k == "--slot_label_path") a->slot_label_path = r->Value();
+  else if (k == "--intent_label_path") a->intent_label_path = r->Value();
+  else if (k == "--input_file") a->input_file = r->Value();
+  else if (k == "--text") a->texts.push_back(r->Value());
+  else if (k == "--batch_size") a->batch_size = r->PositiveInt();
+  else if (k == "--max_length") a->max_length = r->PositiveInt();
+  else if (k == "--cpu_num_threads") a->cpu_num_threads = r->PositiveInt();
+  else return false;
+  return true;
+}
+
+void CheckCommonArgs(const CommonArgs& a) {
+  if (a.model_dir.empty()) throw std::runtime_error("--model_dir is required");
+}
+
+slu::PredictorOptions ResolveOptions(const CommonArgs& a) {
+  slu::PredictorOptions o = slu::ReadDeployConfig(a.model_dir);
+  auto set = [](std::string* option, const std::string& flag) { if (!flag.empty()) *option = flag; };
+  set(&o.model_file, a.model_file);
+  set(&o.vocab_path, a.vocab_path);
+  set(&o.intent_label_path, a.intent_label_path);
+  set(&o.slot_label_path, a.slot_label_path);
+  if (a.max_length) o.max_length = a.max_length;
+  o.cpu_num_threads = a.cpu_num_threads;
+  return o;
+}
+
+namespace {
+
+bool Blank(const std::string& s) { return s.find_first_not_of(" \t") == std::string::npos; }
+
+// The query with its code points; false (and a warning) when it is not valid UTF-8.
+bool Decode(const std::string& where, const std::string& text, Query* q) {
+  *q = Query{where, text, {}};
+  size_t bad;
+  if (slu::DecodeUtf8(text, &q->cps, &bad)) return true;
+  std::cerr << "warning: " << where << ": not valid UTF-8 (byte " << bad << "), skipped\n";
+  return false;
+}
+
+// The query of an input line: the second column of a corpus line (4 tab-separated columns), else the line.
+std::string QueryOfLine(const std::string& line) {
+  std::vector<std::string> cols;
+  std::stringstream ss(line);
+  for (std::string c; std::getline(ss, c, '\t');) cols.push_back(c);
+  return cols.size() == 4 ? cols[1] : line;
+}
+
+}  // namespace
+
+std::vector<Query> ReadQueries(const CommonArgs& a) {
+  std::vector<Query> qs;
+  Query q;
+  for (size_t k = 0; k < a.texts.size(); ++k) {
+    if (!Decode("--text " + std::to_string(k + 1), a.texts[k], &q)) continue;
+    if (Blank(q.text)) std::cerr << "warning: " << q.where << ": empty query, skipped\n";
+    else qs.push_back(q);
+  }
+  if (a.input_file.empty()) return qs;
+  std::ifstream f(a.input_file, std::ios::binary);
+  if (!f) throw std::runtime_error("input file not found: " + a.input_file);
+  std::string line;
+  for (int n = 1; std::getline(f, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::string where = a.input_file + ":" + std::to_string(n);
+    if (Blank(line)) {
+      std::cerr << "warning: " << where << ": empty line, skipped\n";
+      continue;
+    }
+    if (Decode(where, QueryOfLine(line), &q)) qs.push_back(q);
+  }
+  return qs;
+}
+
+std::vector<slu::Batch> MakeBatches(const std::vector<Query>& queries, int batch_size) {
+  std::vector<slu::Batch> batches;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (i % batch_size == 0) batches.emplace_back();
+    batches.back().push_back(queries[i].cps);
+  }
+  return batches;
+}
+
+int GuardedMain(const char* program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Ort::Exception& e) {
+    std::cerr << program << ": error: ONNX Runtime: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace cli

@@ -365,6 +365,7 @@ def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_
     tokenizer.save_pretrained(directory)
     core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
     core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
+    core.write_lines(os.path.join(directory, "slots_label.txt"), labels.slots)  # the name upstream's client reads
     config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
                             len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id)
     return manifest.write(directory, config)

@@ -39,6 +39,8 @@ def test_export_writes_a_deployable_directory(trained_pico, corpus_subset, label
     best = json.load(open(trained_pico / "trainer_state.json"))["best_model_checkpoint"].rstrip("/").split("/")[-1]
     assert {d.name for d in trained_pico.glob("checkpoint-*")} == {"checkpoint-240", best}
     assert (trained_pico / "intent_label.txt").read_text() == open(INTENT_LABELS).read()
+    # upstream's deploy/python/infer_demo.py reads slots_label.txt from the model directory
+    assert (trained_pico / "slots_label.txt").read_text() == (trained_pico / "slot_label.txt").read_text()
     cfg = json.load(open(trained_pico / "config.json"))
     assert cfg["max_position_embeddings"] == 16
     assert cfg["vocab_size"] == len((trained_pico / "vocab.txt").read_text(encoding="utf-8").split("\n")) - 1

@@ -1,15 +1,37 @@
-"""deploy/android: the plain-Java tokenizer, labels and slot decoding against the Python pipeline (JDK)."""
+"""deploy/android: the plain-Java tokenizer, labels, slot decoding and SluEngine against the Python pipeline (JDK);
+predictor/ and app/ type-checked against stubs of android.* and Paddle Lite's Java API."""
 import json
 import os
+import re
 import shutil
 import subprocess
+import unicodedata
+import zipfile
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
 
-CORE = os.path.join(ROOT, "deploy", "android", "slu-core", "src")
+ANDROID = os.path.join(ROOT, "deploy", "android")
+
+
+def java_sources(*dirs):
+    return sorted(os.path.join(d, f) for top in dirs for d, _, fs in os.walk(os.path.join(ANDROID, top))
+                  for f in fs if f.endswith(".java"))
+
+
+def javac(out, *args):
+    p = subprocess.run(["javac", "-encoding", "UTF-8", "-d", str(out), *map(str, args)], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def need_javac():
+    if not shutil.which("javac"):
+        print("SKIPPED: no JDK (javac) on this machine: the Java sources cannot be compiled")
+        pytest.skip("no JDK (javac): the Java sources cannot be compiled")
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +39,8 @@ def java(tmp_path_factory):
     if not (shutil.which("javac") and shutil.which("java")):
         print("SKIPPED: no JDK (javac/java) on this machine: the plain-Java part cannot be compiled")
         pytest.skip("no JDK (javac/java): the plain-Java part cannot be compiled")
-    out = tmp_path_factory.mktemp("javac")
-    sources = [os.path.join(d, f) for base in ("main", "test") for d, _, fs in os.walk(os.path.join(CORE, base))
-               for f in fs if f.endswith(".java")]
-    p = subprocess.run(["javac", "-encoding", "UTF-8", "-Xlint:all", "-Werror", "-d", str(out), *sources],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return out
+    sources = java_sources("slu-core/src/main", "slu-core/src/test")
+    return javac(tmp_path_factory.mktemp("javac"), "-Xlint:all", "-Werror", *sources)
 
 
 def run_java(classes, *args):
@@ -32,31 +49,56 @@ def run_java(classes, *args):
     return p
 
 
-def test_golden_ids_and_decoded_slots_on_every_dev_query(java, trained_pico, corpus_subset, tmp_path):
-    """Token ids equal PaddleNLP's; given the same logits (from the exported model), intent, confidence and
-    slots equal core.postprocess's."""
+def java_rows(classes, *args):
+    p = run_java(classes, *args)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(x) for x in p.stdout.split("\n") if x]
+
+
+def floats(a):
+    return " ".join(repr(float(x)) for x in np.asarray(a).reshape(-1))
+
+
+def case_line(query, intent_logits, slot_logits):
+    """A GoldenMain case: the query and the outputs (data and shape) its fake runtime returns."""
+    shapes = [" ".join(map(str, np.shape(x))) for x in (intent_logits, slot_logits)]
+    return "\t".join([query, floats(intent_logits), floats(slot_logits), *shapes])
+
+
+def model_runtime(kind, trained_pico):
+    if kind == "paddle_inference":
+        from slu.predictor import PaddleInferenceRuntime
+
+        return PaddleInferenceRuntime(str(trained_pico / "infer_model"))
+    from slu import lite
+
+    return lite.LiteRuntime(lite.convert(str(trained_pico / "infer_model"), "x86"))
+
+
+@pytest.mark.parametrize("runtime", ["lite_x86_nb", "paddle_inference"])
+def test_golden_ids_and_decoded_slots_on_every_dev_query(java, trained_pico, corpus_subset, tmp_path, runtime):
+    """Token ids equal PaddleNLP's; SluEngine, given the outputs of the exported model (Paddle Lite's x86 .nb, the
+    format the app runs, or Paddle Inference) with their shapes, hands the runtime those ids and gives the intent,
+    confidence and slots of core.postprocess."""
     from paddlenlp.transformers import AutoTokenizer
 
     from slu import core, manifest
-    from slu.predictor import PaddleInferenceRuntime
 
     labels = manifest.labels(str(trained_pico))
     tok = AutoTokenizer.from_pretrained(str(trained_pico))
     queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
-    predictor = PaddleInferenceRuntime(str(trained_pico / "infer_model"))
+    run = model_runtime(runtime, trained_pico)
     cases, expected = [], []
     for q in queries:
         ids, offsets, truncated = core.encode_queries(tok, [q], 16)
-        il, sl = predictor(np.array(ids, dtype="int32"))
+        il, sl = run(np.array(ids, dtype="int32"))
+        assert il.shape == (1, len(labels.intents)) and sl.shape == (1, len(ids[0]), len(labels.slots))
         expected.append({"query": q, "ids": ids[0], "truncated": truncated[0],
                          **core.postprocess([q], offsets, il, sl, labels)[0]})
-        cases.append(f"{q}\t{' '.join(repr(float(x)) for x in il[0])}\t"
-                     f"{' '.join(repr(float(x)) for x in sl[0].reshape(-1))}")
+        cases.append(case_line(q, il, sl))
     (tmp_path / "cases.tsv").write_text("\n".join(cases) + "\n", encoding="utf-8")
-    p = run_java(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt", trained_pico / "slot_label.txt",
-                 tmp_path / "cases.tsv")
-    assert p.returncode == 0, p.stderr
-    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
+                     trained_pico / "slot_label.txt", tmp_path / "cases.tsv")
     assert len(rows) == len(expected) == 150
     for row, exp in zip(rows, expected):
         assert row["ids"] == exp["ids"], exp["query"]
@@ -65,20 +107,111 @@ def test_golden_ids_and_decoded_slots_on_every_dev_query(java, trained_pico, cor
         assert row["confidence"] == pytest.approx(exp["confidence"], abs=1e-6)
 
 
+EDGE_CASES = [
+    "播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "  打 电话\u3000给 110 ",
+    "放一首𠮷野家", "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß İ", "ok",
+    # symbols (category S and PaddleNLP's _is_symbol extras) split like punctuation
+    "温度调到26℃", "价格¥100元", "3×4等于几", "x²", "µg", "100～200", "Ø型ŋ号Ʊ", "第〇个", "a^b`c$d",
+    # every C* category dropped (private use, unassigned, format; surrogates: the code-point test); U+2028/U+2029
+    # are whitespace
+    "打\ue000电话", "a\ue000b", "a\U000f0000b", "导航\U000e0001到", "a\u0378b", "a\u200bb\u00adc",
+    "打电话\u2028给妈妈", "a\u2029b", "a\x85b\x1cc\x0bd",
+    # lower-casing is per character in PaddleNLP (no final sigma); CJK compatibility ideographs decompose
+    "ΟΔΟΣ ΣΑΣ", "\uf900\uf901",
+]
+
+
 def test_tokenizer_edge_cases(java, trained_pico, tmp_path):
     from paddlenlp.transformers import AutoTokenizer
 
     from slu import core
 
-    texts = ["播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "  打 电话\u3000给 110 ",
-             "放一首𠮷野家", "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß İ", "ok"]
-    ids, _, truncated = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), texts, 16)
-    (tmp_path / "cases.tsv").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    p = run_java(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt", trained_pico / "slot_label.txt",
-                 tmp_path / "cases.tsv")
-    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    ids, _, truncated = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), EDGE_CASES, 16)
+    (tmp_path / "cases.tsv").write_text("\n".join(EDGE_CASES) + "\n", encoding="utf-8")
+    rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
+                     trained_pico / "slot_label.txt", tmp_path / "cases.tsv")
     assert [r["ids"] for r in rows] == ids
     assert [r["truncated"] for r in rows] == truncated
+
+
+def python_class(basic, cp):
+    """The class GoldenMain --classes gives, from PaddleNLP's own predicates."""
+    from paddlenlp.transformers.tokenizer_utils import _is_control, _is_punctuation, _is_symbol, _is_whitespace
+
+    ch = chr(cp)
+    if cp in (0, 0xFFFD) or _is_control(ch):
+        return "d"  # _clean_text drops it
+    if _is_whitespace(ch) or ch.isspace():
+        return "w"  # _clean_text's spaces, and what str.split() splits on
+    if basic._is_chinese_char(cp):
+        return "z"
+    return "p" if _is_punctuation(ch) or _is_symbol(ch) else "."
+
+
+def run_length(classes):
+    rows, last = [], None
+    for cp, c in enumerate(classes):
+        if c != last:
+            rows.append(f"{cp:x} {c}")
+        last = c
+    return rows
+
+
+def test_character_classes_and_normalization_equal_paddlenlp_for_every_code_point(java):
+    """Java's Unicode tables (JDK 17) and PaddleNLP's (CPython's unicodedata) agree on every code point: what is
+    dropped, whitespace, CJK, punctuation or symbol, and what lower-casing + accent stripping make of it."""
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+
+    assert unicodedata.unidata_version == "13.0.0"  # JDK 17's Character is Unicode 13.0 too (its javadoc)
+    basic = BasicTokenizer()
+    classes = run_length(python_class(basic, cp) for cp in range(0x110000))
+    assert run_java(java, "--classes").stdout.splitlines() == classes
+    normalized = []
+    for cp in range(0x110000):
+        n = basic._run_strip_accents(chr(cp).lower())
+        if n != chr(cp):
+            normalized.append(f"{cp:x}:" + "".join(f" {ord(x):x}" for x in n))
+    assert run_java(java, "--normalized").stdout.splitlines() == normalized
+
+
+def test_vocab_lines_as_paddlenlp_reads_them_a_repeated_token_keeps_its_last(java, trained_pico, tmp_path):
+    from paddlenlp.transformers import ErnieTokenizer
+
+    from slu import core
+
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "你", "好", "℃", "26", "你", "ab", "##c", "℃", "[UNK]",
+             "οδοσ", "οδος", "##6"]
+    # line ends \n, \r\n and \r: Python's universal newlines and Java's readLine both end lines at each
+    ends = ["\n", "\r\n", "\r"] * len(vocab)
+    (tmp_path / "vocab.txt").write_bytes("".join(t + e for t, e in zip(vocab, ends)).encode("utf-8"))
+    texts = ["你好你", "26℃", "abc zz", "ΟΔΟΣ", "2"]
+    ids, _, truncated = core.encode_queries(ErnieTokenizer(str(tmp_path / "vocab.txt")), texts, 16)
+    assert ids[0] == [1, 9, 6, 9, 2] and ids[1][-2] == 12 and ids[4] == [1, 13, 2]  # the test's own premise
+    (tmp_path / "cases.tsv").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    rows = java_rows(java, tmp_path / "vocab.txt", trained_pico / "intent_label.txt",
+                     trained_pico / "slot_label.txt", tmp_path / "cases.tsv")
+    assert [r["ids"] for r in rows] == ids
+
+
+def test_engine_refuses_outputs_that_do_not_match_the_labels(java, trained_pico, tmp_path):
+    """SluEngine checks the runtime's output shapes against the label files and the query's length."""
+    intents = (trained_pico / "intent_label.txt").read_text(encoding="utf-8").split()
+    slots = (trained_pico / "slot_label.txt").read_text(encoding="utf-8").split()
+    n_i, n_s = len(intents), len(slots)
+    good_i, good_s = np.zeros((1, n_i)), np.zeros((1, 4, n_s))  # 你好: [CLS] 你 好 [SEP]
+    lines = [case_line("你好", good_i, good_s), case_line("你好", np.zeros((1, n_i - 1)), good_s),
+             case_line("你好", good_i, np.zeros((1, 5, n_s))), case_line("你好", good_i, np.zeros((1, 4, n_s + 1))),
+             "\t".join(["你好", floats(good_i), floats(good_s), f"{n_i}", f"1 4 {n_s}"])]
+    (tmp_path / "cases.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
+                     trained_pico / "slot_label.txt", tmp_path / "cases.tsv")
+    assert "error" not in rows[0] and rows[0]["intent"] == intents[0]
+    assert rows[1]["error"] == (f"the model's intent logits: shape [1, {n_i - 1}] with {n_i - 1} values; expected "
+                                f"[1, {n_i}] (num_intents {n_i} in deploy_config.json)")
+    assert (f"slot logits: shape [1, 5, {n_s}] with {5 * n_s} values; expected [1, 4, {n_s}] (4 tokens"
+            in rows[2]["error"])
+    assert f"slot logits: shape [1, 4, {n_s + 1}]" in rows[3]["error"]
+    assert f"intent logits: shape [{n_i}] with {n_i} values" in rows[4]["error"]
 
 
 def test_vocab_without_special_tokens_is_refused(java, trained_pico, tmp_path):
@@ -212,8 +345,8 @@ def test_requested_max_length_is_checked_against_the_position_embeddings(java, t
 
 
 def test_model_dir_golden_mode_takes_files_and_settings_from_the_manifest(java, tmp_path):
-    """--model-dir reads DIR/deploy_config.json as SluPredictor does: its file names, lower-casing, max length,
-    and the label files' sizes checked against the model's output sizes."""
+    """--model-dir loads DIR through SluEngine.load, as SluPredictor does: the manifest's file names,
+    lower-casing, max length, and the label files' sizes checked against the model's output sizes."""
     (tmp_path / "words.txt").write_text("[PAD]\n[CLS]\n[SEP]\n[UNK]\n你\n好\nab\n", encoding="utf-8")
     (tmp_path / "intents.txt").write_text("A\nB\n", encoding="utf-8")
     (tmp_path / "slots.txt").write_text("O\nB-x\nI-x\n", encoding="utf-8")
@@ -222,7 +355,7 @@ def test_model_dir_golden_mode_takes_files_and_settings_from_the_manifest(java, 
                     do_lower_case=True)
     path = write_manifest(tmp_path / "deploy_config.json", **manifest)
     slot_logits = "9 0 0 0 9 0 0 0 9 9 0 0"  # [CLS] O, 你 B-x, 好 I-x, [SEP] O
-    (tmp_path / "cases.tsv").write_text(f"你好AB\n你好\t0 1\t{slot_logits}\n", encoding="utf-8")
+    (tmp_path / "cases.tsv").write_text(f"你好AB\n你好\t0 1\t{slot_logits}\t1 2\t1 4 3\n", encoding="utf-8")
 
     def rows(*max_length):
         p = run_java(java, "--model-dir", tmp_path, tmp_path / "cases.tsv", *max_length)
@@ -245,10 +378,119 @@ def test_model_dir_golden_mode_takes_files_and_settings_from_the_manifest(java, 
 
 def test_slu_core_compiles_at_the_android_modules_java_level(tmp_path):
     """predictor/ and app/ compile slu-core with Java 8 source and target (their build.gradle)."""
-    if not shutil.which("javac"):
-        pytest.skip("no JDK (javac)")
-    sources = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(CORE, "main")) for f in fs
-               if f.endswith(".java")]
-    p = subprocess.run(["javac", "--release", "8", "-encoding", "UTF-8", "-Xlint:all,-options", "-Werror",
-                        "-d", str(tmp_path), *sources], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    need_javac()
+    javac(tmp_path, "--release", "8", "-Xlint:all", "-Werror", *java_sources("slu-core/src/main"))
+
+
+def generated_r(tmp_path):
+    """The app's R class as AGP would generate it from res/ (ids, layouts, strings): a name the code uses that
+    res/ lacks fails to compile."""
+    res = os.path.join(ANDROID, "app", "src", "main", "res")
+
+    def names(folder, pattern):
+        return {x for f in os.listdir(os.path.join(res, folder))
+                for x in re.findall(pattern, open(os.path.join(res, folder, f), encoding="utf-8").read())}
+
+    ids, strings = names("layout", r'"@\+id/(\w+)"'), names("values", r'<string name="(\w+)"')
+    layouts = {f[:-4] for f in os.listdir(os.path.join(res, "layout"))}
+    n = iter(range(0x7f010000, 0x7f020000))
+    body = ""
+    for kind, members in (("id", ids), ("layout", layouts), ("string", strings)):
+        fields = "".join(f"        public static final int {m} = {next(n)};\n" for m in sorted(members))
+        body += f"    public static final class {kind} {{\n{fields}    }}\n"
+    path = tmp_path / "gen" / "com" / "ernietiny" / "slu" / "app" / "R.java"
+    path.parent.mkdir(parents=True)
+    path.write_text(f"package com.ernietiny.slu.app;\n\npublic final class R {{\n{body}}}\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def android_classes(tmp_path_factory):
+    """predictor/ + app/ + slu-core compiled as the Gradle modules are (Java 8) against the stubs of android.*
+    and of Paddle Lite 2.10's Java API, every lint warning an error."""
+    need_javac()
+    tmp = tmp_path_factory.mktemp("android")
+    stubs = javac(tmp / "stubs", "--release", "8", *java_sources("stubs"))
+    sources = java_sources("slu-core/src/main", "predictor/src/main", "app/src/main")
+    return javac(tmp / "classes", "--release", "8", "-Xlint:all", "-Werror", "-cp", stubs, *sources,
+                 generated_r(tmp))
+
+
+def test_predictor_and_app_type_check_against_android_and_paddle_lite_stubs(android_classes):
+    names = {os.path.relpath(os.path.join(d, f), android_classes) for d, _, fs in os.walk(android_classes)
+             for f in fs}
+    assert {"com/ernietiny/slu/android/SluPredictor.class", "com/ernietiny/slu/app/MainActivity.class",
+            "com/ernietiny/slu/SluEngine.class"} <= names
+
+
+def referenced_java_api(classes):
+    """The java.* classes, and (class, name, descriptor) of the java.* fields and methods, that the compiled
+    classes use."""
+    files = [os.path.join(d, f) for d, _, fs in os.walk(classes) for f in fs if f.endswith(".class")]
+    out = subprocess.run(["javap", "-c", "-p", *files], capture_output=True, text=True, check=True).stdout
+    members = set(re.findall(r'// (?:Method|InterfaceMethod|Field) (java/[\w/$]+)\.("?[\w<>$]+"?):(\S+)', out))
+    return set(re.findall(r"// class (java/[\w/$]+)", out)) | {m[0] for m in members}, members
+
+
+class Java7Api:
+    """The Java SE 7 API, read from the JDK's ct.sym (the signatures javac --release 7 compiles against)."""
+
+    def __init__(self, tmp):
+        ct = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(shutil.which("javac")))), "lib", "ct.sym")
+        self.zip, self.tmp, self.members, self.supers = zipfile.ZipFile(ct), tmp, {}, {}
+        self.entries = {}
+        for name in self.zip.namelist():  # "<releases>/<module>/java/lang/String.sig": releases "7", "79A", ...
+            releases, _, path = (name.split("/", 2) + ["", ""])[:3]
+            if "7" in releases and path.endswith(".sig"):
+                self.entries[path[:-4]] = name
+
+    def load(self, cls):
+        """False if `cls` is not in Java 7's API."""
+        if cls in self.members or cls not in self.entries:
+            return cls in self.members
+        path = os.path.join(self.tmp, cls.replace("/", "_") + ".class")
+        with open(path, "wb") as f:
+            f.write(self.zip.read(self.entries[cls]))
+        out = subprocess.run(["javap", "-p", "-s", path], capture_output=True, text=True, check=True).stdout
+        header = out.split("{", 1)[0]
+        while re.search(r"<[^<>]*>", header):
+            header = re.sub(r"<[^<>]*>", "", header)  # "class A extends B implements C, D" without generics
+        self.supers[cls] = [x.replace(".", "/") for x in re.findall(r"(?:extends|implements|,)\s+([\w.$]+)", header)]
+        self.members[cls] = set()
+        for decl, desc in re.findall(r"\n  (.*?);\n    descriptor: (\S+)", out):
+            name = decl.split("(")[0].split()[-1]
+            self.members[cls].add(('"<init>"' if name == cls.replace("/", ".") else name, desc))
+        return True
+
+    def has(self, cls, name, desc):
+        if not self.load(cls):
+            return False
+        return (name, desc) in self.members[cls] or any(
+            self.has(s, name, desc) for s in self.supers[cls] + ["java/lang/Object"] if s != cls)
+
+
+def test_android_modules_use_only_apis_of_their_min_sdk(android_classes, tmp_path):
+    """minSdk 23: the java.* members that slu-core, predictor/ and app/ use are all in Java 7's API (Android 7.0,
+    API 24, brought Java 8's: streams, String.codePoints(), Map.putIfAbsent, ...), and none in the Java 7 packages
+    Android added at API 26. android.* is held to API 23 by the stubs, which declare nothing newer."""
+    if not shutil.which("javap"):
+        pytest.skip("no javap")
+    for f in ("app", "predictor"):
+        assert re.search(r"minSdk 23\b", open(os.path.join(ANDROID, f, "build.gradle")).read()), f
+    api = Java7Api(tmp_path)
+    classes, members = referenced_java_api(android_classes)
+    assert {"java/lang/String", "java/text/Normalizer", "java/io/File"} <= classes  # the test's own premise
+    bad = sorted(c for c in classes if c.startswith(("java/nio/file/", "java/lang/invoke/")) or not api.load(c))
+    bad += sorted(f"{o}.{n}:{d}" for o, n, d in members if not api.has(o, n, d))
+    assert not bad, "not in Android API 23: " + ", ".join(bad)
+
+
+def test_gradle_fetches_the_static_libcxx_archive_pinned_by_sha256():
+    """c++_static: libpaddle_lite_jni.so then needs no libc++_shared.so, which the app does not package."""
+    props = dict(re.findall(r"^(\w+)=(.*)$", open(os.path.join(ANDROID, "gradle.properties")).read(), re.M))
+    assert re.fullmatch(r"https://github\.com/PaddlePaddle/Paddle-Lite/releases/download/v2\.10/"
+                        r"inference_lite_lib\.android\.armv8\.clang\.c\+\+_static\.with_extra\.with_cv\.tar\.gz",
+                        props["paddleLiteUrl"])
+    assert re.fullmatch(r"|[0-9a-f]{64}", props["paddleLiteSha256"])  # empty until checked on a first fetch
+    gradle = open(os.path.join(ANDROID, "predictor", "build.gradle")).read()
+    assert "paddleLiteSha256" in gradle and "SHA-256" in gradle and "libc++_shared.so" in gradle

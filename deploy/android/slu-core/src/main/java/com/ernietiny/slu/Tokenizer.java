@@ -7,15 +7,17 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.text.Normalizer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * PaddleNLP's ErnieTokenizer (BERT basic tokenization + WordPiece) in plain Java, with character offsets.
- * Character classes come from java.lang.Character (JDK 17: Unicode 13.0, the same tables as Python 3.9's
- * unicodedata). Checked against the Python pipeline by tests/test_deploy_android.py.
+ * PaddleNLP's ErnieTokenizer (BasicTokenizer + WordPiece) in plain Java, with character offsets. Character
+ * classes come from java.lang.Character: on JDK 17 Unicode 13.0, the version of Python 3.9's unicodedata
+ * (tests/test_deploy_android.py compares every code point); on a phone, the version of its Android release.
+ * Uses only APIs of Android API level 23 (no streams, no String.codePoints()).
  */
 public final class Tokenizer {
     /** Token ids ([CLS] ... [SEP]), code-point offsets per token ((0,0) for specials) and a truncation flag. */
@@ -31,20 +33,17 @@ public final class Tokenizer {
         }
     }
 
-    private final Map<String, Long> vocab = new HashMap<>();
+    /** PaddleNLP's `_is_symbol` adds these to Unicode category S. */
+    private static final int[] EXTRA_SYMBOLS = {0x00AD, 0x00B2, 0x00BA, 0x3007, 0x00B5, 0x00D8, 0x014B, 0x01B1};
+    private static final int MAX_WORD_CHARS = 100;
+
+    private final Map<String, Long> vocab;
     private final long pad, cls, sep, unk;
     private final boolean lowerCase;
 
     public Tokenizer(InputStream vocabTxt, String name, boolean lowerCase) throws IOException {
         this.lowerCase = lowerCase;
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(vocabTxt, StandardCharsets.UTF_8))) {
-            String line;
-            long id = 0;
-            while ((line = r.readLine()) != null) {
-                if (line.endsWith("\r")) line = line.substring(0, line.length() - 1);
-                vocab.putIfAbsent(line, id++);
-            }
-        }
+        vocab = readVocab(vocabTxt);
         for (String t : new String[] {"[PAD]", "[CLS]", "[SEP]", "[UNK]"}) {
             if (!vocab.containsKey(t)) throw new IllegalArgumentException(name + ": vocab has no " + t + " token");
         }
@@ -54,8 +53,26 @@ public final class Tokenizer {
         unk = vocab.get("[UNK]");
     }
 
+    /** Token -> line index. A repeated token keeps its last line, as PaddleNLP's Vocab.load_vocabulary does;
+     * readLine ends lines at \n, \r or \r\n, as Python's universal newlines do. */
+    private static Map<String, Long> readVocab(InputStream in) throws IOException {
+        Map<String, Long> vocab = new HashMap<>();
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+            long id = 0;
+            for (String line; (line = r.readLine()) != null; ) vocab.put(line, id++);
+        }
+        return vocab;
+    }
+
     public long padId() {
         return pad;
+    }
+
+    /** The code points of `s` (String.codePoints() needs API 24). */
+    public static int[] codePoints(String s) {
+        int[] out = new int[s.codePointCount(0, s.length())];
+        for (int i = 0, k = 0; i < s.length(); i += Character.charCount(out[k++])) out[k] = s.codePointAt(i);
+        return out;
     }
 
     static boolean isPunct(int cp) {
@@ -72,14 +89,35 @@ public final class Tokenizer {
         }
     }
 
-    static boolean isControl(int cp) {
-        if (cp == '\t' || cp == '\n' || cp == '\r') return false;
-        int t = Character.getType(cp);
-        return t == Character.CONTROL || t == Character.FORMAT;
+    static boolean isSymbol(int cp) {
+        switch (Character.getType(cp)) {
+            case Character.MATH_SYMBOL: case Character.CURRENCY_SYMBOL: case Character.MODIFIER_SYMBOL:
+            case Character.OTHER_SYMBOL:
+                return true;
+            default:
+                for (int x : EXTRA_SYMBOLS) if (cp == x) return true;
+                return false;
+        }
     }
 
+    /** Dropped: category C* (Cc, Cf, Cs, Co, Cn) but tab and line breaks, and U+0000 / U+FFFD. */
+    static boolean isDropped(int cp) {
+        if (cp == 0 || cp == 0xFFFD) return true;
+        if (cp == '\t' || cp == '\n' || cp == '\r') return false;
+        switch (Character.getType(cp)) {
+            case Character.CONTROL: case Character.FORMAT: case Character.SURROGATE: case Character.PRIVATE_USE:
+            case Character.UNASSIGNED:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /** Python's str.split() also splits on U+2028/U+2029 (its other extra separators are Cc, dropped first). */
     static boolean isWhitespace(int cp) {
-        return cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || Character.getType(cp) == Character.SPACE_SEPARATOR;
+        if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return true;
+        int t = Character.getType(cp);
+        return t == Character.SPACE_SEPARATOR || t == Character.LINE_SEPARATOR || t == Character.PARAGRAPH_SEPARATOR;
     }
 
     static boolean isChinese(int cp) {
@@ -89,11 +127,57 @@ public final class Tokenizer {
                 || (cp >= 0x2F800 && cp <= 0x2FA1F);
     }
 
-    /** lower() then NFD without non-spacing marks, as BasicTokenizer does. */
-    private int[] normalize(int cp) {
-        if (!lowerCase) return new int[] {cp};
-        String s = Normalizer.normalize(new String(Character.toChars(cp)).toLowerCase(Locale.ROOT), Normalizer.Form.NFD);
-        return s.codePoints().filter(c -> Character.getType(c) != Character.NON_SPACING_MARK).toArray();
+    /** lower() then NFD without non-spacing marks, as BasicTokenizer does. PaddleNLP lowers the text one
+     * character at a time (a regex over single characters), so no context-dependent casing (final sigma). */
+    static int[] lowerAndStripAccents(int cp) {
+        String s = Normalizer.normalize(new String(Character.toChars(cp)).toLowerCase(Locale.ROOT),
+                Normalizer.Form.NFD);
+        int[] cps = codePoints(s);
+        int n = 0;
+        for (int c : cps) if (Character.getType(c) != Character.NON_SPACING_MARK) cps[n++] = c;
+        return Arrays.copyOf(cps, n);
+    }
+
+    /** Encode `query` (code points) to at most maxLength tokens including [CLS] and [SEP]. */
+    public Encoding encode(int[] query, int maxLength) {
+        List<Long> ids = new ArrayList<>();
+        List<int[]> offsets = new ArrayList<>();
+        for (List<int[]> word : basicTokens(query)) wordpiece(word, ids, offsets);
+        return frame(ids, offsets, maxLength);
+    }
+
+    /** BasicTokenizer: words of {code point, index in the query}, split at whitespace, around CJK characters,
+     * punctuation and symbols; lower-cased and accent-stripped when asked. */
+    private List<List<int[]>> basicTokens(int[] query) {
+        List<List<int[]>> tokens = new ArrayList<>();
+        List<int[]> cur = new ArrayList<>();
+        for (int i = 0; i < query.length; i++) {
+            int cp = query[i];
+            if (isDropped(cp)) continue;
+            boolean cjk = isChinese(cp);  // tested before lower-casing, punctuation and symbols after
+            if (cjk) cur = flush(tokens, cur);
+            for (int n : lowerCase ? lowerAndStripAccents(cp) : new int[] {cp}) {
+                if (isWhitespace(n)) {
+                    cur = flush(tokens, cur);
+                } else if (isPunct(n) || isSymbol(n)) {
+                    cur = flush(tokens, cur);
+                    cur.add(new int[] {n, i});
+                    cur = flush(tokens, cur);
+                } else {
+                    cur.add(new int[] {n, i});
+                }
+            }
+            if (cjk) cur = flush(tokens, cur);
+        }
+        flush(tokens, cur);
+        return tokens;
+    }
+
+    /** Adds `cur` to `tokens` if not empty; a fresh token. */
+    private static List<int[]> flush(List<List<int[]>> tokens, List<int[]> cur) {
+        if (cur.isEmpty()) return cur;
+        tokens.add(cur);
+        return new ArrayList<>();
     }
 
     private static String text(List<int[]> chars, int b, int e) {
@@ -102,89 +186,40 @@ public final class Tokenizer {
         return sb.toString();
     }
 
-    /** Encode `query` (code points) to at most maxLength tokens including [CLS] and [SEP]. */
-    public Encoding encode(int[] query, int maxLength) {
-        List<List<int[]>> words = new ArrayList<>();  // each char: {code point, original index}
-        words.add(new ArrayList<>());
-        for (int i = 0; i < query.length; i++) {
-            int cp = query[i];
-            if (cp == 0 || cp == 0xFFFD || isControl(cp)) continue;
-            List<int[]> last = words.get(words.size() - 1);
-            if (isWhitespace(cp)) {
-                if (!last.isEmpty()) words.add(new ArrayList<>());
-            } else if (isChinese(cp)) {
-                if (!last.isEmpty()) words.add(new ArrayList<>());
-                words.get(words.size() - 1).add(new int[] {cp, i});
-                words.add(new ArrayList<>());
-            } else {
-                last.add(new int[] {cp, i});
+    /** WordPiece, greedy longest match first; a word with an unknown piece is one [UNK]. */
+    private void wordpiece(List<int[]> word, List<Long> ids, List<int[]> offsets) {
+        int n = ids.size();
+        for (int start = 0, end; start < word.size() && word.size() <= MAX_WORD_CHARS; start = end) {
+            Long found = null;
+            for (end = word.size(); end > start && found == null; ) {
+                found = vocab.get((start > 0 ? "##" : "") + text(word, start, end));
+                if (found == null) end--;
             }
+            if (found == null) break;
+            ids.add(found);
+            offsets.add(new int[] {word.get(start)[1], word.get(end - 1)[1] + 1});
+            if (end == word.size()) return;
         }
-        List<List<int[]>> tokens = new ArrayList<>();
-        for (List<int[]> w : words) {
-            List<int[]> cur = new ArrayList<>();
-            for (int[] c : w) {
-                for (int n : normalize(c[0])) {
-                    if (isPunct(n)) {
-                        if (!cur.isEmpty()) tokens.add(cur);
-                        cur = new ArrayList<>();
-                        List<int[]> p = new ArrayList<>();
-                        p.add(new int[] {n, c[1]});
-                        tokens.add(p);
-                    } else if (isWhitespace(n)) {
-                        if (!cur.isEmpty()) tokens.add(cur);
-                        cur = new ArrayList<>();
-                    } else {
-                        cur.add(new int[] {n, c[1]});
-                    }
-                }
-            }
-            if (!cur.isEmpty()) tokens.add(cur);
-        }
-        List<Long> ids = new ArrayList<>();
-        List<int[]> offs = new ArrayList<>();
-        for (List<int[]> t : tokens) {
-            List<Long> pid = new ArrayList<>();
-            List<int[]> poff = new ArrayList<>();
-            boolean bad = t.size() > 100;
-            int start = 0;
-            while (!bad && start < t.size()) {
-                int end = t.size();
-                Long found = null;
-                while (start < end) {
-                    found = vocab.get((start > 0 ? "##" : "") + text(t, start, end));
-                    if (found != null) break;
-                    end--;
-                }
-                if (found == null) {
-                    bad = true;
-                    break;
-                }
-                pid.add(found);
-                poff.add(new int[] {t.get(start)[1], t.get(end - 1)[1] + 1});
-                start = end;
-            }
-            if (bad) {
-                ids.add(unk);
-                offs.add(new int[] {t.get(0)[1], t.get(t.size() - 1)[1] + 1});
-            } else {
-                ids.addAll(pid);
-                offs.addAll(poff);
-            }
-        }
+        ids.subList(n, ids.size()).clear();
+        offsets.subList(n, offsets.size()).clear();
+        ids.add(unk);
+        offsets.add(new int[] {word.get(0)[1], word.get(word.size() - 1)[1] + 1});
+    }
+
+    /** [CLS] ids [SEP], truncated to maxLength. */
+    private Encoding frame(List<Long> ids, List<int[]> offsets, int maxLength) {
         int keep = Math.max(0, maxLength - 2);
-        boolean truncated = ids.size() > keep;
         int n = Math.min(keep, ids.size());
         long[] outIds = new long[n + 2];
-        int[][] outOffs = new int[n + 2][];
+        int[][] outOffsets = new int[n + 2][];
         outIds[0] = cls;
-        outOffs[0] = new int[] {0, 0};
+        outOffsets[0] = new int[] {0, 0};
         for (int i = 0; i < n; i++) {
             outIds[i + 1] = ids.get(i);
-            outOffs[i + 1] = offs.get(i);
+            outOffsets[i + 1] = offsets.get(i);
         }
         outIds[n + 1] = sep;
-        outOffs[n + 1] = new int[] {0, 0};
-        return new Encoding(outIds, outOffs, truncated);
+        outOffsets[n + 1] = new int[] {0, 0};
+        return new Encoding(outIds, outOffsets, ids.size() > keep);
     }
 }

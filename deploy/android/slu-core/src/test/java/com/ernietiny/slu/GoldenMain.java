@@ -16,21 +16,40 @@ import java.util.Map;
  * <pre>
  *   GoldenMain vocab.txt intent_label.txt slot_label.txt cases.tsv [maxLength]   (maxLength default 16)
  *   GoldenMain --model-dir DIR cases.tsv [maxLength]   (files, lower-casing and default max length from
- *                                                     DIR/deploy_config.json, as SluPredictor takes them)
+ *                                                     DIR/deploy_config.json, through SluEngine.load)
  *   GoldenMain --config deploy_config.json [maxLength]
+ *   GoldenMain --classes      (the tokenizer's class of every code point, run-length coded)
+ *   GoldenMain --normalized   (every code point that lower-casing and accent stripping change)
  * </pre>
- * Each case line: query TAB intent logits (space separated) TAB slot logits for T x S (space separated, T = the
- * Python tokenizer's length), or the query alone. Prints one JSON line per case: query, ids, truncated, and with
- * logits intent, confidence, slots. --config prints the manifest's fields and the max length served as one JSON
- * line. Errors: their one-line message on stderr, exit status 1.
+ * Each case line: the query alone, or query TAB intent logits TAB slot logits (space separated, row-major) TAB
+ * intent logits' shape TAB slot logits' shape: the outputs a fake runtime gives SluEngine for that query. Prints
+ * one JSON line per case: query, ids (those the runtime was given, for a case with logits), truncated, and
+ * intent, confidence, slots or the engine's error. --config prints the manifest's fields and the max length
+ * served as one JSON line. Errors: their one-line message on stderr, exit status 1.
  */
 public final class GoldenMain {
+    /** Returns the outputs of the case being run and keeps the ids it was given. */
+    static final class FakeRuntime implements SluEngine.Runtime {
+        SluEngine.Output[] next;
+        long[] seen;
+
+        @Override
+        public SluEngine.Output[] run(long[] ids) {
+            seen = ids;
+            return next;
+        }
+    }
+
     static String esc(String s) {
         StringBuilder b = new StringBuilder();
         for (char c : s.toCharArray()) {
-            if (c == '"' || c == '\\') b.append('\\').append(c);
-            else if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
-            else b.append(c);
+            if (c == '"' || c == '\\') {
+                b.append('\\').append(c);
+            } else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029) {
+                b.append(String.format("\\u%04x", (int) c));  // controls, and line breaks to Python's splitlines()
+            } else {
+                b.append(c);
+            }
         }
         return b.toString();
     }
@@ -42,22 +61,56 @@ public final class GoldenMain {
         return f;
     }
 
+    static long[] longs(String s) {
+        String[] p = s.trim().split(" ");
+        long[] v = new long[p.length];
+        for (int i = 0; i < p.length; i++) v[i] = Long.parseLong(p[i]);
+        return v;
+    }
+
     public static void main(String[] args) throws IOException {
         PrintStream out = new PrintStream(System.out, true, "UTF-8");
         try {
-            if (args[0].equals("--config")) {
-                printConfig(out, args[1], args.length > 2 ? Integer.parseInt(args[2]) : 0);
-            } else if (args[0].equals("--model-dir")) {
-                goldenFromModelDir(out, new File(args[1]), args[2], args.length > 3 ? Integer.parseInt(args[3]) : 0);
-            } else {
-                Tokenizer tok = new Tokenizer(new FileInputStream(args[0]), args[0], true);
-                List<String> intents = Labels.read(new FileInputStream(args[1]), args[1]);
-                List<String> slots = Labels.read(new FileInputStream(args[2]), args[2]);
-                golden(out, tok, intents, slots, args[3], args.length > 4 ? Integer.parseInt(args[4]) : 16);
-            }
+            run(out, args);
         } catch (IOException | IllegalArgumentException e) {
             System.err.println(e.getMessage());
             System.exit(1);
+        }
+    }
+
+    static void run(PrintStream out, String[] args) throws IOException {
+        FakeRuntime fake = new FakeRuntime();
+        switch (args[0]) {
+            case "--config":
+                printConfig(out, args[1], args.length > 2 ? Integer.parseInt(args[2]) : 0);
+                break;
+            case "--classes":
+                printClasses(out);
+                break;
+            case "--normalized":
+                printNormalized(out);
+                break;
+            case "--model-dir":
+                golden(out, modelDir(new File(args[1]), args.length > 3 ? Integer.parseInt(args[3]) : 0, fake), fake,
+                        args[2]);
+                break;
+            default:
+                Tokenizer tok = new Tokenizer(new FileInputStream(args[0]), args[0], true);
+                List<String> intents = Labels.read(new FileInputStream(args[1]), args[1]);
+                List<String> slots = Labels.read(new FileInputStream(args[2]), args[2]);
+                int maxLength = args.length > 4 ? Integer.parseInt(args[4]) : 16;
+                golden(out, new SluEngine(tok, intents, slots, maxLength, fake), fake, args[3]);
+        }
+    }
+
+    static SluEngine modelDir(final File dir, int maxLength, final FakeRuntime fake) throws IOException {
+        SluEngine.Files files = name -> new FileInputStream(new File(dir, name));
+        try {
+            return SluEngine.load(files, maxLength, config -> fake);
+        } catch (IOException | IllegalArgumentException e) {
+            // SluEngine names files as the manifest does; the tests want the path
+            String m = e.getMessage();
+            throw new IllegalArgumentException(m.startsWith(DeployConfig.FILE + ":") ? dir + File.separator + m : m);
         }
     }
 
@@ -85,48 +138,67 @@ public final class GoldenMain {
         out.println(b.append("}"));
     }
 
-    static void goldenFromModelDir(PrintStream out, File dir, String cases, int requested) throws IOException {
-        File manifest = new File(dir, DeployConfig.FILE);
-        DeployConfig c = DeployConfig.read(new FileInputStream(manifest), manifest.getPath());
-        int maxLength = c.maxLength(requested);
-        File vocab = new File(dir, c.vocabFile);
-        Tokenizer tok = new Tokenizer(new FileInputStream(vocab), vocab.getPath(), c.doLowerCase);
-        c.checkPadId(tok.padId());
-        File intentFile = new File(dir, c.intentLabelFile), slotFile = new File(dir, c.slotLabelFile);
-        List<String> intents = Labels.read(new FileInputStream(intentFile), intentFile.getPath());
-        List<String> slots = Labels.read(new FileInputStream(slotFile), slotFile.getPath());
-        c.checkLabels(intents.size(), slots.size());
-        golden(out, tok, intents, slots, cases, maxLength);
+    /** d: dropped, w: whitespace, z: CJK, p: punctuation or symbol, '.': other; a line "hex class" where the
+     * class changes. */
+    static void printClasses(PrintStream out) {
+        char last = 0;
+        for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
+            char c = Tokenizer.isDropped(cp) ? 'd' : Tokenizer.isWhitespace(cp) ? 'w' : Tokenizer.isChinese(cp) ? 'z'
+                    : Tokenizer.isPunct(cp) || Tokenizer.isSymbol(cp) ? 'p' : '.';
+            if (c != last) out.println(Integer.toHexString(cp) + " " + c);
+            last = c;
+        }
     }
 
-    static void golden(PrintStream out, Tokenizer tok, List<String> intents, List<String> slots, String cases,
-                       int maxLength) throws IOException {
+    /** "hex: hex hex ..." for every code point that lower-casing and accent stripping change. */
+    static void printNormalized(PrintStream out) {
+        for (int cp = 0; cp <= Character.MAX_CODE_POINT; cp++) {
+            int[] n = Tokenizer.lowerAndStripAccents(cp);
+            if (n.length == 1 && n[0] == cp) continue;
+            StringBuilder b = new StringBuilder(Integer.toHexString(cp)).append(":");
+            for (int x : n) b.append(' ').append(Integer.toHexString(x));
+            out.println(b);
+        }
+    }
+
+    static void golden(PrintStream out, SluEngine engine, FakeRuntime fake, String cases) throws IOException {
         try (BufferedReader r = new BufferedReader(new InputStreamReader(new FileInputStream(cases),
                 StandardCharsets.UTF_8))) {
             String line;
-            while ((line = r.readLine()) != null) out.println(goldenLine(tok, intents, slots, line, maxLength));
+            while ((line = r.readLine()) != null) out.println(goldenLine(engine, fake, line));
         }
     }
 
-    static String goldenLine(Tokenizer tok, List<String> intents, List<String> slots, String line, int maxLength) {
+    static String goldenLine(SluEngine engine, FakeRuntime fake, String line) {
         String[] cols = line.split("\t", -1);
-        int[] query = cols[0].codePoints().toArray();
-        Tokenizer.Encoding enc = tok.encode(query, maxLength);
-        StringBuilder b = new StringBuilder("{\"query\": \"" + esc(cols[0]) + "\", \"ids\": [");
-        for (int i = 0; i < enc.ids.length; i++) b.append(i > 0 ? ", " : "").append(enc.ids[i]);
-        b.append("], \"truncated\": ").append(enc.truncated);
-        if (cols.length == 3) {
-            SlotDecoder.Result res = SlotDecoder.decode(query, enc, floats(cols[1]), floats(cols[2]), intents, slots);
-            b.append(", \"intent\": \"").append(esc(res.intent)).append("\", \"confidence\": ")
-                    .append(res.confidence).append(", \"slot\": [");
-            for (int i = 0; i < res.slots.size(); i++) {
-                SlotDecoder.Slot s = res.slots.get(i);
-                b.append(i > 0 ? ", " : "").append("{\"slot\": \"").append(esc(s.slot))
-                        .append("\", \"entity\": \"").append(esc(s.entity)).append("\", \"pos\": [")
-                        .append(s.begin).append(", ").append(s.end).append("]}");
-            }
-            b.append("]");
+        Tokenizer.Encoding enc = engine.encode(cols[0]);
+        StringBuilder b = new StringBuilder("{\"query\": \"" + esc(cols[0]) + "\"");
+        if (cols.length == 1) return ids(b, enc.ids).append(", \"truncated\": ").append(enc.truncated).append("}")
+                .toString();
+        fake.next = new SluEngine.Output[] {new SluEngine.Output(floats(cols[1]), longs(cols[3])),
+                new SluEngine.Output(floats(cols[2]), longs(cols[4]))};
+        fake.seen = null;
+        SlotDecoder.Result res;
+        try {
+            res = engine.predict(cols[0]);
+        } catch (IllegalStateException e) {
+            return b.append(", \"error\": \"").append(esc(e.getMessage())).append("\"}").toString();
         }
-        return b.append("}").toString();
+        ids(b, fake.seen).append(", \"truncated\": ").append(enc.truncated);
+        b.append(", \"intent\": \"").append(esc(res.intent)).append("\", \"confidence\": ").append(res.confidence)
+                .append(", \"slot\": [");
+        for (int i = 0; i < res.slots.size(); i++) {
+            SlotDecoder.Slot s = res.slots.get(i);
+            b.append(i > 0 ? ", " : "").append("{\"slot\": \"").append(esc(s.slot)).append("\", \"entity\": \"")
+                    .append(esc(s.entity)).append("\", \"pos\": [").append(s.begin).append(", ").append(s.end)
+                    .append("]}");
+        }
+        return b.append("]}").toString();
+    }
+
+    static StringBuilder ids(StringBuilder b, long[] ids) {
+        b.append(", \"ids\": [");
+        for (int i = 0; i < ids.length; i++) b.append(i > 0 ? ", " : "").append(ids[i]);
+        return b.append("]");
     }
 }

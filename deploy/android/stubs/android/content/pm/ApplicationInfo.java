@@ -1,0 +1,7 @@
+package android.content.pm;
+
+public class ApplicationInfo {
+    public String sourceDir;
+    public String dataDir;
+    public String nativeLibraryDir;
+}

@@ -1,0 +1,15 @@
+package android.view;
+
+public class View {
+    public interface OnClickListener {
+        void onClick(View v);
+    }
+
+    public void setEnabled(boolean enabled) {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    public void setOnClickListener(OnClickListener l) {
+        throw new UnsupportedOperationException("stub");
+    }
+}

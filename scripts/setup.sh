@@ -42,7 +42,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   rm -f "$log"
   .venv/bin/python -m pip check >/dev/null 2>&1 || { .venv/bin/python -m pip check; echo "setup: pip check failed" >&2; exit 1; }
-  .venv/bin/python -c 'import utils, paddle, paddlenlp, paddleslim, fastdeploy, paddlelite, onnxruntime' \
+  .venv/bin/python -c 'import slu, paddle, paddlenlp, paddleslim, fastdeploy, paddlelite, onnxruntime, fastapi, prometheus_client' \
     || { echo "setup: the installed packages do not import" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -185,7 +185,7 @@ class Predictor:
         out = []
         for s in range(0, len(texts), self.batch_size):
             names = where[s:s + self.batch_size] if where else [f"text {s + k}" for k in range(self.batch_size)]
-            chunk = [core.check_query(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
+            chunk = [core.check_text(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
             _, offsets, truncated, intent_logits, slot_logits = self.forward(chunk)
             for r, t in zip(core.postprocess(chunk, offsets, intent_logits, slot_logits, self.labels), truncated):
                 if t:

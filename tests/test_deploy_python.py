@@ -1,17 +1,16 @@
-"""deploy/python: FastDeploy backends agree with run_eval.py, FastTokenizer ids, refusals, and the HTTP server.
+"""deploy/python: FastDeploy backends agree with run_eval.py, FastTokenizer ids, refusals (the HTTP server:
+test_server.py).
 Each backend runs in its own process (a Paddle Inference predictor and FastDeploy's Paddle backend must not
 share one)."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import ROOT, run_py
+from conftest import run_py
 
 DEMO = "deploy/python/infer_demo.py"
 
@@ -212,93 +211,3 @@ def test_manifest_that_disagrees_with_the_model_is_refused(trained_pico, tmp_pat
     p = run_py([DEMO, "--model_dir", str(tmp_path / "m")], check=False)
     assert p.returncode == 1 and "deploy_config.json: not valid JSON" in p.stderr
 
-
-# ------------------------------------------------------------------------------------------- server
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(trained_pico):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "deploy/python/server.py", "--model_dir", str(trained_pico),
-                             "--backend", "onnx_runtime", "--port", str(port), "--max_batch_size", "8"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import httpx
-
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stderr.read()[-3000:]
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-def test_server_answers_like_the_demo(server, trained_pico):
-    import httpx
-
-    texts = ["打电话给18866668888", "来一首周华健的花心", "暂停"]
-    ref = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", "onnx_runtime"] +
-                      [a for t in texts for a in ("--text", t)])
-    r = httpx.post(server + "/predict", json={"texts": texts}, timeout=30)
-    assert r.status_code == 200 and r.json()["results"] == ref
-    r = httpx.post(server + "/predict", json={"text": texts[0]}, timeout=30)
-    assert r.status_code == 200 and r.json()["result"] == ref[0]
-    health = httpx.get(server + "/health").json()
-    assert health["status"] == "ok" and health["backend"] == "onnx_runtime"
-
-
-@pytest.mark.parametrize("body, status, message", [
-    (b'{"txt": "abc"}', 422, 'missing field: "text"'),
-    (b'{"text": 12}', 422, '"text" must be a string, not int'),
-    (b'{"texts": "abc"}', 422, '"texts" must be a list of strings'),
-    (b'{"texts": ["ok", ""]}', 422, '"texts[1]" is empty'),
-    (b'{"text": "   "}', 422, '"text" is empty'),
-    (json.dumps({"texts": ["a"] * 9}).encode(), 413, '"texts" has 9 items; the limit is 8'),
-    (b'{"text": "\xff\xfe"}', 400, "request body is not valid UTF-8"),
-    (b'{"text": ', 400, "request body is not JSON"),
-    (b'["a"]', 422, "must be an object"),
-])
-def test_server_rejects_bad_input_and_keeps_serving(server, body, status, message):
-    import httpx
-
-    r = httpx.post(server + "/predict", content=body, headers={"content-type": "application/json"}, timeout=30)
-    assert r.status_code == status and message in r.json()["error"]
-    assert httpx.post(server + "/predict", json={"text": "暂停"}, timeout=30).status_code == 200
-
-
-def test_server_truncates_long_text_and_says_so(server):
-    import httpx
-
-    r = httpx.post(server + "/predict", json={"text": "播放" * 20}, timeout=30).json()["result"]
-    assert r["truncated"] is True
-    r = httpx.post(server + "/predict", json={"text": "播放"}, timeout=30).json()["result"]
-    assert "truncated" not in r
-
-
-def test_server_200_concurrent_requests_batched(server):
-    import asyncio
-
-    import httpx
-
-    texts = [f"导航到第{k}人民医院" for k in range(200)]
-
-    async def go():
-        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=200)) as c:
-            return await asyncio.gather(*[c.post(server + "/predict", json={"text": t}) for t in texts])
-
-    before = httpx.get(server + "/health").json()["batches"]
-    responses = asyncio.run(go())
-    assert [r.status_code for r in responses] == [200] * 200
-    assert [r.json()["result"]["query"] for r in responses] == texts
-    batches = httpx.get(server + "/health").json()["batches"] - before
-    assert batches < 200  # requests that arrived together shared runtime calls
-    print(f"200 concurrent requests answered in {batches} runtime calls")

@@ -45,7 +45,7 @@ def main(argv=None):
     if not queries:
         queries = [("example", "来一首周华健的花心"), ("example", "打电话给18866668888")]
     for where, q in queries:
-        core.check_query(q, where)
+        core.check_text(q, where)  # before any tokenizer: FastTokenizer aborts the process on invalid UTF-8
     predictor = Predictor.from_dir(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
                                    args.max_length, args.batch_size, args.use_fast)
     for (where, q), r in zip(queries, predictor.predict([q for _, q in queries], [w for w, _ in queries])):

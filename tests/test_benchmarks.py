@@ -182,3 +182,17 @@ def test_train_throughput_appends_a_record(pico_dir, corpus_subset, tmp_path):
             8 / r["median_step_s"], rel=0.02)
     p = run_py(args + ["--pad_to", "8"], check=False)
     assert p.returncode == 2 and "--pad_to 8: queries are cut at 16 tokens" in p.stderr
+
+
+def test_server_benchmark_reports_each_backend(trained_pico, corpus_subset, tmp_path):
+    """benchmarks/server.py: a server per backend under concurrent clients, every answer checked against its
+    single-request answer; the report's rows (no timing asserted)."""
+    run_py(["benchmarks/server.py", "--model_dir", str(trained_pico), "--texts", str(corpus_subset / "dev.txt"),
+            "--backends", "onnx_runtime", "paddle_lite", "--clients", "8", "--seconds", "2", "--name", "t",
+            "--out_dir", str(tmp_path)])
+    res = json.load(open(tmp_path / "t_server.json"))
+    assert [r["backend"] for r in res["rows"]] == ["onnx_runtime", "paddle_lite"]
+    for r in res["rows"]:
+        assert "error" not in r, r
+        assert r["answered"] > 0 and r["errors"] == 0 and r["mismatches"] == 0 and r["server_mean_batch"] >= 1
+    assert (tmp_path / "t_server.md").read_text().count("\n| ") == 3  # header, rule, 2 backends

@@ -7,7 +7,6 @@ concurrent clients, kill -9 under load, two workers with an API key, start-up re
 Nothing here is timed: stub models block on events, and waits (readiness, a queue filling up) poll a condition
 with a deadline that is only a safety net."""
 import asyncio
-import importlib.util
 import json
 import logging
 import os
@@ -30,15 +29,7 @@ SERVER = "deploy/python/server.py"
 SAFETY_NET_S = 300  # a deadline for waits that end on an event; never reached when things work
 
 
-def load_server_module():
-    spec = importlib.util.spec_from_file_location("slu_server_under_test", os.path.join(ROOT, SERVER))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-server = load_server_module()
+from slu import serving as server  # noqa: E402  (the server's machinery; deploy/python/server.py is its CLI)
 
 
 # ------------------------------------------------------------------------------------------------ in process

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import unicodedata
 
 import pytest
 
@@ -67,17 +68,32 @@ def model_copy(src, dst, manifest_text=None):
     return dst
 
 
-def golden(trained_pico, dev):
-    """The Python pipeline on every dev query: token ids (PaddleNLP tokenizer) and run_eval.py's predictions."""
+def golden(trained_pico, queries_file):
+    """The Python pipeline on every query of a file: token ids (PaddleNLP tokenizer) and run_eval.py's
+    predictions."""
     from slu import core
     from paddlenlp.transformers import AutoTokenizer
 
-    queries = [q for _, q in core.read_queries(str(dev))]
+    queries = [q for _, q in core.read_queries(str(queries_file))]
     ids, _, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), queries, 16)
-    p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path", str(dev),
+    p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path", str(queries_file),
                 "--per_device_eval_batch_size", "64"])
-    preds = [json.loads(x) for x in p.stdout.strip().splitlines()]
+    preds = [json.loads(x) for x in p.stdout.strip().split("\n")]  # not splitlines(): queries hold U+2028
     return queries, ids, preds
+
+
+def assert_demo_matches(rows, queries, ids, preds):
+    assert len(rows) == len(queries)
+    for row, q, i, ref in zip(rows, queries, ids, preds):
+        assert row["query"] == ref["query"] == q
+        assert row["ids"] == i, q
+        assert row["intent"] == ref["intent"], q
+        assert row["confidence"] == pytest.approx(ref["confidence"], abs=1e-4), q
+        assert row["slot"] == ref["slot"], q
+
+
+def json_rows(stdout):
+    return [json.loads(x) for x in stdout.split("\n") if x]
 
 
 @pytest.mark.parametrize("batch_size", [1, 8])
@@ -86,30 +102,98 @@ def test_golden_outputs_on_every_dev_query(demo, onnx_model, corpus_subset, batc
     queries, ids, preds = golden(onnx_model, dev)
     p = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--batch_size", batch_size)
     assert p.returncode == 0, p.stderr[-3000:]
-    rows = [json.loads(x) for x in p.stdout.splitlines()]
-    assert len(rows) == len(queries) == 150
-    for row, q, i, ref in zip(rows, queries, ids, preds):
-        assert row["query"] == q
-        assert row["ids"] == i, q
-        assert row["intent"] == ref["intent"], q
-        assert row["confidence"] == pytest.approx(ref["confidence"], abs=1e-4), q
-        assert row["slot"] == ref["slot"], q
+    assert len(queries) == 150
+    assert_demo_matches(json_rows(p.stdout), queries, ids, preds)
+
+
+EDGE_CASES = [
+    "播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "  打 电话\t给 110 ",
+    "放一首𠮷野家", "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß İ", "ok",
+    # symbols (category S and PaddleNLP's _is_symbol extras) split like punctuation
+    "温度调到26℃", "价格¥100元", "3×4等于几", "x²", "µg", "100～200", "Ø型ŋ号Ʊ", "第〇个", "a^b`c$d",
+    # every C* category is dropped (private use, unassigned, format; surrogates cannot be UTF-8), so are U+FFFD and
+    # C0/C1 separators; U+2028/U+2029 are whitespace
+    "打\ue000电话", "a\U000f0000b", "导航\U000e0001到", "a\u0378b", "a\u200bb\u00adc", "x\ufffdy",
+    "打电话\u2028给妈妈", "a\u2029b", "a\x85b\x1cc\x0bd",
+    # per-character lower-casing (no final sigma), CJK compatibility ideographs, the marks of a word in canonical
+    # order (NFD swaps the spacing marks U+1D16D and U+1D165)
+    "ΟΔΟΣ ΣΑΣ", "\uf900\uf901", "a\U0001d16d\U0001d165b", "Ab\u0301\u0316c",
+]
 
 
 def test_tokenizer_edge_cases_match_python(demo, onnx_model, tmp_path):
-    """Latin case and accents, full-width forms, punctuation, spaces, digits, unknown characters, truncation."""
+    """Case, accents, full-width forms, punctuation, symbols, dropped and whitespace characters, digits, unknown
+    characters, truncation: ids equal PaddleNLP's, outputs equal run_eval.py's."""
+    q = tmp_path / "edge.txt"
+    q.write_text("\n".join(EDGE_CASES) + "\n", encoding="utf-8")
+    queries, ids, preds = golden(onnx_model, q)
+    assert queries == EDGE_CASES
+    p = run_demo(demo, "--model_dir", onnx_model, "--dump_ids", "--input_file", q, "--batch_size", 4)
+    assert p.returncode == 0, p.stderr
+    rows = json_rows(p.stdout)
+    assert_demo_matches(rows, queries, ids, preds)
+    assert [bool(r.get("truncated")) for r in rows] == [bool(r.get("truncated")) for r in preds]
+
+
+def test_vocab_read_as_paddlenlp_reads_it(demo, onnx_model, tmp_path):
+    """A repeated token keeps its last line, lines end at \\n, \\r\\n or \\r (Python's universal newlines), and
+    the symbols split off (℃, ¥, ×, ², µ, ～, 〇) and marks in canonical order find their vocabulary lines."""
     from slu import core
     from paddlenlp.transformers import AutoTokenizer
 
-    texts = ["播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "  打 电话\t给 110 ",
-             "放一首𠮷野家", "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß", "ok"]
-    tok = AutoTokenizer.from_pretrained(str(onnx_model))
-    ids, offsets, truncated = core.encode_queries(tok, texts, 16)
-    p = run_demo(demo, "--model_dir", onnx_model, "--dump_ids", *[a for t in texts for a in ("--text", t)])
+    lines = (onnx_model / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    extra = ["℃", "¥", "×", "²", "µ", "～", "〇", "a\U0001d165\U0001d16d", "的", "[UNK]", "26"]
+    first_de, n = lines.index("的"), len(lines)
+    lines[n - len(extra):] = extra
+    d = model_copy(onnx_model, tmp_path / "m", (onnx_model / MANIFEST).read_text(encoding="utf-8"))
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(onnx_model / name, d / name)
+    ends = ["\n", "\r\n", "\r"]
+    (d / "vocab.txt").write_bytes("".join(t + ends[k % 3] for k, t in enumerate(lines)).encode("utf-8"))
+    texts = EDGE_CASES + ["我的歌", "\U0001f600", "26"]
+    ids, _, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(d)), texts, 16)
+    assert (ids[-3][2], ids[-2][1], ids[-1][1]) == (n - 3, n - 2, n - 1) and first_de < n - 3  # the test's premise
+    p = run_demo(demo, "--model_dir", d, "--dump_ids", *[a for t in texts for a in ("--text", t)])
     assert p.returncode == 0, p.stderr
-    rows = [json.loads(x) for x in p.stdout.splitlines()]
-    assert [r["ids"] for r in rows] == ids
-    assert [bool(r.get("truncated")) for r in rows] == truncated
+    assert [r["ids"] for r in json_rows(p.stdout)] == ids
+
+
+def chars_of(demo_exe):
+    return os.path.join(os.path.dirname(demo_exe), "slu_chars")
+
+
+def paddlenlp_chars():
+    """What slu_chars prints, from PaddleNLP's own predicates and unicodedata: the classes (dropped by _clean_text,
+    whitespace, CJK, punctuation or symbol, Mn) and combining class of every code point, run-length encoded, then
+    every code point that lower-casing (per character, then per word) and NFD change."""
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+    from paddlenlp.transformers.tokenizer_utils import _is_control, _is_punctuation, _is_symbol, _is_whitespace
+
+    basic = BasicTokenizer()
+    rows, last = [f"unicode {unicodedata.unidata_version}"], None
+    for cp in range(0x110000):
+        ch = chr(cp)
+        flags = [cp in (0, 0xFFFD) or _is_control(ch), _is_whitespace(ch) or ch.isspace(),
+                 basic._is_chinese_char(cp), _is_punctuation(ch) or _is_symbol(ch), unicodedata.category(ch) == "Mn"]
+        key = f"{''.join(c for c, on in zip('dwzpm', flags) if on) or '.'} {unicodedata.combining(ch)}"
+        if key != last:
+            rows.append(f"{cp:x} {key}")
+        last = key
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        d = unicodedata.normalize("NFD", chr(cp).lower().lower())
+        if d != chr(cp):
+            rows.append(f"{cp:x} " + ",".join(f"{ord(x):x}" for x in d))
+    return rows
+
+
+def test_unicode_tables_equal_paddlenlp_for_every_code_point(demo):
+    """The tables that the build generated (gen_unicode_tables.py restates PaddleNLP's predicates) give, in C++,
+    PaddleNLP's classes and normalization for every code point."""
+    p = run_demo(chars_of(demo))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:-1] == paddlenlp_chars()
 
 
 def test_bad_input(demo, onnx_model, tmp_path):
@@ -122,6 +206,9 @@ def test_bad_input(demo, onnx_model, tmp_path):
     assert p.returncode == 1 and f"{vocab}: vocab has no [CLS] token" in p.stderr
     p = run_demo(demo, "--model_dir", onnx_model, "--vocab_path", tmp_path / "none.txt", "--text", "你")
     assert p.returncode == 1 and "vocab file not found" in p.stderr
+    vocab.write_bytes("[PAD]\n[UNK]\r\n[SEP]\r[CLS]\nab\xffc\n".encode("latin-1"))
+    p = run_demo(demo, "--model_dir", onnx_model, "--vocab_path", vocab, "--text", "你")
+    assert f"{vocab}:5: not valid UTF-8 (byte 2)" in one_line_error(p)
     q = tmp_path / "q.txt"
     q.write_bytes("来一首周华健的花心\n\n".encode() + b"\xff\xfe\xc3\n" + "暂停\n".encode())
     p = run_demo(demo, "--model_dir", onnx_model, "--input_file", q)
@@ -261,19 +348,22 @@ def test_unicode_tables_refuse_another_unicode_version(tmp_path):
     assert "has Unicode 99.0.0, but the tokenizer tables must come from Unicode 13.0.0" in p.stderr
 
 
-def test_runs_clean_under_address_sanitizer(tmp_path_factory, onnx_model, corpus_subset):
+def test_runs_clean_under_address_sanitizer(tmp_path_factory, demo, onnx_model, corpus_subset):
     exe = build(tmp_path_factory, asan=True)
     q = tmp_path_factory.mktemp("asan") / "q.txt"
-    q.write_bytes(open(corpus_subset / "dev.txt", "rb").read() + b"\n\xff\n" + "播放Taylor Swift的Shape of You\n".encode())
+    q.write_bytes(open(corpus_subset / "dev.txt", "rb").read() + b"\n\xff\n" + "\n".join(EDGE_CASES).encode() + b"\n")
+    n = 150 + len(EDGE_CASES)
     env = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1"}
     p = run_demo(exe, "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--dump_ids", env=env)
     clean = lambda p: "ERROR: AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr  # noqa: E731
     assert p.returncode == 0 and clean(p), p.stderr[-4000:]
-    assert len(p.stdout.splitlines()) == 151
+    assert len(json_rows(p.stdout)) == n
     p = run_demo(bench_of(exe), "--model_dir", onnx_model, "--input_file", q, "--batch_size", "4", "--repeat", "2",
                  "--stats_json", q.parent / "stats.json", env=env)
-    assert p.returncode == 0 and clean(p) and json.load(open(q.parent / "stats.json"))["queries"] == 151, \
+    assert p.returncode == 0 and clean(p) and json.load(open(q.parent / "stats.json"))["queries"] == n, \
         p.stderr[-4000:]
+    p = run_demo(chars_of(exe), env=env)
+    assert p.returncode == 0 and clean(p) and p.stdout == run_demo(chars_of(demo)).stdout, p.stderr[-4000:]
     bad = model_copy(onnx_model, q.parent / "bad", (onnx_model / MANIFEST).read_text(encoding="utf-8")[:99])
     p = run_demo(exe, "--model_dir", bad, "--text", "你好", env=env)
     assert p.returncode == 1 and clean(p) and "not valid JSON" in p.stderr, p.stderr[-4000:]

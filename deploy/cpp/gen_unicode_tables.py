@@ -1,11 +1,14 @@
-"""Generate unicode_tables.h: the character classes and lower-case/accent-stripping map that PaddleNLP's
-BERT-style BasicTokenizer takes from Python's unicodedata, as compact ranges for the C++ tokenizer.
-CMakeLists.txt runs it at build time with the project's Python:
+"""Generate unicode_tables.h: what PaddleNLP's BERT-style tokenizer (ErnieTokenizer = PretrainedTokenizer.tokenize's
+per-character lower-casing, BasicTokenizer, WordpieceTokenizer) takes from Python's unicodedata, as compact ranges
+for the C++ tokenizer. CMakeLists.txt runs it at build time with the project's Python:
 
     .venv/bin/python deploy/cpp/gen_unicode_tables.py --output build/generated/unicode_tables.h
 
 The tables must come from the Unicode version of the Python that runs the Python tokenizer (CPython 3.9:
-Unicode 13.0.0), or the C++ tokenizer would split or normalize some characters differently.
+Unicode 13.0.0), or the C++ tokenizer would split or normalize some characters differently. The predicates below
+restate paddlenlp.transformers.tokenizer_utils' (_is_control, _is_whitespace, _is_punctuation, _is_symbol,
+is_chinese_char) without importing paddlenlp; tests/test_deploy_cpp.py compares the C++ tokenizer's view of every
+code point (slu_chars) with PaddleNLP's own predicates.
 """
 import argparse
 import os
@@ -13,59 +16,98 @@ import sys
 import unicodedata
 
 UNICODE_VERSION = "13.0.0"
-MAX_OUT = 3  # longest normalization (a Hangul syllable: three jamo)
+SYMBOL_EXTRAS = (0x00AD, 0x00B2, 0x00BA, 0x3007, 0x00B5, 0x00D8, 0x014B, 0x01B1)  # PaddleNLP's _is_symbol
+CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+       (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # BasicTokenizer._is_chinese_char
 
 
-def ranges(pred):
+def is_dropped(c):
+    """_clean_text drops U+0000, U+FFFD and _is_control: every C* category (Cc, Cf, Cs, Co, Cn) but tab, LF, CR."""
+    if ord(c) in (0, 0xFFFD):
+        return True
+    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
+
+
+def is_space(c):
+    """Where the text is split: _clean_text's _is_whitespace (space, tab, LF, CR, Zs) and what str.split() splits on
+    besides (U+2028, U+2029, and C0/C1 separators that are dropped first)."""
+    return c.isspace() or c in " \t\n\r" or unicodedata.category(c) == "Zs"
+
+
+def is_cjk(c):
+    return any(lo <= ord(c) <= hi for lo, hi in CJK)
+
+
+def is_split(c):
+    """_run_split_on_punc: _is_punctuation (ASCII non-alphanumerics, category P*) or _is_symbol (S*, extras)."""
+    cp = ord(c)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(c)[0] in "PS" or cp in SYMBOL_EXTRAS
+
+
+def is_mn(c):
+    return unicodedata.category(c) == "Mn"
+
+
+def decompose(c):
+    """Lower-cased and canonically decomposed, Mn kept: PretrainedTokenizer.tokenize lowers each character, then
+    BasicTokenizer lowers the word and NFD-decomposes it (the C++ tokenizer puts the word's combining marks in
+    canonical order and drops the Mn, as NFD and _run_strip_accents do on the whole word)."""
+    return "".join(unicodedata.normalize("NFD", d) for d in c.lower().lower())
+
+
+def code_points():
+    return (chr(cp) for cp in range(0x110000))
+
+
+def ranges(flags):
+    """[(lo, hi)] for the runs of true flags[cp]."""
     out, start = [], None
-    for cp in range(0x110000):
-        ok = pred(chr(cp))
+    for cp, ok in enumerate(flags):
         if ok and start is None:
             start = cp
         elif not ok and start is not None:
             out.append((start, cp - 1))
             start = None
     if start is not None:
-        out.append((start, 0x10FFFF))
+        out.append((start, len(flags) - 1))
     return out
 
 
-def is_punct(c):
-    cp = ord(c)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(c).startswith("P")
+def value_ranges(values):
+    """[(lo, hi, v)] for the runs of equal non-zero values[cp]."""
+    out = []
+    for cp, v in enumerate(values):
+        if v and out and out[-1][1] == cp - 1 and out[-1][2] == v:
+            out[-1][1] = cp
+        elif v:
+            out.append([cp, cp, v])
+    return out
 
 
-def is_control(c):
-    if c in "\t\n\r":
-        return False
-    return unicodedata.category(c) in ("Cc", "Cf")
-
-
-def is_whitespace(c):
-    return c in " \t\n\r" or unicodedata.category(c) == "Zs"
-
-
-def normalize(c):
-    """lower() then NFD without combining marks (Mn), as BasicTokenizer does per token."""
-    s = unicodedata.normalize("NFD", c.lower())
-    return "".join(x for x in s if unicodedata.category(x) != "Mn")
-
-
-def normalize_map():
-    """{code point: [code points]} for every character that normalization changes (surrogates excluded)."""
+def decompose_map():
+    """{code point: [code points]} for every character that decompose() changes (surrogates excluded)."""
     out = {}
     for cp in range(0x110000):
         if 0xD800 <= cp <= 0xDFFF:
             continue
-        n = normalize(chr(cp))
+        n = decompose(chr(cp))
         if n != chr(cp):
-            if len(n) > MAX_OUT:
-                raise SystemExit(f"gen_unicode_tables.py: error: U+{cp:04X} normalizes to {len(n)} characters, "
-                                 f"more than the {MAX_OUT} the C++ table holds")
             out[cp] = [ord(x) for x in n]
     return out
+
+
+def check_assumptions():
+    """What the C++ tokenizer relies on to work one code point at a time: it decides drop, space and CJK on the
+    original character, where PaddleNLP decides them on the lower-cased one, and BasicTokenizer's second lower()
+    (of the whole word, where final sigma would apply) changes nothing after the per-character one."""
+    for cp, c in enumerate(code_points()):
+        low = c.lower()
+        if low != c:
+            assert low.lower() == low, hex(cp)
+            for d in low:
+                assert (is_dropped(d), is_space(d), is_cjk(d)) == (is_dropped(c), is_space(c), is_cjk(c)), hex(cp)
 
 
 def runs(mapping):
@@ -101,9 +143,9 @@ def emit_ranges(name, rs):
     return f"static const CodeRange {name}[] = {{\n{body}\n}};\nstatic const size_t {name}_LEN = {len(rs)};\n"
 
 
-def emit_runs(name, rs):
+def emit_runs(name, rs, width):
     def row(lo, hi, stride, first, delta):
-        pad = MAX_OUT - len(first)
+        pad = width - len(first)
         out = ", ".join(f"0x{v:X}" for v in first + [0] * pad)
         dl = ", ".join(str(v) for v in delta + [0] * pad)
         return f"    {{0x{lo:X}, 0x{hi:X}, {stride or 1}, {len(first)}, {{{out}}}, {{{dl}}}}}"
@@ -113,21 +155,30 @@ def emit_runs(name, rs):
 
 
 def header():
-    mapping = normalize_map()
-    normalize_runs = runs(mapping)
-    assert expand(normalize_runs) == mapping, "the runs do not reproduce the normalization map"
+    classes = {"DROPPED": is_dropped, "SPACE": is_space, "CJK": is_cjk, "SPLIT": is_split, "MN": is_mn}
+    tables = {name: ranges([pred(c) for c in code_points()]) for name, pred in classes.items()}
+    ccc = value_ranges([unicodedata.combining(c) for c in code_points()])
+    mapping = decompose_map()
+    assert all(mapping.values()), "a character decomposes to nothing"
+    check_assumptions()
+    decompose_runs = runs(mapping)
+    assert expand(decompose_runs) == mapping, "the runs do not reproduce the decomposition map"
+    width = max(len(v) for v in mapping.values())
+    ccc_body = ",\n".join(f"    {{0x{lo:X}, 0x{hi:X}, {v}}}" for lo, hi, v in ccc)
     return "\n".join([
         f"// Generated by gen_unicode_tables.py from Python {sys.version.split()[0]} unicodedata "
         f"{unicodedata.unidata_version}. Do not edit.",
         "#pragma once", "#include <cstddef>", "#include <cstdint>",
+        f'#define SLU_UNICODE_VERSION "{unicodedata.unidata_version}"',
         "struct CodeRange { uint32_t lo, hi; };",
+        "struct CodeValue { uint32_t lo, hi; uint8_t value; };",
+        f"constexpr int kMaxDecomposition = {width};",
         "// lo + k * stride (k = 0 .. (hi - lo) / stride) maps to the n code points out[j] + k * delta[j]",
-        f"struct CodeRun {{ uint32_t lo, hi; uint32_t stride; uint8_t n; uint32_t out[{MAX_OUT}]; "
-        f"int32_t delta[{MAX_OUT}]; }};",
-        emit_ranges("PUNCT", ranges(is_punct)),
-        emit_ranges("CONTROL", ranges(is_control)),
-        emit_ranges("WHITESPACE", ranges(is_whitespace)),
-        emit_runs("NORMALIZE", normalize_runs),
+        "struct CodeRun { uint32_t lo, hi; uint32_t stride; uint8_t n; uint32_t out[kMaxDecomposition]; "
+        "int32_t delta[kMaxDecomposition]; };",
+        *(emit_ranges(name, rs) for name, rs in tables.items()),
+        f"static const CodeValue CCC[] = {{\n{ccc_body}\n}};\nstatic const size_t CCC_LEN = {len(ccc)};\n",
+        emit_runs("DECOMPOSE", decompose_runs, width),
     ])
 
 

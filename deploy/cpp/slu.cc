@@ -15,7 +15,7 @@
 namespace slu {
 namespace {
 
-bool InRanges(const CodeRange* r, size_t n, uint32_t cp) {
+bool InTable(const CodeRange* r, size_t n, uint32_t cp) {
   size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
@@ -26,34 +26,20 @@ bool InRanges(const CodeRange* r, size_t n, uint32_t cp) {
   return false;
 }
 
-bool IsPunct(uint32_t cp) { return InRanges(PUNCT, PUNCT_LEN, cp); }
-bool IsControl(uint32_t cp) { return InRanges(CONTROL, CONTROL_LEN, cp); }
-bool IsWhitespace(uint32_t cp) { return InRanges(WHITESPACE, WHITESPACE_LEN, cp); }
-
-// The CJK ranges of BERT's _is_chinese_char.
-bool IsChinese(uint32_t cp) {
-  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
-         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
-}
-
-// The lower-cased, accent-stripped form of cp: writes it to out and returns its length (0: dropped), or
-// returns -1 when cp stays as it is.
-int Normalize(uint32_t cp, uint32_t out[3]) {
-  const CodeRun* end = NORMALIZE + NORMALIZE_LEN;
-  const CodeRun* it = std::upper_bound(NORMALIZE, end, cp, [](uint32_t v, const CodeRun& r) { return v < r.lo; });
-  if (it == NORMALIZE) return -1;
+// Lower-cased and decomposed cp (marks kept): writes it to out and returns its length, or 0 when cp stays as
+// it is.
+int Decompose(uint32_t cp, uint32_t out[kMaxDecomposition]) {
+  const CodeRun* end = DECOMPOSE + DECOMPOSE_LEN;
+  const CodeRun* it = std::upper_bound(DECOMPOSE, end, cp, [](uint32_t v, const CodeRun& r) { return v < r.lo; });
+  if (it == DECOMPOSE) return 0;
   const CodeRun& r = *(it - 1);
-  if (cp > r.hi || (cp - r.lo) % r.stride != 0) return -1;
+  if (cp > r.hi || (cp - r.lo) % r.stride != 0) return 0;
   int64_t k = (cp - r.lo) / r.stride;
   for (int j = 0; j < r.n; ++j) out[j] = static_cast<uint32_t>(r.out[j] + k * r.delta[j]);
   return r.n;
 }
 
-struct Char {
-  uint32_t cp;
-  int pos;  // index of the original code point it came from
-};
+using Text = std::vector<uint32_t>;  // code points
 
 void AppendUtf8(uint32_t cp, std::string* out) {
   if (cp < 0x80) {
@@ -73,10 +59,111 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
-std::string ToUtf8(const std::vector<Char>& cs, size_t b, size_t e) {
+std::string ToUtf8(const Text& cs, size_t b, size_t e) {
   std::string s;
-  for (size_t i = b; i < e; ++i) AppendUtf8(cs[i].cp, &s);
+  for (size_t i = b; i < e; ++i) AppendUtf8(cs[i], &s);
   return s;
+}
+
+}  // namespace
+
+namespace chars {
+
+const char* UnicodeVersion() { return SLU_UNICODE_VERSION; }
+bool IsDropped(uint32_t cp) { return InTable(DROPPED, DROPPED_LEN, cp); }
+bool IsSpace(uint32_t cp) { return InTable(SPACE, SPACE_LEN, cp); }
+bool IsCjk(uint32_t cp) { return InTable(CJK, CJK_LEN, cp); }
+bool IsSplit(uint32_t cp) { return InTable(SPLIT, SPLIT_LEN, cp); }
+bool IsMn(uint32_t cp) { return cp >= 0x300 && InTable(MN, MN_LEN, cp); }
+
+int Ccc(uint32_t cp) {
+  if (cp < 0x300) return 0;
+  const CodeValue* end = CCC + CCC_LEN;
+  const CodeValue* it = std::upper_bound(CCC, end, cp, [](uint32_t v, const CodeValue& r) { return v < r.lo; });
+  return it != CCC && cp <= (it - 1)->hi ? (it - 1)->value : 0;
+}
+
+std::vector<uint32_t> LowerDecomposed(uint32_t cp) {
+  uint32_t out[kMaxDecomposition];
+  int n = Decompose(cp, out);
+  return n ? std::vector<uint32_t>(out, out + n) : std::vector<uint32_t>{cp};
+}
+
+}  // namespace chars
+
+namespace {
+
+// BasicTokenizer's lower() and _run_strip_accents on one word: each character lower-cased and decomposed, the
+// combining marks of the word put in canonical order as NFD does (a stable sort of each run of non-zero combining
+// classes: it can swap the few spacing marks, Mc, that have one), then the non-spacing marks dropped.
+void LowerAndStripAccents(const Text& word, Text* out) {
+  out->clear();
+  uint32_t d[kMaxDecomposition];
+  for (uint32_t c : word) {
+    int n = Decompose(c, d);
+    if (n == 0) out->push_back(c);
+    out->insert(out->end(), d, d + n);
+  }
+  auto ccc_less = [](uint32_t a, uint32_t b) { return chars::Ccc(a) < chars::Ccc(b); };
+  for (size_t i = 0, j; i < out->size(); i = j + 1) {
+    for (j = i; j < out->size() && chars::Ccc((*out)[j]) != 0;) ++j;
+    if (j - i > 1) std::stable_sort(out->begin() + i, out->begin() + j, ccc_less);
+  }
+  out->erase(std::remove_if(out->begin(), out->end(), chars::IsMn), out->end());
+}
+
+// PaddleNLP's _get_bert_like_offset_mapping, which the Python pipeline's slots come from: the query normalized one
+// character at a time (lower-cased, accents stripped, dropped characters removed; whitespace kept), each token
+// (without "##"; "[unk]" for [UNK]) searched for after the previous one found, and a token not found spanning the
+// gap between its neighbours (an [UNK] before another [UNK] spans one character). Python's negative indexing is
+// kept; an index past the end, where Python would raise, is clamped.
+std::vector<std::pair<int, int>> OffsetMapping(const Text& query, const std::vector<Text>& tokens,
+                                               const std::vector<bool>& unk, bool lower_case) {
+  // unk[t]: tokens[t] is [UNK], the only special token the tokenizer makes
+  Text text;
+  std::vector<int> source;  // char_mapping: the query position of each normalized character
+  uint32_t d[kMaxDecomposition];
+  for (size_t i = 0; i < query.size(); ++i) {
+    int n = lower_case ? Decompose(query[i], d) : 0;
+    if (n == 0) d[n++] = query[i];
+    for (int k = 0; k < n; ++k) {
+      if ((lower_case && chars::IsMn(d[k])) || chars::IsDropped(d[k])) continue;
+      text.push_back(d[k]);
+      source.push_back(static_cast<int>(i));
+    }
+  }
+  constexpr uint32_t kSigma = 0x3C3, kFinalSigma = 0x3C2;
+  std::vector<std::pair<long, long>> found;  // [start, end) in text; start -1: not found
+  long offset = 0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const Text& token = tokens[t];
+    bool sigma = std::find_if(token.begin(), token.end(),
+                              [](uint32_t c) { return c == kSigma || c == kFinalSigma; }) != token.end();
+    auto equal = [&](uint32_t a, uint32_t b) {  // with a sigma, both forms are one letter
+      return a == b || (sigma && (a == kSigma || a == kFinalSigma) && (b == kSigma || b == kFinalSigma));
+    };
+    auto it = std::search(text.begin() + std::min(offset, static_cast<long>(text.size())), text.end(),
+                          token.begin(), token.end(), equal);
+    long start = it == text.end() ? -1 : it - text.begin(), len = static_cast<long>(token.size());
+    if (start < 0 && !sigma && t + 1 < tokens.size() && unk[t + 1]) start = offset, len = 1;
+    found.push_back({start, start + len});
+    if (start >= 0) offset = start + len;
+  }
+  auto at = [&](long k) {
+    long n = static_cast<long>(source.size());
+    if (k < 0) k += n;
+    return n ? source[std::max(0L, std::min(k, n - 1))] : 0;
+  };
+  std::vector<std::pair<int, int>> out;
+  for (size_t t = 0; t < found.size(); ++t) {
+    long start = found[t].first, end = found[t].second;
+    if (start == -1) {
+      start = t == 0 ? 0 : found[t - 1].second;
+      end = t + 1 == found.size() ? static_cast<long>(source.size()) : found[t + 1].first;
+    }
+    out.push_back({at(start), at(end - 1) + 1});
+  }
+  return out;
 }
 
 }  // namespace
@@ -118,14 +205,22 @@ std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t en
 }
 
 Tokenizer::Tokenizer(const std::string& vocab_path, bool lower_case) : lower_case_(lower_case) {
-  std::ifstream f(vocab_path);
+  std::ifstream f(vocab_path, std::ios::binary);
   if (!f) throw std::runtime_error("vocab file not found: " + vocab_path);
-  std::string line;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  std::vector<uint32_t> cps;
+  size_t bad;
   int64_t id = 0;
-  while (std::getline(f, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!vocab_.count(line)) vocab_[line] = id;
-    ++id;
+  // Python's universal newlines: a line ends at \n, \r\n or \r; the last line may have no end
+  for (size_t i = 0, e; i < text.size(); i = e + (text.compare(e, 2, "\r\n") == 0 ? 2 : 1), ++id) {
+    e = std::min(text.find_first_of("\r\n", i), text.size());
+    std::string line = text.substr(i, e - i);
+    if (!DecodeUtf8(line, &cps, &bad))
+      throw std::runtime_error(vocab_path + ":" + std::to_string(id + 1) + ": not valid UTF-8 (byte " +
+                               std::to_string(bad) + ")");
+    vocab_[line] = id;  // a repeated token keeps its last line, as PaddleNLP's dict does
   }
   lines_ = static_cast<size_t>(id);
   for (const char* t : {"[PAD]", "[CLS]", "[SEP]", "[UNK]"}) {
@@ -137,37 +232,30 @@ Tokenizer::Tokenizer(const std::string& vocab_path, bool lower_case) : lower_cas
   unk_ = vocab_["[UNK]"];
 }
 
-Encoding Tokenizer::Encode(const std::vector<uint32_t>& text, int max_length) const {
-  // 1. clean text, space out CJK characters, split on whitespace (keeping original positions)
-  std::vector<std::vector<Char>> words(1);
+Encoding Tokenizer::Encode(const std::vector<uint32_t>& query, int max_length) const {
+  // 1. _clean_text, _tokenize_chinese_chars and the whitespace split. PaddleNLP lower-cases each character
+  // first, which changes none of these classes (gen_unicode_tables.py checks).
+  std::vector<Text> words(1);
   auto split = [&]() { if (!words.back().empty()) words.emplace_back(); };
-  for (size_t i = 0; i < text.size(); ++i) {
-    uint32_t cp = text[i];
-    if (cp == 0 || cp == 0xFFFD || IsControl(cp)) continue;
-    if (IsWhitespace(cp)) { split(); continue; }
-    if (IsChinese(cp)) { split(); words.back().push_back({cp, static_cast<int>(i)}); split(); continue; }
-    words.back().push_back({cp, static_cast<int>(i)});
+  for (uint32_t cp : query) {
+    if (chars::IsDropped(cp)) continue;
+    if (chars::IsSpace(cp)) { split(); continue; }
+    if (chars::IsCjk(cp)) { split(); words.back().push_back(cp); split(); continue; }
+    words.back().push_back(cp);
   }
-  // 2. lower-case + strip accents per word, then split off punctuation
-  std::vector<std::vector<Char>> tokens;
-  for (auto& w : words) {
+  // 2. lower-case + strip accents per word, then split off punctuation and symbols (and any whitespace that
+  // decomposition made: the second whitespace split)
+  std::vector<Text> tokens;
+  Text norm;
+  for (const Text& w : words) {
     if (w.empty()) continue;
-    std::vector<Char> norm;
-    for (const Char& c : w) {
-      uint32_t out[3];
-      int n = lower_case_ ? Normalize(c.cp, out) : -1;
-      if (n < 0) {
-        norm.push_back(c);
-      } else {
-        for (int k = 0; k < n; ++k) norm.push_back({out[k], c.pos});
-      }
-    }
-    std::vector<Char> cur;
-    for (const Char& c : norm) {
-      if (IsPunct(c.cp)) {
+    if (lower_case_) LowerAndStripAccents(w, &norm);
+    Text cur;
+    for (uint32_t c : lower_case_ ? norm : w) {
+      if (chars::IsSplit(c)) {
         if (!cur.empty()) tokens.push_back(cur), cur.clear();
         tokens.push_back({c});
-      } else if (IsWhitespace(c.cp)) {
+      } else if (chars::IsSpace(c)) {
         if (!cur.empty()) tokens.push_back(cur), cur.clear();
       } else {
         cur.push_back(c);
@@ -176,36 +264,37 @@ Encoding Tokenizer::Encode(const std::vector<uint32_t>& text, int max_length) co
     if (!cur.empty()) tokens.push_back(cur);
   }
   // 3. WordPiece, greedy longest match first; a word that cannot be split is one [UNK]
-  Encoding enc;
   std::vector<int64_t> ids;
-  std::vector<std::pair<int, int>> offs;
-  for (const auto& t : tokens) {
-    std::vector<int64_t> pid;
-    std::vector<std::pair<int, int>> poff;
+  std::vector<Text> pieces;  // each id's text, for the offsets
+  std::vector<bool> unk;
+  const std::string unk_name = lower_case_ ? "[unk]" : "[UNK]";  // PaddleNLP lower-cases special tokens
+  const Text unk_text(unk_name.begin(), unk_name.end());
+  for (const Text& t : tokens) {
+    size_t first = ids.size(), start = 0;
     bool bad = t.size() > 100;
-    size_t start = 0;
     while (!bad && start < t.size()) {
       size_t end = t.size();
       int64_t found = -1;
-      while (start < end) {
-        std::string sub = (start > 0 ? "##" : "") + ToUtf8(t, start, end);
-        auto it = vocab_.find(sub);
+      for (; start < end; --end) {
+        auto it = vocab_.find((start > 0 ? "##" : "") + ToUtf8(t, start, end));
         if (it != vocab_.end()) { found = it->second; break; }
-        --end;
       }
       if (found < 0) { bad = true; break; }
-      pid.push_back(found);
-      poff.push_back({t[start].pos, t[end - 1].pos + 1});
+      ids.push_back(found);
+      pieces.emplace_back(t.begin() + start, t.begin() + end);
+      unk.push_back(false);
       start = end;
     }
     if (bad) {
+      ids.resize(first), pieces.resize(first), unk.resize(first);
       ids.push_back(unk_);
-      offs.push_back({t.front().pos, t.back().pos + 1});
-    } else {
-      ids.insert(ids.end(), pid.begin(), pid.end());
-      offs.insert(offs.end(), poff.begin(), poff.end());
+      pieces.push_back(unk_text);
+      unk.push_back(true);
     }
   }
+  // 4. offsets of every token, then [CLS] ... [SEP] truncated to max_length
+  std::vector<std::pair<int, int>> offs = OffsetMapping(query, pieces, unk, lower_case_);
+  Encoding enc;
   size_t keep = static_cast<size_t>(std::max(0, max_length - 2));
   enc.truncated = ids.size() > keep;
   if (enc.truncated) { ids.resize(keep); offs.resize(keep); }

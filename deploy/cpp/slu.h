@@ -39,14 +39,33 @@ std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t en
 
 struct Encoding {
   std::vector<int64_t> ids;                    // [CLS] ... [SEP]
-  std::vector<std::pair<int, int>> offsets;    // character (code point) offsets, (0,0) for specials
+  std::vector<std::pair<int, int>> offsets;    // code-point spans as PaddleNLP's offset mapping gives them,
+                                               // (0,0) for specials
   bool truncated = false;
 };
 
+// The tokenizer's character classes and normalization (PaddleNLP's predicates, tabled by gen_unicode_tables.py);
+// exposed for slu_chars, which tests/test_deploy_cpp.py compares with PaddleNLP on every code point.
+namespace chars {
+const char* UnicodeVersion();
+bool IsDropped(uint32_t cp);  // _clean_text drops it: U+0000, U+FFFD, category C* but tab, LF, CR
+bool IsSpace(uint32_t cp);    // splits words: _is_whitespace and str.isspace() (U+2028, U+2029 too)
+bool IsCjk(uint32_t cp);      // _is_chinese_char: a word of its own
+bool IsSplit(uint32_t cp);    // _is_punctuation or _is_symbol: a token of its own
+bool IsMn(uint32_t cp);       // non-spacing mark: dropped by accent stripping
+int Ccc(uint32_t cp);         // canonical combining class
+// Lower-cased and canonically decomposed, marks kept (one character's part of lower() + NFD).
+std::vector<uint32_t> LowerDecomposed(uint32_t cp);
+}  // namespace chars
+
+// PaddleNLP's ErnieTokenizer: BasicTokenizer (clean, CJK, whitespace, lower-case + strip accents, punctuation and
+// symbols), WordpieceTokenizer and the offset mapping. Not ported: its special-token handling, so a query that
+// spells one (e.g. "[CLS]") is split like any other text, where PaddleNLP keeps it as that token.
 class Tokenizer {
  public:
-  // Reads vocab.txt (one token per line, id = line index). Throws std::runtime_error naming the file when
-  // it is missing or lacks [PAD], [CLS], [SEP] or [UNK].
+  // Reads vocab.txt as PaddleNLP does (UTF-8, lines ended by \n, \r\n or \r; id = line index, a repeated token
+  // keeps its last line). Throws std::runtime_error naming the file when it is missing, not UTF-8, or lacks
+  // [PAD], [CLS], [SEP] or [UNK].
   explicit Tokenizer(const std::string& vocab_path, bool lower_case = true);
   Encoding Encode(const std::vector<uint32_t>& text, int max_length) const;
   int64_t pad_id() const { return pad_; }

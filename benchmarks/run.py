@@ -173,13 +173,10 @@ def cpp_demo(path):
 
 
 def onnx_file(model_dir, prefix):
-    """<prefix>.onnx next to the Paddle model, converted when missing or older (the refusal table stands)."""
-    from slu.onnx_export import convert
+    """<prefix>.onnx next to the Paddle model, converted when missing or older (slu/onnx_export.py)."""
+    from slu.onnx_export import cached
 
-    out = os.path.join(model_dir, prefix + ".onnx")
-    if not os.path.isfile(out) or os.path.getmtime(out) < os.path.getmtime(os.path.join(model_dir, prefix + ".pdmodel")):
-        convert(model_dir, prefix, prefix + ".onnx")
-    return out
+    return cached(model_dir, prefix)
 
 
 def run_cpp(exe, model_dir, onnx, *args):

@@ -7,7 +7,8 @@ lack instead of raising.
 BACKENDS = {
     "paddle_inference": "Paddle Inference through the paddle package (paddle.inference)",
     "paddle": "FastDeploy's Paddle Inference backend",
-    "onnx_runtime": "FastDeploy's ONNX Runtime backend (the model converted by paddle2onnx)",
+    "onnx_runtime": "FastDeploy's ONNX Runtime backend (the model converted by paddle2onnx; the INT8-embedding stage "
+                    "quantized by ONNX Runtime from the pruned model, slu/onnx_export.py)",
     "openvino": "FastDeploy's OpenVINO backend",
     "paddle_lite": "Paddle Lite's own Python API on an x86 .nb converted next to the model",
 }
@@ -22,9 +23,6 @@ REFUSALS = {
                      "Paddle Lite 2.10 has no kernels for QAT's quantize_linear/dequantize_linear (onnx_format) or "
                      "dequantize_log", "run the pruned or fine-tuned FP32 model on paddle_lite, or this model on "
                                        "--backend paddle")],
-    "onnx_runtime": [(INT8_EMBEDDING_OPS,
-                      "paddle2onnx has no dequantize_log (INT8 embeddings, quant_emb): it would abort the process",
-                      "use --backend paddle for this model, or the int8 model on onnx_runtime")],
 }
 
 

@@ -11,7 +11,7 @@ Paddle-backend runtime at once (whichever is created second crashes).
 import os
 
 from slu import core, manifest, program
-from slu.backends import check_backend, refusal
+from slu.backends import INT8_EMBEDDING_OPS, check_backend, refusal
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers
@@ -90,11 +90,14 @@ class PaddleInferenceRuntime:
 class FastDeployRuntime:
     """FastDeploy's Runtime with its Paddle Inference, ONNX Runtime or OpenVINO backend."""
 
-    def __init__(self, prefix, backend, device="cpu", cpu_num_threads=1):
+    def __init__(self, prefix, backend, device="cpu", cpu_num_threads=1, onnx_path=None):
         import fastdeploy as fd
 
         option = fd.RuntimeOption()
-        option.set_model_path(prefix + ".pdmodel", prefix + ".pdiparams")
+        if onnx_path:
+            option.set_model_path(onnx_path, "", fd.ModelFormat.ONNX)
+        else:
+            option.set_model_path(prefix + ".pdmodel", prefix + ".pdiparams")
         if device == "gpu":
             option.use_gpu(0)
         else:
@@ -122,7 +125,8 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
     for ext in (".pdmodel", ".pdiparams"):
         if not os.path.isfile(prefix + ext):
             raise FileNotFoundError(f"model file not found: {prefix + ext}")
-    why = refusal(backend, program.program_ops(prefix + ".pdmodel"))
+    ops = program.program_ops(prefix + ".pdmodel")
+    why = refusal(backend, ops)
     if why:
         raise ValueError(f"{prefix} on {backend}: {why}")
     program.check_params(prefix)
@@ -132,7 +136,12 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
         from slu import lite
 
         return lite.LiteRuntime(lite.convert(prefix, "x86"))
-    return FastDeployRuntime(prefix, backend, device, cpu_num_threads)
+    onnx_path = None
+    if backend == "onnx_runtime" and ops & INT8_EMBEDDING_OPS:  # no paddle2onnx path: ONNX Runtime's own INT8 model
+        from slu import onnx_export
+
+        onnx_path = onnx_export.cached(os.path.dirname(prefix), os.path.basename(prefix))
+    return FastDeployRuntime(prefix, backend, device, cpu_num_threads, onnx_path)
 
 
 # ------------------------------------------------------------------------------------------------ predictor

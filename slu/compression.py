@@ -151,6 +151,22 @@ def write_report(rows, out_prefix, title=""):
     return "\n".join(lines)
 
 
+CALIBRATION_QUERIES = 512
+
+
+def write_onnx_int8(width_dir, tokenizer, train_ex, max_seq_length, seed):
+    """quant_emb.onnx, the INT8-embedding stage for ONNX Runtime and the C++ demo (slu/onnx_export.py), with its
+    activation scales calibrated on a seeded sample of the training queries."""
+    import random
+
+    from slu import onnx_export
+
+    queries = [e["query"] for e in train_ex]
+    sample = random.Random(seed).sample(queries, min(CALIBRATION_QUERIES, len(queries)))
+    ids, _, _ = core.encode_queries(tokenizer, sample, max_seq_length)
+    return onnx_export.convert(width_dir, "quant_emb", "quant_emb.onnx", calibration_ids=ids)
+
+
 def run(setup, model_args, data_args, args):
     """Compress the fine-tuned model of `setup` (a training.Setup); write the width directory and the report."""
     from paddlenlp.trainer import trainer_compress  # noqa: F401  (importing it adds Trainer.compress)
@@ -199,6 +215,8 @@ def run(setup, model_args, data_args, args):
     trainer.quant = types.MethodType(quant, trainer)
     trainer.compress(custom_evaluate=custom_evaluate)
     save_pruned(trainer)
+    if os.path.isfile(os.path.join(width_dir, "quant_emb.pdmodel")):
+        write_onnx_int8(width_dir, tokenizer, setup.train_ex, data_args.max_seq_length, args.seed)
     export_deploy_files()  # lists the stages written since
 
     # the report: every stage's static model, evaluated with Paddle Inference on the dev set

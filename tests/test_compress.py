@@ -33,7 +33,7 @@ def test_stage_files_and_sizes_shrink(compressed, trained_pico):
     w = compressed / "width_mult_0.5"
     for name in ["model_state.pdparams", "config.json", "pruned.pdmodel", "int8.pdmodel", "int8.pdiparams",
                  "quant_emb.pdmodel", "quant_emb.pdiparams", "vocab.txt", "tokenizer_config.json",
-                 "intent_label.txt", "slot_label.txt", "deploy_config.json"]:
+                 "intent_label.txt", "slot_label.txt", "deploy_config.json", "quant_emb.onnx"]:
         assert (w / name).is_file(), name
     config = json.load(open(w / "deploy_config.json"))  # max length and slot-less intents from the fine-tuned one
     fine_tuned = json.load(open(trained_pico / "deploy_config.json"))

@@ -73,24 +73,26 @@ def test_int8_backends_agreement_rate(compressed, corpus_subset, prefix, backend
     assert len(got) == len(ref) == 150 and same >= 0.9
 
 
-def test_int8_embeddings_on_onnx_runtime(compressed, corpus_subset):
-    """quant_emb on ONNX Runtime: paddle2onnx cannot convert PaddleSlim's log-quantized tables, so the stage's ONNX
-    model is ONNX Runtime's own INT8 quantization (MatMul weights, embedding tables) of the pruned FP32 model. It
-    holds INT8 tables and matmuls, is smaller than the pruned ONNX model, and answers like run_eval.py on the
-    pruned model for nearly every dev query."""
+def test_int8_embeddings_on_onnx_runtime(compressed, corpus_subset, tmp_path):
+    """quant_emb on ONNX Runtime: paddle2onnx cannot convert PaddleSlim's log-quantized tables, so compression
+    writes quant_emb.onnx, ONNX Runtime's static INT8 quantization (MatMul, embedding table; activation scales
+    calibrated on training queries) of the pruned FP32 model. It holds 8-bit tables and INT8 matmuls, is smaller
+    than the pruned ONNX model, answers like run_eval.py on the pruned model for nearly every dev query, and gives
+    a query the same answer whatever its batch-mates (dynamic quantization did not)."""
     import onnx
 
     w = compressed / "width_mult_0.5"
     dev = str(corpus_subset / "dev.txt")
     ref = predictions(["run_eval.py", "--infer_prefix", str(w / "pruned"), "--test_path", dev])
-    got = predictions([DEMO, "--model_dir", str(w), "--model_prefix", "quant_emb", "--backend", "onnx_runtime",
-                       "--batch_size", "16", "--input_file", str(corpus_subset / "dev.txt")])
+    demo = [DEMO, "--model_dir", str(w), "--model_prefix", "quant_emb", "--backend", "onnx_runtime", "--input_file",
+            dev]
+    got, alone = predictions(demo + ["--batch_size", "16"]), predictions(demo + ["--batch_size", "1"])
     same = sum(a == b for a, b in zip(strip(got), strip(ref))) / len(ref)
     print(f"quant_emb on onnx_runtime: intents+slots agree with run_eval.py on pruned for {100 * same:.1f}%")
     assert len(got) == len(ref) == 150 and same >= 0.9
+    assert got == alone  # batch-invariant, confidences included
     model = onnx.load(str(w / "quant_emb.onnx"))
-    ops = {n.op_type for n in model.graph.node}
-    assert {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"} <= ops
+    assert {"QLinearMatMul", "QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in model.graph.node}
     eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)  # ONNX Runtime stores Gather tables as UINT8
     tables = [t for t in model.graph.initializer if t.data_type in eight_bit and len(t.dims) == 2]
     vocab = json.load(open(w / "deploy_config.json"))["vocab_size"]
@@ -98,6 +100,14 @@ def test_int8_embeddings_on_onnx_runtime(compressed, corpus_subset):
     run_py(["deploy/cpp/convert_to_onnx.py", "--model_dir", str(w), "--model_prefix", "pruned", "--output",
             "pruned.onnx"])
     assert os.path.getsize(w / "quant_emb.onnx") < 0.6 * os.path.getsize(w / "pruned.onnx")
+    # without the file, it is made again only from calibration queries
+    shutil.copytree(w, tmp_path / "w", ignore=shutil.ignore_patterns("*.onnx", "*.nb"))
+    p = run_py([DEMO, "--model_dir", str(tmp_path / "w"), "--model_prefix", "quant_emb", "--backend",
+                "onnx_runtime"], check=False)
+    assert p.returncode == 1 and "calibrated on training queries: compression writes it" in p.stderr
+    out = run_py(["deploy/cpp/convert_to_onnx.py", "--model_dir", str(tmp_path / "w"), "--model_prefix",
+                  "quant_emb", "--output", "quant_emb.onnx", "--calibration_file", str(corpus_subset / "train.txt")])
+    assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "w" / "quant_emb.onnx")
 
 
 @pytest.mark.parametrize("prefix, backend, message", [

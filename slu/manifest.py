@@ -3,6 +3,7 @@
 Written at export beside the model, tokenizer and label files; the predictor, run_eval.py, the server, the
 C++ demo and the Android app read their defaults from it and refuse settings the model cannot serve.
 """
+import hashlib
 import json
 import os
 
@@ -37,6 +38,8 @@ def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless
         "slot_label_file": "slot_label.txt",
         "num_intents": len(labels.intents),
         "num_slot_labels": len(labels.slots),
+        "intent_labels_sha256": labels_digest(labels.intents),
+        "slot_labels_sha256": labels_digest(labels.slots),
         "slotless_intents": list(slotless),
         "models": dict(models or {}),
     }
@@ -106,11 +109,23 @@ def labels(directory, manifest=None):
     return result
 
 
+def labels_digest(labels):
+    """sha256 of the labels in order, one per line: the model's output ids mean these labels."""
+    return hashlib.sha256("".join(f"{x}\n" for x in labels).encode("utf-8")).hexdigest()
+
+
 def check_labels(label_set, manifest, where):
-    for what, have, want in (("intent", len(label_set.intents), manifest["num_intents"]),
-                             ("slot", len(label_set.slots), manifest["num_slot_labels"])):
-        if have != want:
-            raise ManifestError(f"{where}: the model outputs {want} {what} labels, the {what} label file has {have}")
+    """The label files must be the model's: as many labels as its outputs, in the order it was trained with (a
+    reordered file would run and answer wrong)."""
+    for what, labels, count_key in (("intent", label_set.intents, "num_intents"),
+                                    ("slot", label_set.slots, "num_slot_labels")):
+        if len(labels) != manifest[count_key]:
+            raise ManifestError(f"{where}: the model outputs {manifest[count_key]} {what} labels, the {what} label "
+                                f"file has {len(labels)}")
+        digest = manifest.get(f"{what}_labels_sha256")
+        if digest and labels_digest(labels) != digest:
+            raise ManifestError(f"{where}: the {what} labels are not the ones the model was trained with (same "
+                                f"count, other labels or another order)")
 
 
 def max_length(manifest, requested=None, where=NAME):

@@ -113,6 +113,11 @@ def test_label_files_that_do_not_match_the_model_are_refused(trained_pico, tmp_p
     p = run_py(["run_eval.py", "--infer_prefix", str(tmp_path / "m" / "infer_model"), "--test_path",
                 INTENT_LABELS], check=False)
     assert p.returncode == 1 and "the model outputs 11 intent labels, the intent label file has 8" in p.stderr
+    # the same labels in another order would run and answer wrong (issue 13: accuracy 0.098): refused too
+    (tmp_path / "m" / "intent_label.txt").write_text("\n".join(intents[1:] + intents[:1]) + "\n")
+    p = run_py(["run_eval.py", "--infer_prefix", str(tmp_path / "m" / "infer_model"), "--test_path",
+                INTENT_LABELS], check=False)
+    assert p.returncode == 1 and "the intent labels are not the ones the model was trained with" in p.stderr
 
 
 def test_bad_arguments_fail_before_training(pico_dir, corpus_subset, tmp_path):

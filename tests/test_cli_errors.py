@@ -88,3 +88,11 @@ def test_garbage_program_and_parameters(model_copy):
     p = run_py(["run_eval.py", "--infer_prefix", str(model_copy / "infer_model"), "--test_path",
                 str(model_copy / "intent_label.txt")], check=False)
     assert_one_line_error(p, "run_eval.py", "infer_model.pdmodel: not a Paddle program")
+
+
+def test_demo_empty_input_file_is_an_error_not_the_built_in_examples(trained_pico, tmp_path):
+    (tmp_path / "q.txt").write_text("\n  \n")
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", "onnx_runtime", "--input_file",
+                str(tmp_path / "q.txt")], check=False)
+    assert_one_line_error(p, "infer_demo.py", f"{tmp_path / 'q.txt'}: no queries")
+    assert "来一首周华健的花心" not in p.stdout

@@ -41,7 +41,10 @@ def main(argv=None):
         return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))
     queries = [(f"--text {k + 1}", t) for k, t in enumerate(args.text)]
     if args.input_file:
-        queries += [(f"{args.input_file}:{n}", q) for n, q in core.read_queries(args.input_file)]
+        from_file = [(f"{args.input_file}:{n}", q) for n, q in core.read_queries(args.input_file)]
+        if not from_file:
+            raise ValueError(f"{args.input_file}: no queries (the file is empty or has only blank lines)")
+        queries += from_file
     if not queries:
         queries = [("example", "来一首周华健的花心"), ("example", "打电话给18866668888")]
     for where, q in queries:

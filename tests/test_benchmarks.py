@@ -195,3 +195,18 @@ def test_server_benchmark_reports_each_backend(trained_pico, corpus_subset, tmp_
         assert "error" not in r, r
         assert r["answered"] > 0 and r["errors"] == 0 and r["mismatches"] == 0 and r["server_mean_batch"] >= 1
     assert (tmp_path / "t_server.md").read_text().count("\n| ") == 3  # header, rule, 2 backends
+
+
+def test_deployment_summary_names_each_backends_smallest_model(bench):
+    res = bench[0]
+    done = [r for r in res["rows"] if "p50_ms" in r]
+    base = next(r for r in done if (r["stage"], r["backend"], r["tokenizer"]) == ("fine-tuned", "paddle", "python"))
+    summary = {d["backend"]: d for d in res["deployment_summary"]}
+    assert set(summary) == {"paddle", "paddle + FastTokenizer", "cpp"}
+    for name, d in summary.items():
+        rows = [r for r in done if r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "") == name]
+        sizes = {r["stage"]: r.get("onnx_mib", r["size_mib"]) for r in rows}
+        assert d["stage"] == min(sizes, key=sizes.get) and d["size_mib"] == min(sizes.values())
+        row = next(r for r in rows if r["stage"] == d["stage"])
+        assert d["speedup"] == round(base["p50_ms"] / row["p50_ms"], 2) and d["pss_mib"] == row["pss_mib"]
+    assert "Deployment summary" in bench[1]

@@ -78,8 +78,9 @@ def same_answer(got, want):
 
 
 async def one_client(session, url, texts, reference, first, stride, end, tally):
+    """Requests until `end`, at least one (a slow start of the client processes must not leave a run empty)."""
     k = first
-    while time.monotonic() < end:
+    while k == first or time.monotonic() < end:
         text = texts[k % len(texts)]
         k += stride
         started = time.perf_counter()

@@ -352,19 +352,14 @@ def save_json(path, obj):
 
 
 # ----------------------------------------------------------------------------------- inference input
-def check_query(query, where):
-    """A query must be a non-empty str; `where` names the file/line or field for the error."""
-    if not isinstance(query, str):
-        raise ValueError(f"{where}: query must be a string, not {type(query).__name__}")
-    if not query.strip():
-        raise ValueError(f"{where}: empty query")
-    return query
-
-
 def check_text(text, where):
-    """check_query, and the text must encode as UTF-8: FastTokenizer aborts the whole process on a lone surrogate
-    (a JSON "\\ud800", or an undecodable command-line byte, which Python keeps as U+DC80..U+DCFF)."""
-    check_query(text, where)
+    """A query must be a non-empty str that encodes as UTF-8 (FastTokenizer aborts the whole process on a lone
+    surrogate: a JSON "\\ud800", or an undecodable command-line byte, which Python keeps as U+DC80..U+DCFF);
+    `where` names the file/line or field for the error."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: query must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"{where}: empty query")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

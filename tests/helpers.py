@@ -16,6 +16,21 @@ def script_module(relative_path):
     return module
 
 
+# Tokenizer edge cases both ports (C++ and Java) are held to against PaddleNLP's tokenizer
+TOKENIZER_EDGE_CASES = [
+    "播放Taylor Swift的Shape of You", "Café Déjà Vu", "ＡＢＣ１２３", "导航到,北京!西站?", "放一首𠮷野家",
+    "来一首周华健的花心" * 3, "ÀÉÎÕÜ ñ ß İ", "ok",
+    # symbols (category S and PaddleNLP's _is_symbol extras) split like punctuation
+    "温度调到26℃", "价格¥100元", "3×4等于几", "x²", "µg", "100～200", "Ø型ŋ号Ʊ", "第〇个", "a^b`c$d",
+    # every C* category dropped (private use, unassigned, format; surrogates cannot be UTF-8); U+2028/U+2029 are
+    # whitespace
+    "打\ue000电话", "a\U000f0000b", "导航\U000e0001到", "a\u0378b", "a\u200bb\u00adc",
+    "打电话\u2028给妈妈", "a\u2029b", "a\x85b\x1cc\x0bd",
+    # lower-casing is per character in PaddleNLP (no final sigma); CJK compatibility ideographs decompose
+    "ΟΔΟΣ ΣΑΣ", "\uf900\uf901",
+]
+
+
 def qat_config():
     """The QAT configuration PaddleNLP 2.8's `_quant_aware_training_dynamic` builds from CompressionArguments'
     defaults (scripts/compress.sh changes none of them)."""

@@ -2,8 +2,9 @@
 
     python run_eval.py --infer_prefix output/nano/infer_model --test_path data/dev.txt --do_eval
 
-Defaults (tokenizer, label files, max length, slot-less intents) come from the exported directory's
-deploy_config.json. With --do_eval it prints sentence and intent accuracy; without, one prediction per query:
+Defaults (tokenizer, label files, max length, slot-less intents, dialogue context, slot decoding) come from the
+exported directory's deploy_config.json. A model trained with context takes each query's earlier turns from the
+corpus file's sessions. With --do_eval it prints sentence and intent accuracy; without, one prediction per query:
     {"query": "放一首刘德华的音乐", "intent": "music.play", "confidence": 0.998,
      "slot": [{"slot": "singer", "entity": "刘德华", "pos": [3, 5]}]}
 `pos` are inclusive character offsets into the query.
@@ -33,6 +34,8 @@ class EvalArguments:
         "help": "Max tokens per query, [CLS] and [SEP] included (default: deploy_config.json's max_seq_length)."})
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "Batch size."})
     do_eval: bool = field(default=False, metadata={"help": "Print accuracy instead of predictions."})
+    slot_decoding: Optional[str] = field(default=None, metadata={
+        "help": "argmax or constrained (default: deploy_config.json's slot_decoding)."})
     device: str = field(default="cpu", metadata={"help": "cpu or gpu."})
     cpu_num_threads: int = field(default=1, metadata={"help": "CPU math threads."})
     output_dir: Optional[str] = field(default=None, metadata={"help": "Where to write eval_results.json or "
@@ -44,7 +47,8 @@ def load_predictor(args):
     """The exported directory's predictor on Paddle Inference, with the command line's overrides."""
     model_dir = os.path.dirname(os.path.abspath(args.infer_prefix))
     p = Predictor.from_dir(model_dir, os.path.basename(args.infer_prefix), "paddle_inference", args.device,
-                           args.cpu_num_threads, args.max_seq_length, args.per_device_eval_batch_size)
+                           args.cpu_num_threads, args.max_seq_length, args.per_device_eval_batch_size,
+                           slot_decoding=args.slot_decoding)
     if args.model_name_or_path:
         p.tokenizer = PythonTokenizer.from_dir(args.model_name_or_path)
     if args.intent_label_path or args.slot_label_path:
@@ -59,7 +63,7 @@ def load_predictor(args):
 
 
 def evaluate(p, args):
-    examples = core.read_examples(args.test_path, p.labels, args.skip_malformed)
+    examples = core.attach_context(core.read_examples(args.test_path, p.labels, args.skip_malformed), p.context_turns)
     metrics = p.evaluate(examples)
     print(json.dumps({"test_path": args.test_path, "examples": len(examples),
                       "accuracy": round(metrics["accuracy"], 6),
@@ -70,11 +74,11 @@ def evaluate(p, args):
 
 
 def predict(p, args):
-    queries = core.read_queries(args.test_path)
-    where = [f"{args.test_path}:{n}" for n, _ in queries]
-    results = p.predict([q for _, q in queries], where)
+    queries = core.read_queries(args.test_path, with_context=True)  # a corpus file's sessions give the context
+    where = [f"{args.test_path}:{n}" for n, _, _ in queries]
+    results = p.predict([q for _, q, _ in queries], where, [c for _, _, c in queries])
     out = open(os.path.join(args.output_dir, "predictions.jsonl"), "w", encoding="utf-8") if args.output_dir else None
-    for w, (_, q), r in zip(where, queries, results):
+    for w, (_, q, _), r in zip(where, queries, results):
         if r.get("truncated"):
             print(f"warning: {w}: query longer than {p.max_length - 2} tokens, truncated", file=sys.stderr)
         line = json.dumps({"query": q, **r}, ensure_ascii=False)

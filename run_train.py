@@ -50,10 +50,10 @@ def main(argv=None):
     if args.do_export:
         src = args.output_dir if args.do_train else model_args.model_name_or_path
         max_positions = training.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,
-                                               setup.labels, model_args.dropout)
+                                               setup.labels, model_args.dropout, bool(data_args.context_turns))
     if args.do_train or args.do_export:
         training.write_deploy_files(args.output_dir, setup.tokenizer, data_args, setup.labels, setup.slotless,
-                                    args.input_dtype, max_positions)
+                                    args.input_dtype, max_positions, setup.intent_types)
 
 
 if __name__ == "__main__":

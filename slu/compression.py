@@ -86,7 +86,7 @@ def make_custom_evaluate(labels, slotless, log):
         model.eval()
         ip, ig, sp, sg = [], [], [], []
         for batch in data_loader:
-            outputs = model(batch["input_ids"])
+            outputs = model(*[batch[k] for k in ("input_ids", "token_type_ids") if k in batch])
             if isinstance(model, OFA):
                 outputs = outputs[0]  # (student outputs, teacher outputs)
             intent_logits, slot_logits = outputs[0], outputs[1]
@@ -102,14 +102,15 @@ def make_custom_evaluate(labels, slotless, log):
     return custom_evaluate
 
 
-def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, max_seq_length, batch_size=256):
+def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, data_args, batch_size=256):
     """Dev accuracy (Paddle Inference), size and parameter count of each exported stage."""
     from slu.predictor import Predictor, PythonTokenizer, create_runtime
 
     rows = []
     for name, prefix in stage_prefixes:
         predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
-                              max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size, slotless)
+                              data_args.max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size,
+                              slotless, data_args.context_turns, data_args.max_context_length)
         m = predictor.evaluate(dev_ex)
         rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
                      "intent_accuracy": round(100 * m["intent_accuracy"], 2),
@@ -154,17 +155,24 @@ def write_report(rows, out_prefix, title=""):
 CALIBRATION_QUERIES = 512
 
 
-def write_onnx_int8(width_dir, tokenizer, train_ex, max_seq_length, seed):
+def write_onnx_int8(width_dir, tokenizer, train_ex, data_args, seed):
     """quant_emb.onnx, the INT8-embedding stage for ONNX Runtime and the C++ demo (slu/onnx_export.py), with its
-    activation scales calibrated on a seeded sample of the training queries."""
+    activation scales calibrated on a seeded sample of the training queries (with their context, for a context
+    model)."""
     import random
 
     from slu import onnx_export
 
-    queries = [e["query"] for e in train_ex]
-    sample = random.Random(seed).sample(queries, min(CALIBRATION_QUERIES, len(queries)))
-    ids, _, _ = core.encode_queries(tokenizer, sample, max_seq_length)
-    return onnx_export.convert(width_dir, "quant_emb", "quant_emb.onnx", calibration_ids=ids)
+    sample = random.Random(seed).sample(train_ex, min(CALIBRATION_QUERIES, len(train_ex)))
+
+    def tokenize(texts, max_length):
+        return core.encode_queries(tokenizer, texts, max_length)
+
+    ids, offsets, _ = tokenize([e["query"] for e in sample], data_args.max_seq_length)
+    ids, types, _ = core.add_context(tokenize, ids, offsets, [e.get("context", []) for e in sample],
+                                     data_args.context_turns, data_args.max_context_length)
+    feeds = list(zip(ids, types)) if data_args.context_turns else ids
+    return onnx_export.convert(width_dir, "quant_emb", "quant_emb.onnx", calibration_ids=feeds)
 
 
 def run(setup, model_args, data_args, args):
@@ -188,11 +196,12 @@ def run(setup, model_args, data_args, args):
         logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
         args.save_steps = steps
     custom_evaluate = make_custom_evaluate(labels, setup.slotless, logger.info)
+    context = bool(data_args.context_turns)
     pruned_positions = []
 
     def export_deploy_files():
         training.write_deploy_files(width_dir, tokenizer, data_args, labels, setup.slotless, args.input_dtype,
-                                    pruned_positions[0])
+                                    pruned_positions[0], setup.intent_types)
 
     def save_pruned(self):
         """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
@@ -201,7 +210,7 @@ def run(setup, model_args, data_args, args):
         self.model.config.width_mult = width
         self.model.save_pretrained(width_dir)  # replaces the full-width supernet weights PaddleNLP left there
         pruned_positions.append(training.export_static(width_dir, os.path.join(width_dir, "pruned"),
-                                                       args.input_dtype, labels, model_args.dropout))
+                                                       args.input_dtype, labels, model_args.dropout, context))
         export_deploy_files()
         custom_evaluate(self, self.model, self.get_eval_dataloader(trainer.eval_dataset))
 
@@ -216,7 +225,7 @@ def run(setup, model_args, data_args, args):
     trainer.compress(custom_evaluate=custom_evaluate)
     save_pruned(trainer)
     if os.path.isfile(os.path.join(width_dir, "quant_emb.pdmodel")):
-        write_onnx_int8(width_dir, tokenizer, setup.train_ex, data_args.max_seq_length, args.seed)
+        write_onnx_int8(width_dir, tokenizer, setup.train_ex, data_args, args.seed)
     export_deploy_files()  # lists the stages written since
 
     # the report: every stage's static model, evaluated with Paddle Inference on the dev set
@@ -224,10 +233,10 @@ def run(setup, model_args, data_args, args):
     if not os.path.isfile(fine_tuned + ".pdmodel"):
         fine_tuned = os.path.join(args.output_dir, "fine_tuned")
         training.export_static(model_args.model_name_or_path, fine_tuned, args.input_dtype, labels,
-                               model_args.dropout)
+                               model_args.dropout, context)
     stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
     stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
-    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args.max_seq_length)
+    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args)
     title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
              f"width {w_arg}, dev {len(setup.dev_ex)} queries")
     table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)

@@ -220,6 +220,20 @@ def read_lines(path):
         return [x.strip() for x in f if x.strip()]
 
 
+def attach_context(examples, turns):
+    """Give each example the queries of up to `turns` earlier turns of its session, oldest first, as
+    `example["context"]`. A session is a run of consecutive lines with the same session id; a blank (or skipped)
+    line between two lines also ends it. `turns` 0 gives every example an empty context."""
+    history = []
+    for k, ex in enumerate(examples):
+        prev = examples[k - 1] if k else None
+        if prev is None or prev["session"] != ex["session"] or ex.get("line", 0) != prev.get("line", 0) + 1:
+            history = []
+        ex["context"] = history[len(history) - turns:] if turns > 0 else []
+        history.append(ex["query"])
+    return examples
+
+
 # ----------------------------------------------------------------------------------- slots
 def spans_to_token_labels(offsets, spans, labels):
     """BIO slot label ids per token from character spans.
@@ -265,6 +279,66 @@ def decode_slots(query, offsets, slot_ids, labels):
     return [{"slot": x["slot"], "entity": query[x["_start"]:x["_end"]], "pos": [x["_start"], x["_end"] - 1]} for x in out]
 
 
+def intent_slot_types(examples, labels):
+    """{intent: [slot types seen with it]} over `examples`, both in label order; intents absent from the data are
+    left out (no evidence: the decoder allows them every type)."""
+    seen = {}
+    for ex in examples:
+        seen.setdefault(ex["intent"], set()).update(span[0] for span in ex["slots"])
+    return {i: [t for t in labels.slot_types if t in seen[i]] for i in labels.intents if i in seen}
+
+
+class SlotDecoder:
+    """Slot label ids per token from slot logits.
+
+    "argmax": each token's best label (upstream). "constrained": left to right, each token takes its best label
+    among O, B-t for the slot types t seen with the predicted intent in training (none for slot-less intents),
+    and I-t only when the token before is B-t or I-t (valid BIO); a WordPiece continuation ("##...") takes the
+    label of the word's first piece, as I-t (or O), so no entity starts or ends inside a word. Special tokens and
+    padding (offsets (0, 0)) get PAD and end entities.
+    """
+
+    MODES = ("argmax", "constrained")
+
+    def __init__(self, labels, mode="argmax", intent_types=None, continuation_ids=()):
+        if mode not in self.MODES:
+            raise UsageError(f"slot decoding must be one of {', '.join(self.MODES)}, not {mode!r}")
+        self.labels, self.mode = labels, mode
+        self.intent_types = dict(intent_types or {})
+        self.continuation_ids = frozenset(continuation_ids)
+
+    def slot_ids(self, intent_id, token_ids, offsets, slot_logits):
+        """Label ids for the first len(offsets) tokens of `slot_logits` [T, slot labels]."""
+        import numpy as np
+
+        logits = np.asarray(slot_logits)
+        if self.mode == "argmax":
+            return [int(x) for x in logits[:len(offsets)].argmax(-1)]
+        slot2id = self.labels.slot2id
+        allowed = self.intent_types.get(self.labels.intents[intent_id], self.labels.slot_types)
+        begin = [slot2id["O"]] + [slot2id["B-" + t] for t in allowed]
+        out, prev = [], None  # prev: the label (string) of the token before, None after a special token
+        for k, (s, e) in enumerate(offsets):
+            if e <= s:
+                out.append(PAD_SLOT_ID)
+                prev = None
+                continue
+            if prev is not None and int(token_ids[k]) in self.continuation_ids:
+                label = prev if prev == "O" else "I-" + prev[2:]
+                sid = slot2id[label]
+            else:
+                candidates = begin + ([slot2id["I-" + prev[2:]]] if prev not in (None, "O") else [])
+                sid = max(candidates, key=lambda c: logits[k, c])
+            out.append(sid)
+            prev = self.labels.slots[sid]
+        return out
+
+
+def continuation_ids(vocab):
+    """Ids of the WordPiece continuation tokens ("##...") of a vocabulary given as a list of tokens."""
+    return [i for i, tok in enumerate(vocab) if tok.startswith("##")]
+
+
 # ----------------------------------------------------------------------------------- metric
 def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless):
     """Sentence accuracy and intent accuracy.
@@ -292,16 +366,19 @@ def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slo
     return {"accuracy": sent_ok / n, "intent_accuracy": intent_ok / n}
 
 
-def evaluate_examples(examples, labels, slotless, forward, batch_size):
+def evaluate_examples(examples, labels, slotless, forward, batch_size, decoder=None):
     """Sentence and intent accuracy of any runtime on corpus examples: the one evaluation loop that run_eval.py
-    and the deployment predictors share. `forward(texts)` returns (ids, offsets, intent_logits, slot_logits)."""
+    and the deployment predictors share. `forward(chunk)` takes a list of examples and returns (ids, offsets,
+    intent_logits, slot_logits); `decoder` (default argmax) turns slot logits into label ids."""
+    decoder = decoder or SlotDecoder(labels)
     predictions = []
     for s in range(0, len(examples), batch_size):
         chunk = examples[s:s + batch_size]
-        ids, offsets, intent_logits, slot_logits = forward([e["query"] for e in chunk])
-        pred = slot_logits.argmax(-1)
+        ids, offsets, intent_logits, slot_logits = forward(chunk)
         for k in range(len(chunk)):
-            predictions.append((offsets[k], int(intent_logits[k].argmax()), pred[k][:len(ids[k])]))
+            intent_id = int(intent_logits[k].argmax())
+            slot_ids = decoder.slot_ids(intent_id, ids[k], offsets[k], slot_logits[k])
+            predictions.append((offsets[k], intent_id, slot_ids))
     return score_predictions(examples, labels, slotless, predictions)
 
 
@@ -329,19 +406,18 @@ def softmax(x, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def postprocess(queries, offsets, intent_logits, slot_logits, labels):
+def postprocess(queries, ids, offsets, intent_logits, slot_logits, labels, decoder=None):
     """Predictions as in upstream's README: one dict per query."""
-    import numpy as np
-
+    decoder = decoder or SlotDecoder(labels)
     probs = softmax(intent_logits)
-    slot_ids = np.asarray(slot_logits).argmax(-1)
     out = []
     for k, q in enumerate(queries):
         i = int(probs[k].argmax())
+        slot_ids = decoder.slot_ids(i, ids[k], offsets[k], slot_logits[k])
         out.append({
             "intent": labels.intents[i],
             "confidence": round(float(probs[k][i]), 6),
-            "slot": decode_slots(q, offsets[k], slot_ids[k], labels),
+            "slot": decode_slots(q, offsets[k], slot_ids, labels),
         })
     return out
 
@@ -382,6 +458,36 @@ def encode_queries(tokenizer, queries, max_seq_length):
     return enc["input_ids"], [list(map(tuple, o)) for o in enc["offset_mapping"]], truncated
 
 
+def add_context(tokenize, ids, offsets, contexts, turns, max_context_length):
+    """Append dialogue context to encoded queries: (ids, token_type_ids, offsets).
+
+    `ids`/`offsets` are `[CLS] query [SEP]` encodings (the query's tokens have type 0); `contexts[k]` lists the
+    earlier turns of query k, oldest first. The last `turns` of them are appended most recent first, each as its
+    tokens and a [SEP], with type 1 and offsets (0, 0) (no slot is ever decoded on context), in at most
+    `max_context_length` tokens: a turn that does not fit is truncated and the older ones dropped. `tokenize(texts,
+    max_length)` is the query tokenizer (ids, offsets, truncated). With `turns` 0 nothing is appended.
+    """
+    types = [[0] * len(x) for x in ids]
+    if turns <= 0 or max_context_length < 2:
+        return ids, types, offsets
+    wanted = [list(ctx)[-turns:][::-1] for ctx in contexts]
+    flat = [t for ctx in wanted for t in ctx]
+    turn_ids = tokenize(flat, max_context_length + 1)[0] if flat else []
+    ids, offsets, n = [list(x) for x in ids], [list(x) for x in offsets], 0
+    for k, ctx in enumerate(wanted):
+        budget, sep = max_context_length, ids[k][-1]
+        for t in turn_ids[n:n + len(ctx)]:
+            if budget < 2:
+                break
+            piece = list(t[1:-1])[:budget - 1] + [sep]
+            ids[k] += piece
+            offsets[k] += [(0, 0)] * len(piece)
+            types[k] += [1] * len(piece)
+            budget -= len(piece)
+        n += len(ctx)
+    return ids, types, offsets
+
+
 def pad_batch(ids_list, pad_id, dtype):
     import numpy as np
 
@@ -392,9 +498,11 @@ def pad_batch(ids_list, pad_id, dtype):
     return out
 
 
-def read_queries(path):
+def read_queries(path, with_context=False):
     """Queries to predict: a corpus file (query = column 2) or one query per line. Blank lines are
-    skipped; returns [(line_number, query)]."""
+    skipped; returns [(line_number, query)], or with `with_context` [(line_number, query, context)] where
+    `context` lists the earlier queries of the same session, oldest first (see attach_context; a line that is not
+    in corpus format has none)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"input file not found: {path}")
     out = []
@@ -407,5 +515,9 @@ def read_queries(path):
             if not line.strip():
                 continue
             cols = line.split("\t")
-            out.append((lineno, cols[1] if len(cols) == 4 else line))
-    return out
+            corpus = len(cols) == 4
+            out.append({"line": lineno, "query": cols[1] if corpus else line, "session": cols[0] if corpus else None})
+    if not with_context:
+        return [(x["line"], x["query"]) for x in out]
+    attach_context(out, len(out))
+    return [(x["line"], x["query"], x["context"] if x["session"] is not None else []) for x in out]

@@ -174,8 +174,10 @@ class LiteRuntime:
         config.set_model_from_file(nb_path)  # Lite 2.10's Python MobileConfig has no thread setting
         self.predictor = lite.create_paddle_predictor(config)
 
-    def __call__(self, ids):
+    def __call__(self, ids, token_type_ids=None):
         self.predictor.get_input(0).from_numpy(ids)
+        if token_type_ids is not None:
+            self.predictor.get_input(1).from_numpy(token_type_ids)
         self.predictor.run()
         # numpy() views Lite's buffer, which the next run (or freeing the predictor) overwrites: copy
         return [self.predictor.get_output(0).numpy().copy(), self.predictor.get_output(1).numpy().copy()]

@@ -20,14 +20,22 @@ class ManifestError(UsageError):
     """A missing, malformed or inconsistent deploy_config.json, or a setting it rules out."""
 
 
+TOKEN_TYPE_NAME = "token_type_ids"
+SLOT_DECODINGS = ("argmax", "constrained")
+
+
 def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
-          pad_token_id=0, models=None):
+          pad_token_id=0, models=None, context_turns=0, max_context_length=0, intent_slot_types=None,
+          slot_decoding="argmax"):
+    inputs = [{"name": INPUT_NAME, "dtype": input_dtype, "shape": [-1, -1]}]
+    if context_turns:
+        inputs.append({"name": TOKEN_TYPE_NAME, "dtype": input_dtype, "shape": [-1, -1]})
     return {
         "format": FORMAT,
         "max_seq_length": int(max_seq_length),
         "max_position_embeddings": int(max_position_embeddings),
         "input_dtype": input_dtype,
-        "inputs": [{"name": INPUT_NAME, "dtype": input_dtype, "shape": [-1, -1]}],
+        "inputs": inputs,
         "outputs": [{"index": 0, "holds": "intent_logits", "shape": [-1, len(labels.intents)]},
                     {"index": 1, "holds": "slot_logits", "shape": [-1, -1, len(labels.slots)]}],
         "vocab_file": "vocab.txt",
@@ -42,6 +50,10 @@ def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless
         "slot_labels_sha256": labels_digest(labels.slots),
         "slotless_intents": list(slotless),
         "models": dict(models or {}),
+        "context_turns": int(context_turns),
+        "max_context_length": int(max_context_length) if context_turns else 0,
+        "intent_slot_types": dict(intent_slot_types or {}),
+        "slot_decoding": slot_decoding,
     }
 
 
@@ -79,7 +91,31 @@ def read(directory):
         if not isinstance(m.get(key), str) or not os.path.isfile(os.path.join(directory, m[key])):
             raise ManifestError(f"{path}: {key} {m.get(key)!r} is not a file in {directory}")
     check_vocab(os.path.join(directory, m["vocab_file"]), m)
+    check_optional(m, path)
     return m
+
+
+def check_optional(m, path):
+    """Fields added after the first release, with the values an older export means: no context, argmax slots."""
+    m.setdefault("context_turns", 0)
+    m.setdefault("max_context_length", 0)
+    m.setdefault("intent_slot_types", {})
+    m.setdefault("slot_decoding", "argmax")
+    for key in ("context_turns", "max_context_length"):
+        if not isinstance(m[key], int) or isinstance(m[key], bool) or m[key] < 0:
+            raise ManifestError(f"{path}: {key} must be a non-negative integer, not {m[key]!r}")
+    if m["context_turns"] and m["max_context_length"] < 2:
+        raise ManifestError(f"{path}: context_turns {m['context_turns']} needs max_context_length >= 2")
+    if m["context_turns"] and m["max_seq_length"] + m["max_context_length"] > m["max_position_embeddings"]:
+        raise ManifestError(f"{path}: max_seq_length + max_context_length exceed the "
+                            f"{m['max_position_embeddings']} position embeddings")
+    if m["slot_decoding"] not in SLOT_DECODINGS:
+        raise ManifestError(f"{path}: slot_decoding must be one of {', '.join(SLOT_DECODINGS)}, "
+                            f"not {m['slot_decoding']!r}")
+    types = m["intent_slot_types"]
+    if not isinstance(types, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v)
+                                              for v in types.values()):
+        raise ManifestError(f"{path}: intent_slot_types must map intents to lists of slot types")
 
 
 def check_vocab(vocab_path, manifest):
@@ -135,7 +171,8 @@ def max_length(manifest, requested=None, where=NAME):
         return manifest["max_seq_length"]
     if requested < 3:
         raise ManifestError(f"max length {requested} is below 3 ([CLS], one token, [SEP])")
-    if requested > manifest["max_position_embeddings"]:
+    room = manifest["max_position_embeddings"] - manifest.get("max_context_length", 0)
+    if requested > room:
         raise ManifestError(f"max length {requested} exceeds the model's {manifest['max_position_embeddings']} "
-                            f"position embeddings ({where}); use at most {manifest['max_position_embeddings']}")
+                            f"position embeddings ({where}); use at most {room}")
     return requested

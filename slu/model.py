@@ -84,5 +84,9 @@ class JointLoss(nn.Layer):
         return intent_loss + slot_loss
 
 
-def to_static_input_spec(input_dtype):
-    return [paddle.static.InputSpec(shape=[None, None], dtype=input_dtype, name="input_ids")]
+def to_static_input_spec(input_dtype, context=False):
+    """input_ids [B, T], and token_type_ids [B, T] for a model with dialogue context."""
+    spec = [paddle.static.InputSpec(shape=[None, None], dtype=input_dtype, name="input_ids")]
+    if context:
+        spec.append(paddle.static.InputSpec(shape=[None, None], dtype=input_dtype, name="token_type_ids"))
+    return spec

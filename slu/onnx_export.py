@@ -86,11 +86,15 @@ def quantize_static(fp32_onnx, out, tmp, calibration_ids, dtype):
     # pre-processing turns them into initializers
     pre = os.path.join(tmp, "pre.onnx")
     quant_pre_process(fp32_onnx, pre, skip_symbolic_shape=True)
-    name = onnxruntime.InferenceSession(pre, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    names = [i.name for i in onnxruntime.InferenceSession(pre, providers=["CPUExecutionProvider"]).get_inputs()]
+
+    def feed(item):  # item: the ids of one query, or (ids, token type ids) for a context model
+        arrays = item if isinstance(item, tuple) else (item,)
+        return {n: np.array([a], dtype=dtype) for n, a in zip(names, arrays)}
 
     class Queries(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter([{name: np.array([ids], dtype=dtype)} for ids in calibration_ids])
+            self.feeds = iter([feed(item) for item in calibration_ids])
 
         def get_next(self):
             return next(self.feeds, None)

@@ -77,12 +77,13 @@ class PaddleInferenceRuntime:
             config.set_cpu_math_library_num_threads(cpu_num_threads)
         config.disable_glog_info()
         self.predictor = paddle_infer.create_predictor(config)
-        self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
         self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
 
-    def __call__(self, ids):
-        self.input.reshape(list(ids.shape))
-        self.input.copy_from_cpu(ids)
+    def __call__(self, ids, token_type_ids=None):
+        for handle, array in zip(self.inputs, (ids, token_type_ids)):
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(array)
         self.predictor.run()
         return [o.copy_to_cpu() for o in self.outputs]
 
@@ -113,10 +114,10 @@ class FastDeployRuntime:
         elif backend == "openvino":
             option.use_openvino_backend()
         self.runtime = fd.Runtime(option)
-        self.input_name = self.runtime.get_input_info(0).name
+        self.input_names = [self.runtime.get_input_info(k).name for k in range(self.runtime.num_inputs())]
 
-    def __call__(self, ids):
-        return tuple(self.runtime.infer({self.input_name: ids})[:2])
+    def __call__(self, ids, token_type_ids=None):
+        return tuple(self.runtime.infer(dict(zip(self.input_names, (ids, token_type_ids))))[:2])
 
 
 def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
@@ -149,14 +150,17 @@ class Predictor:
     """Tokenizer + runtime + decoding. `runtime(ids)` takes padded ids [B, T] of `input_dtype` and returns
     (intent logits [B, intents], slot logits [B, T, slot labels])."""
 
-    def __init__(self, runtime, tokenizer, labels, max_length, input_dtype, batch_size=32, slotless=()):
+    def __init__(self, runtime, tokenizer, labels, max_length, input_dtype, batch_size=32, slotless=(),
+                 context_turns=0, max_context_length=0, decoder=None):
         self.runtime, self.tokenizer, self.labels = runtime, tokenizer, labels
         self.max_length, self.input_dtype, self.batch_size = max_length, input_dtype, batch_size
         self.slotless = list(slotless)
+        self.context_turns, self.max_context_length = context_turns, max_context_length
+        self.decoder = decoder or core.SlotDecoder(labels)
 
     @classmethod
     def from_dir(cls, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
-                 max_length=None, batch_size=32, use_fast=False):
+                 max_length=None, batch_size=32, use_fast=False, slot_decoding=None):
         """The predictor of an exported directory: defaults and checks from its deploy_config.json."""
         config = manifest.read(model_dir)
         labels = manifest.labels(model_dir, config)
@@ -169,44 +173,67 @@ class Predictor:
                                              f"{config['input_dtype']}: re-export the directory")
         runtime = create_runtime(prefix, backend, device, cpu_num_threads)
         tokenizer = fast_tokenizer_from_dir(model_dir) if use_fast else PythonTokenizer.from_dir(model_dir)
-        return cls(runtime, tokenizer, labels, length, config["input_dtype"], batch_size, config["slotless_intents"])
+        decoder = core.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
+                                   core.continuation_ids(core.read_utf8_lines(os.path.join(model_dir,
+                                                                                           config["vocab_file"]))))
+        return cls(runtime, tokenizer, labels, length, config["input_dtype"], batch_size, config["slotless_intents"],
+                   config["context_turns"], config["max_context_length"], decoder)
 
-    def encode(self, texts):
-        """(ids, offsets, truncated) per text."""
-        return self.tokenizer(texts, self.max_length)
+    def encode(self, texts, contexts=None):
+        """(ids, token_type_ids, offsets, truncated) per text; `contexts[k]` lists the earlier turns of text k,
+        oldest first (ignored by a model without context)."""
+        ids, offsets, truncated = self.tokenizer(texts, self.max_length)
+        ids, types, offsets = core.add_context(self.tokenizer, ids, offsets, contexts or [[] for _ in texts],
+                                               self.context_turns, self.max_context_length)
+        return ids, types, offsets, truncated
 
-    def run(self, batch):
-        """The runtime alone on a padded [B, T] id array: (intent logits, slot logits)."""
+    def run(self, batch, token_types=None):
+        """The runtime alone on padded [B, T] id (and, with context, token type) arrays: (intent logits, slot
+        logits)."""
         if str(batch.dtype) != self.input_dtype:
             raise TypeError(f"input_ids has dtype {batch.dtype}, the model expects {self.input_dtype}")
-        intent_logits, slot_logits = self.runtime(batch)[:2]
+        if self.context_turns:
+            if token_types is None:
+                token_types = batch * 0
+            intent_logits, slot_logits = self.runtime(batch, token_types)[:2]
+        else:
+            intent_logits, slot_logits = self.runtime(batch)[:2]
         return intent_logits, slot_logits
 
-    def forward(self, texts):
+    def forward(self, texts, contexts=None):
         """Token ids, offsets, truncation flags and (intent logits, slot logits) for one batch."""
-        ids, offsets, truncated = self.encode(texts)
-        intent_logits, slot_logits = self.run(core.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype))
+        ids, types, offsets, truncated = self.encode(texts, contexts)
+        batch = core.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
+        intent_logits, slot_logits = self.run(batch, core.pad_batch(types, 0, self.input_dtype))
         return ids, offsets, truncated, intent_logits, slot_logits
 
-    def predict(self, texts, where=None):
+    def predict(self, texts, where=None, contexts=None):
         """[{'intent', 'confidence', 'slot': [{'slot', 'entity', 'pos'}], 'truncated'?}] for each text.
-        `where` names each text for errors (default 'text k')."""
+        `where` names each text for errors (default 'text k'); `contexts[k]`, the earlier turns of text k (oldest
+        first), is used by a model trained with context and ignored otherwise."""
         out = []
         for s in range(0, len(texts), self.batch_size):
             names = where[s:s + self.batch_size] if where else [f"text {s + k}" for k in range(self.batch_size)]
             chunk = [core.check_text(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
-            _, offsets, truncated, intent_logits, slot_logits = self.forward(chunk)
-            for r, t in zip(core.postprocess(chunk, offsets, intent_logits, slot_logits, self.labels), truncated):
+            ctx = contexts[s:s + self.batch_size] if contexts else None
+            for k, turns in enumerate(ctx or []):
+                for j, turn in enumerate(turns):
+                    core.check_text(turn, f"{names[k]} context[{j}]")
+            ids, offsets, truncated, intent_logits, slot_logits = self.forward(chunk, ctx)
+            results = core.postprocess(chunk, ids, offsets, intent_logits, slot_logits, self.labels, self.decoder)
+            for r, t in zip(results, truncated):
                 if t:
                     r["truncated"] = True
                 out.append(r)
         return out
 
     def evaluate(self, examples, slotless=None):
-        """Sentence and intent accuracy on corpus examples: the metric of training."""
-        def forward(texts):
-            ids, offsets, _, intent_logits, slot_logits = self.forward(texts)
+        """Sentence and intent accuracy on corpus examples (their "context", when read with core.attach_context,
+        feeds a context model): the metric of training, with this predictor's slot decoding."""
+        def forward(chunk):
+            ids, offsets, _, intent_logits, slot_logits = self.forward([e["query"] for e in chunk],
+                                                                       [e.get("context", []) for e in chunk])
             return ids, offsets, intent_logits, slot_logits
 
         slotless = self.slotless if slotless is None else slotless
-        return core.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size)
+        return core.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size, self.decoder)

@@ -70,16 +70,23 @@ class Settings:
 
 
 # ------------------------------------------------------------------------------------------------ requests
+MAX_CONTEXT_TURNS = 16  # earlier turns a request may send with a query (a context model uses its last 1-2)
+
+
 class OneText(BaseModel):
     model_config = ConfigDict(strict=True)  # no coercion: 12 is not "12"
     text: str = Field(description="one query (at most --max_chars characters)",
                       examples=["来一首周华健的花心"])
+    context: List[str] = Field([], max_length=MAX_CONTEXT_TURNS,
+                               description="earlier turns of the dialogue, oldest first (used by a model trained "
+                                           "with context, ignored otherwise)", examples=[["导航到古田"]])
 
 
 class ManyTexts(BaseModel):
     model_config = ConfigDict(strict=True)
     texts: List[str] = Field(min_length=1, description="queries answered in order (at most --max_batch_size)",
                              examples=[["暂停", "导航到北京西站"]])
+    contexts: Optional[List[List[str]]] = Field(None, description="one list of earlier turns per text, oldest first")
 
 
 class Slot(BaseModel):
@@ -152,30 +159,40 @@ def schema_error(error):
         return f'"{field}" must be a list of strings, not {got}'
     if error["type"] == "string_type":
         return f'"{field}" must be a string, not {got}'
+    if error["type"] == "too_long":
+        return f'"{field}" has {len(error["input"])} items; the limit is {MAX_CONTEXT_TURNS}'
     return f'"{field}": {error["msg"]}'
 
 
 def texts_of(body, settings):
-    """(texts, single) of a parsed request body, every text checked; RequestError naming the field otherwise."""
+    """(texts, contexts, single) of a parsed request body, every text and context turn checked; RequestError naming
+    the field otherwise."""
     if not isinstance(body, dict):
         raise RequestError(422, 'the JSON body must be an object with a "text" or "texts" field')
     if "text" in body:
-        schema, field = OneText, "text"
+        schema, fields = OneText, ("text", "context")
     elif "texts" in body:
-        schema, field = ManyTexts, "texts"
+        schema, fields = ManyTexts, ("texts", "contexts")
     else:
         raise RequestError(422, 'missing field: "text" (one query) or "texts" (a list)')
     try:
-        request = schema.model_validate({field: body[field]})
+        request = schema.model_validate({f: body[f] for f in fields if f in body})
     except ValidationError as e:
         raise RequestError(422, schema_error(e.errors()[0])) from None
     single = schema is OneText
     texts = [request.text] if single else request.texts
+    contexts = [request.context] if single else request.contexts or [[] for _ in texts]
     if len(texts) > settings.max_batch_size:
         raise RequestError(413, f'"texts" has {len(texts)} items; the limit is {settings.max_batch_size}')
-    for k, text in enumerate(texts):
+    if len(contexts) != len(texts):
+        raise RequestError(422, f'"contexts" has {len(contexts)} items for {len(texts)} texts')
+    for k, (text, context) in enumerate(zip(texts, contexts)):
         check_one_text(text, "text" if single else f"texts[{k}]", settings.max_chars)
-    return texts, single
+        if len(context) > MAX_CONTEXT_TURNS:
+            raise RequestError(422, f'"contexts[{k}]" has {len(context)} items; the limit is {MAX_CONTEXT_TURNS}')
+        for j, turn in enumerate(context):
+            check_one_text(turn, f"context[{j}]" if single else f"contexts[{k}][{j}]", settings.max_chars)
+    return texts, contexts, single
 
 
 def check_one_text(text, name, max_chars):
@@ -230,17 +247,17 @@ class Batcher:
         self.predict, self.metrics = predict, metrics
         self.max_batch_size, self.max_queue = settings.max_batch_size, settings.max_queue
         self.wait_s = settings.batch_wait_ms / 1000
-        self.waiting = collections.deque()  # (texts, future) in arrival order
+        self.waiting = collections.deque()  # (texts, contexts, future) in arrival order
         self.waiting_texts = 0
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="slu-model")  # one runtime call at a time
         self.arrived = self.task = None
 
-    async def submit(self, texts):
+    async def submit(self, texts, contexts=None):
         if len(self.waiting) >= self.max_queue:
             raise Overloaded()
         self._ensure_running()
         future = asyncio.get_running_loop().create_future()
-        self.waiting.append((texts, future))
+        self.waiting.append((texts, contexts or [[] for _ in texts], future))
         self.waiting_texts += len(texts)
         self.metrics.queue.set(len(self.waiting))
         self.arrived.set()
@@ -276,33 +293,34 @@ class Batcher:
         """Requests from the front of the queue whose texts fit in one call."""
         batch, size = [], 0
         while self.waiting and size + len(self.waiting[0][0]) <= self.max_batch_size:
-            texts, future = self.waiting.popleft()
+            texts, contexts, future = self.waiting.popleft()
             self.waiting_texts -= len(texts)
             if not future.done():  # done: cancelled with its request
-                batch.append((texts, future))
+                batch.append((texts, contexts, future))
                 size += len(texts)
         self.metrics.queue.set(len(self.waiting))
         return batch
 
     async def _run(self, batch):
-        texts = [t for request_texts, _ in batch for t in request_texts]
+        texts = [t for request_texts, _, _ in batch for t in request_texts]
+        contexts = [c for _, request_contexts, _ in batch for c in request_contexts]
         try:
-            results = await self._call(texts)
+            results = await self._call(texts, contexts)
         except Exception as error:
             if len(batch) == 1:
-                return _settle(batch[0][1], exception=PredictionFailed(f"{type(error).__name__}: {error}"))
+                return _settle(batch[0][2], exception=PredictionFailed(f"{type(error).__name__}: {error}"))
             self.metrics.batch_failures.inc()
             for request in batch:
                 await self._run([request])
             return
         start = 0
-        for request_texts, future in batch:
+        for request_texts, _, future in batch:
             _settle(future, result=results[start:start + len(request_texts)])
             start += len(request_texts)
 
-    async def _call(self, texts):
+    async def _call(self, texts, contexts):
         self.metrics.batch_size.observe(len(texts))
-        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, texts)
+        results = await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, texts, contexts)
         if len(results) != len(texts):
             raise RuntimeError(f"the model answered {len(results)} of {len(texts)} texts")
         return results
@@ -453,7 +471,7 @@ class Guard:
 
 
 def create_app(predict=None, info=None, settings=None, api_key=None, load=None, on_load_error=None):
-    """The ASGI app. `predict(texts) -> [result dict]`, or `load() -> predict` run in a thread at start-up
+    """The ASGI app. `predict(texts, contexts) -> [result dict]`, or `load() -> predict` run in a thread at start-up
     (/ready and /predict answer 503 until it returns; `on_load_error(error)` if it raises). Tests pass a stub."""
     from fastapi import FastAPI
 
@@ -538,11 +556,11 @@ def add_predict(app, batcher, metrics, settings):
     @app.post("/predict", response_model=None, responses={200: {"model": PredictAnswer}, **errors},
               openapi_extra={"requestBody": request_body})
     async def predict(request: Request):
-        texts, single = texts_of(parse_json(await read_body(request, settings)), settings)
+        texts, contexts, single = texts_of(parse_json(await read_body(request, settings)), settings)
         if batcher.predict is None:
             raise RequestError(503, "the model is still loading", RETRY_AFTER)
         try:
-            results = await batcher.submit(texts)
+            results = await batcher.submit(texts, contexts)
         except Overloaded:
             raise RequestError(503, f"overloaded: {settings.max_queue} requests are waiting for the model",
                                RETRY_AFTER) from None
@@ -661,7 +679,7 @@ def load_predict(settings):
     predictor = Predictor.from_dir(settings.model_dir, settings.model_prefix, settings.backend, settings.device,
                                    settings.cpu_num_threads, settings.max_length, settings.max_batch_size,
                                    settings.use_fast)
-    return predictor.predict
+    return lambda texts, contexts: predictor.predict(texts, contexts=contexts)
 
 
 def exit_on_load_error(settings):

@@ -49,6 +49,15 @@ class DataArguments:
                 "skips; kept for upstream's command line."})
     skip_malformed: bool = field(default=False, metadata={"help": "Skip (and count) malformed data lines "
                                                                   "instead of stopping at the first one."})
+    context_turns: Optional[int] = field(default=None, metadata={
+        "help": "Dialogue context: encode each query with up to this many earlier turns of its session as a second "
+                "segment (token type 1; slots only on the query). 0 (default; an exported directory's own value "
+                "when --model_name_or_path is one) is upstream's single-utterance model."})
+    max_context_length: Optional[int] = field(default=None, metadata={
+        "help": "Tokens given to the context turns, their [SEP]s included (default 16 per turn)."})
+    slot_decoding: str = field(default="argmax", metadata={
+        "help": "Slot decoding written to deploy_config.json: argmax (upstream) or constrained (slot types seen "
+                "with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder)."})
 
 
 def check_args(model_args, data_args, args):
@@ -62,6 +71,13 @@ def check_args(model_args, data_args, args):
         errors.append(f"--input_dtype must be int32 or int64, not {args.input_dtype!r}")
     if data_args.max_seq_length is not None and data_args.max_seq_length < 3:
         errors.append("--max_seq_length must be at least 3 ([CLS], one token, [SEP])")
+    if data_args.context_turns is not None and data_args.context_turns < 0:
+        errors.append(f"--context_turns must be 0 or more, not {data_args.context_turns}")
+    if data_args.max_context_length is not None and data_args.max_context_length < 2:
+        errors.append("--max_context_length must be at least 2 (one token and its [SEP])")
+    if data_args.slot_decoding not in core.SlotDecoder.MODES:
+        errors.append(f"--slot_decoding must be one of {', '.join(core.SlotDecoder.MODES)}, "
+                      f"not {data_args.slot_decoding!r}")
     if data_args.ignore_index != PAD_SLOT_ID:
         errors.append(f"--ignore_index must be {PAD_SLOT_ID} (the PAD slot label, which the metric skips), "
                       f"not {data_args.ignore_index}")
@@ -108,6 +124,18 @@ class Setup:
             self.slotless = saved["slotless_intents"]  # the fine-tuning run's set, so every stage is scored alike
         if data_args.max_seq_length is None:
             data_args.max_seq_length = saved["max_seq_length"] if saved else DEFAULT_MAX_SEQ_LENGTH
+        if data_args.context_turns is None:
+            data_args.context_turns = saved["context_turns"] if saved else 0
+        if data_args.max_context_length is None:
+            data_args.max_context_length = (saved["max_context_length"] if saved and saved["context_turns"]
+                                            else 16 * data_args.context_turns)
+        if not data_args.context_turns:
+            data_args.max_context_length = 0
+        for examples in (self.train_ex, self.dev_ex):
+            core.attach_context(examples, data_args.context_turns)
+        self.intent_types = core.intent_slot_types(self.train_ex, self.labels)
+        if saved and not args.do_train:
+            self.intent_types = saved["intent_slot_types"] or self.intent_types  # the fine-tuning run's table
         logger.info(f"{len(self.train_ex)} train / {len(self.dev_ex)} dev examples; max_seq_length "
                     f"{data_args.max_seq_length}; slot-less intents: {self.slotless}")
         self.last_checkpoint = None
@@ -138,14 +166,16 @@ class Setup:
         with paddle.utils.unique_name.guard():
             model = JointErnie.from_pretrained(model_path, intent_dim=len(self.labels.intents),
                                                slot_dim=len(self.labels.slots), dropout=model_args.dropout)
-        if data_args.max_seq_length > model.config.max_position_embeddings:
-            raise core.UsageError(f"--max_seq_length {data_args.max_seq_length} exceeds the "
-                                  f"{model.config.max_position_embeddings} position embeddings of {model_path}")
+        total = data_args.max_seq_length + data_args.max_context_length
+        if total > model.config.max_position_embeddings:
+            raise core.UsageError(f"--max_seq_length {data_args.max_seq_length} + --max_context_length "
+                                  f"{data_args.max_context_length} exceed the {model.config.max_position_embeddings} "
+                                  f"position embeddings of {model_path}")
         if prune and model_path != pruned_dir:
             queries = [e["query"] for e in self.train_ex + self.dev_ex]
             if args.should_save:  # one rank writes the pruned model, the others load it
                 model, tokenizer = prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
-                                                    data_args.max_seq_length, pruned_dir)
+                                                    total, pruned_dir)
             if args.world_size > 1:
                 paddle.distributed.barrier()
             if not args.should_save:
@@ -154,12 +184,23 @@ class Setup:
 
 
 # ------------------------------------------------------------------------------------ data
-def encode_examples(examples, tokenizer, labels, max_seq_length):
-    """Token ids, intent id and per-token BIO slot ids for each example (slots from char offsets)."""
-    ids, offsets, _ = core.encode_queries(tokenizer, [ex["query"] for ex in examples], max_seq_length)
-    return [{"input_ids": i, "intent_label": labels.intent2id[ex["intent"]],
-             "slot_label": core.spans_to_token_labels(o, ex["slots"], labels)}
-            for ex, i, o in zip(examples, ids, offsets)]
+def encode_examples(examples, tokenizer, labels, max_seq_length, context_turns=0, max_context_length=0):
+    """Token ids, intent id and per-token BIO slot ids for each example (slots from char offsets); with context,
+    token_type_ids too (the context's tokens carry slot label PAD, which the loss ignores)."""
+    def tokenize(texts, max_length):
+        return core.encode_queries(tokenizer, texts, max_length)
+
+    ids, offsets, _ = tokenize([ex["query"] for ex in examples], max_seq_length)
+    ids, types, offsets = core.add_context(tokenize, ids, offsets, [ex.get("context", []) for ex in examples],
+                                           context_turns, max_context_length)
+    out = []
+    for ex, i, t, o in zip(examples, ids, types, offsets):
+        item = {"input_ids": i, "intent_label": labels.intent2id[ex["intent"]],
+                "slot_label": core.spans_to_token_labels(o, ex["slots"], labels)}
+        if context_turns:
+            item["token_type_ids"] = t
+        out.append(item)
+    return out
 
 
 class Collator:
@@ -170,6 +211,8 @@ class Collator:
 
     def __call__(self, batch):
         out = {"input_ids": core.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")}
+        if "token_type_ids" in batch[0]:
+            out["token_type_ids"] = core.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
         if "slot_label" in batch[0]:
             out["intent_label"] = np.array([b["intent_label"] for b in batch], dtype="int64")
             out["slot_label"] = core.pad_batch([b["slot_label"] for b in batch], PAD_SLOT_ID, "int64")
@@ -267,7 +310,8 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
     """A JointTrainer over the run's encoded train and dev examples."""
     if not args.label_names:
         args.label_names = ["intent_label", "slot_label"]
-    encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length)  # noqa: E731
+    encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length,  # noqa: E731
+                                        data_args.context_turns, data_args.max_context_length)
     return JointTrainer(model=setup.model, criterion=JointLoss(data_args.ignore_index), args=args,
                         data_collator=Collator(setup.tokenizer.pad_token_id),
                         train_dataset=encode(setup.train_ex) if train else None,
@@ -346,20 +390,21 @@ def load_pruned(pruned_dir, model):
 
 
 # ------------------------------------------------------------------------------------ export
-def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1):
+def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, context=False):
     """paddle.jit.save a fresh JointErnie loaded from model_dir (to_static changes the layer in place).
     Returns the exported model's max_position_embeddings."""
     with paddle.utils.unique_name.guard():
         model = JointErnie.from_pretrained(model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
                                            dropout=dropout)
     model.eval()
-    static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype))
+    static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype, context))
     paddle.jit.save(static, output_prefix)
     logger.info(f"Exported static graph to {output_prefix}.pdmodel/.pdiparams (input_ids: {input_dtype})")
     return model.config.max_position_embeddings
 
 
-def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_dtype, max_position_embeddings):
+def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_dtype, max_position_embeddings,
+                       intent_types=None):
     """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json."""
     os.makedirs(directory, exist_ok=True)
     tokenizer.save_pretrained(directory)
@@ -367,5 +412,7 @@ def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_
     core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
     core.write_lines(os.path.join(directory, "slots_label.txt"), labels.slots)  # the name upstream's client reads
     config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
-                            len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id)
+                            len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id,
+                            context_turns=data_args.context_turns, max_context_length=data_args.max_context_length,
+                            intent_slot_types=intent_types, slot_decoding=data_args.slot_decoding)
     return manifest.write(directory, config)

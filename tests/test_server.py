@@ -33,8 +33,11 @@ from slu import serving as server  # noqa: E402  (the server's machinery; deploy
 
 
 # ------------------------------------------------------------------------------------------------ in process
-def echo(texts):
-    return [{"intent": "echo", "confidence": 1.0, "slot": [], "chars": len(t)} for t in texts]
+def echo(texts, contexts=None):
+    """A stub model: each answer says how long its text is, and repeats the context the text came with."""
+    contexts = contexts or [[] for _ in texts]
+    return [{"intent": "echo", "confidence": 1.0, "slot": [], "chars": len(t), **({"context": list(c)} if c else {})}
+            for t, c in zip(texts, contexts)]
 
 
 def echoed(text):
@@ -46,17 +49,18 @@ class HeldModel:
     a call that contains `fail_on` raises."""
 
     def __init__(self, fail_on=None):
-        self.fail_on, self.calls = fail_on, []
+        self.fail_on, self.calls, self.contexts = fail_on, [], []
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def __call__(self, texts):
+    def __call__(self, texts, contexts=None):
         self.calls.append(list(texts))
+        self.contexts.append(list(contexts))
         if len(self.calls) == 1:
             self.entered.set()
             self.release.wait(SAFETY_NET_S)
         if self.fail_on in texts:
             raise RuntimeError(f"cannot decode {self.fail_on}")
-        return echo(texts)
+        return echo(texts, contexts)
 
 
 def app_with(predict=echo, api_key=None, **settings):
@@ -115,6 +119,23 @@ def test_requests_queued_while_the_model_is_busy_share_runtime_calls():
     assert model.calls == [["hold"], texts[:8], texts[8:16], texts[16:]]
     assert metric(metrics, "slu_batch_size_count") == 4 and metric(metrics, "slu_batch_size_sum") == 21
     assert metric(metrics, 'slu_batch_size_bucket{le="4.0"}') == 2  # the held call and the last one
+
+
+def test_each_text_reaches_the_model_with_its_own_context():
+    """Requests with and without context share a runtime call; each text keeps its own earlier turns."""
+    model = HeldModel()
+    app = app_with(model, max_batch_size=8, batch_wait_ms=0)
+    bodies = [{"text": "取消", "context": ["导航到古田"]}, {"text": "暂停"},
+              {"texts": ["古田", "下一首"], "contexts": [["打开导航", "导航"], []]}]
+
+    async def scenario(client):
+        return await held_burst(client, app, model, bodies, queued=3)
+
+    _, (one, plain, many) = in_process(app, scenario)
+    assert model.calls[1] == ["取消", "暂停", "古田", "下一首"]
+    assert model.contexts[1] == [["导航到古田"], [], ["打开导航", "导航"], []]
+    assert one.json()["result"]["context"] == ["导航到古田"] and "context" not in plain.json()["result"]
+    assert [r.get("context") for r in many.json()["results"]] == [["打开导航", "导航"], None]
 
 
 def test_a_failing_text_fails_only_its_own_request():
@@ -209,7 +230,7 @@ def server_log():
 
 
 def test_unexpected_error_is_a_json_500_with_one_log_line(server_log):
-    def broken(texts):  # no result dict for "bad": the endpoint fails building the answer
+    def broken(texts, contexts):  # no result dict for "bad": the endpoint fails building the answer
         return [None if t == "bad" else r for t, r in zip(texts, echo(texts))]
 
     app = app_with(broken)
@@ -393,6 +414,17 @@ BAD_BODIES = {  # id: (body, status, message)
     "5,000-digit integer": (b'{"text": 1' + b"0" * 5000 + b"}", 400, "a number of 5001 characters; the limit is 100"),
     "5,000-digit exponent": (b'{"texts": [1e' + b"9" * 5000 + b"]}", 400, "a number of 5002 characters"),
     "array body": (b'["a"]', 422, "must be an object"),
+    "context not a list": (b'{"text": "a", "context": "b"}', 422, '"context" must be a list of strings, not str'),
+    "int in context": (b'{"text": "a", "context": [3]}', 422, '"context[0]" must be a string, not int'),
+    "empty context turn": (b'{"text": "a", "context": ["x", " "]}', 422, '"context[1]" is empty'),
+    "long context turn": (json.dumps({"text": "a", "context": ["播" * 65]}).encode(), 413,
+                          '"context[0]" has 65 characters; the limit is 64'),
+    "17 context turns": (json.dumps({"text": "a", "context": ["b"] * 17}).encode(), 422,
+                         '"context" has 17 items; the limit is 16'),
+    "contexts for fewer texts": (b'{"texts": ["a", "b"], "contexts": [["c"]]}', 422,
+                                 '"contexts" has 1 items for 2 texts'),
+    "surrogate in contexts": (b'{"texts": ["a"], "contexts": [["\\ud800"]]}', 422,
+                              '"contexts[0][0]": not valid UTF-8 (lone surrogate U+D800 at character 0)'),
     "body over the limit": (b'{"text": "' + b"a" * 300000 + b'"}', 413,
                             "request body has 300012 bytes; the limit is 262144"),
 }

@@ -67,13 +67,13 @@ double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::ti
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-void TimedCall(slu::Predictor* predictor, const slu::Batch& batch, CallTimes* t) {
+void TimedCall(slu::Predictor* predictor, const cli::QueryBatch& batch, CallTimes* t) {
   auto t0 = std::chrono::steady_clock::now();
-  auto encodings = predictor->Encode(batch);
+  auto encodings = predictor->Encode(batch.queries, batch.contexts);
   auto t1 = std::chrono::steady_clock::now();
   auto logits = predictor->Run(encodings);
   auto t2 = std::chrono::steady_clock::now();
-  predictor->Decode(batch, std::move(encodings), logits);
+  predictor->Decode(batch.queries, std::move(encodings), logits);
   auto t3 = std::chrono::steady_clock::now();
   t->total.push_back(Ms(t0, t3));
   t->tokenizer.push_back(Ms(t0, t1));
@@ -92,10 +92,10 @@ struct Stats {
   CallTimes calls;                         // every timed call
 };
 
-Stats Measure(slu::Predictor* predictor, const std::vector<slu::Batch>& batches, size_t queries, int repeat) {
+Stats Measure(slu::Predictor* predictor, const std::vector<cli::QueryBatch>& batches, size_t queries, int repeat) {
   Stats s;
   s.queries = queries;
-  for (const auto& batch : batches) predictor->Predict(batch);  // warm-up
+  for (const auto& batch : batches) predictor->Predict(batch.queries, batch.contexts);  // warm-up
   for (int rep = 1; rep < repeat; ++rep) {
     CallTimes pass;
     for (const auto& batch : batches) TimedCall(predictor, batch, &pass);
@@ -126,6 +126,8 @@ std::string StatsJson(const Stats& s, const Args& a) {
 
 int Run(const Args& a) {
   slu::Predictor predictor(cli::ResolveOptions(a.common));
+  slu::Context context = cli::ReadContext(a.common);
+  cli::WarnUnusedContext(predictor, a.common);
   auto queries = cli::ReadQueries(a.common);
   if (queries.empty()) throw std::runtime_error("no queries to time (--text, --input_file)");
   std::ofstream stats_file;  // opened first: a bad path fails before the measurement
@@ -133,7 +135,7 @@ int Run(const Args& a) {
     stats_file.open(a.stats_json);
     if (!stats_file) throw std::runtime_error("cannot write " + a.stats_json);
   }
-  Stats s = Measure(&predictor, cli::MakeBatches(queries, a.common.batch_size), queries.size(), a.repeat);
+  Stats s = Measure(&predictor, cli::MakeBatches(queries, context, a.common.batch_size), queries.size(), a.repeat);
   std::string json = StatsJson(s, a);
   std::printf("%zu queries x %zu timed passes, batch %d, %d thread(s): per call p50 %.4f ms, p90 %.4f ms "
               "(tokenizer %.4f ms, Session::Run %.4f ms)\n", s.queries, s.timed_passes, a.common.batch_size,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fetch ONNX Runtime (once) and build infer_demo, slu_bench and slu_chars (for the tests); prints the paths of
-# slu_bench and infer_demo, infer_demo last.
+# Fetch ONNX Runtime (once) and build infer_demo, slu_bench, slu_chars and slu_golden (the last two for the tests);
+# prints the paths of slu_bench and infer_demo, infer_demo last.
 # BUILD_DIR (default deploy/cpp/build), ASAN=1 for a sanitizer build, BUILD_TYPE (default Release), JOBS
 # (default 2), PYTHON: the Python 3.9 that generates the tokenizer's Unicode tables (default: the repo's .venv).
 set -euo pipefail

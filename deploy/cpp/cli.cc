@@ -40,6 +40,7 @@ bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   else if (k == "--intent_label_path") a->intent_label_path = r->Value();
   else if (k == "--input_file") a->input_file = r->Value();
   else if (k == "--text") a->texts.push_back(r->Value());
+  else if (k == "--context") a->contexts.push_back(r->Value());
   else if (k == "--batch_size") a->batch_size = r->PositiveInt();
   else if (k == "--max_length") a->max_length = r->PositiveInt();
   else if (k == "--cpu_num_threads") a->cpu_num_threads = r->PositiveInt();
@@ -110,11 +111,33 @@ std::vector<Query> ReadQueries(const CommonArgs& a) {
   return qs;
 }
 
-std::vector<slu::Batch> MakeBatches(const std::vector<Query>& queries, int batch_size) {
-  std::vector<slu::Batch> batches;
+slu::Context ReadContext(const CommonArgs& a) {
+  slu::Context context;
+  for (size_t k = 0; k < a.contexts.size(); ++k) {
+    const std::string where = "--context " + std::to_string(k + 1);
+    std::vector<uint32_t> cps;
+    size_t bad;
+    if (!slu::DecodeUtf8(a.contexts[k], &cps, &bad))
+      throw std::runtime_error(where + ": not valid UTF-8 (byte " + std::to_string(bad) + ")");
+    if (Blank(a.contexts[k])) throw std::runtime_error(where + ": empty turn");
+    context.push_back(std::move(cps));
+  }
+  return context;
+}
+
+void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a) {
+  if (!a.contexts.empty() && predictor.context_turns() == 0)
+    std::cerr << "warning: --context: the model has no dialogue context (context_turns 0 in its manifest), "
+                 "ignored\n";
+}
+
+std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, const slu::Context& context,
+                                    int batch_size) {
+  std::vector<QueryBatch> batches;
   for (size_t i = 0; i < queries.size(); ++i) {
     if (i % batch_size == 0) batches.emplace_back();
-    batches.back().push_back(queries[i].cps);
+    batches.back().queries.push_back(queries[i].cps);
+    if (!context.empty()) batches.back().contexts.push_back(context);
   }
   return batches;
 }

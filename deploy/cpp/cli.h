@@ -11,11 +11,13 @@ namespace cli {
 
 constexpr const char* kCommonUsage =
     "--model_dir DIR [--model_file F] [--vocab_path F] [--slot_label_path F] [--intent_label_path F]\n"
-    "       [--batch_size N] [--max_length N] [--cpu_num_threads N] [--text QUERY]... [--input_file F]";
+    "       [--batch_size N] [--max_length N] [--cpu_num_threads N] [--text QUERY]... [--input_file F]\n"
+    "       [--context TURN]...";
 
 struct CommonArgs {
   std::string model_dir, model_file, vocab_path, slot_label_path, intent_label_path, input_file;
   std::vector<std::string> texts;
+  std::vector<std::string> contexts;  // --context: earlier turns of the dialogue, oldest first, for every query
   int batch_size = 1, max_length = 0, cpu_num_threads = 1;  // max_length 0: the manifest's max_seq_length
 };
 
@@ -50,8 +52,19 @@ struct Query {
 // queries, blank lines and invalid UTF-8 are reported on stderr and skipped.
 std::vector<Query> ReadQueries(const CommonArgs& a);
 
-// Consecutive batches of at most batch_size queries.
-std::vector<slu::Batch> MakeBatches(const std::vector<Query>& queries, int batch_size);
+// The --context turns, decoded; a turn that is blank or not valid UTF-8 is an error.
+slu::Context ReadContext(const CommonArgs& a);
+
+// A warning on stderr when --context is given to a model without context (which ignores it).
+void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a);
+
+struct QueryBatch {
+  slu::Batch queries;
+  std::vector<slu::Context> contexts;  // empty without --context, else `context` for each query
+};
+
+// Consecutive batches of at most batch_size queries, each query with `context`.
+std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, const slu::Context& context, int batch_size);
 
 // A program's main: runs `body`, turning an exception into one line "<program>: error: ..." and exit code 1.
 int GuardedMain(const char* program, const std::function<int()>& body);

@@ -15,13 +15,17 @@ from slu.onnx_export import convert
 
 
 def calibration_ids(model_dir, path, count, seed=42):
-    """Token ids of a seeded sample of the queries in `path` (a corpus file or one query per line)."""
+    """Token ids of a seeded sample of the queries in `path` (a corpus file or one query per line); for a model
+    with dialogue context, (ids, token type ids) with the context a corpus file's sessions give."""
     from slu.predictor import PythonTokenizer
 
-    queries = [q for _, q in core.read_queries(path)]
+    queries = core.read_queries(path, with_context=True)
     sample = random.Random(seed).sample(queries, min(count, len(queries)))
-    ids, _, _ = PythonTokenizer.from_dir(model_dir)(sample, manifest.read(model_dir)["max_seq_length"])
-    return ids
+    config, tokenize = manifest.read(model_dir), PythonTokenizer.from_dir(model_dir)
+    ids, offsets, _ = tokenize([q for _, q, _ in sample], config["max_seq_length"])
+    ids, types, _ = core.add_context(tokenize, ids, offsets, [c for _, _, c in sample], config["context_turns"],
+                                     config["max_context_length"])
+    return list(zip(ids, types)) if config["context_turns"] else ids
 
 
 def main():

@@ -2,6 +2,9 @@
 // per query.
 //   ./infer_demo --model_dir output/nano --text 来一首周华健的花心
 //   ./infer_demo --model_dir output/nano --input_file queries.txt --batch_size 8
+//   ./infer_demo --model_dir output/ctx --context 导航到古田 --context 换一条路线 --text 不去了
+// --context (repeatable, oldest first): the earlier turns of the dialogue, given to every query of the run; a
+// model exported with context_turns > 0 encodes them after the query, one without ignores them (with a warning).
 // model_dir holds deploy_config.json (the defaults: max length, vocabulary, label files), model.onnx
 // (convert_to_onnx.py) and the files the manifest names. Timing: slu_bench.
 #include <cstdio>
@@ -42,7 +45,8 @@ std::string JsonList(const std::vector<T>& v) {
   return s + "]";
 }
 
-// The Python demo's output line; --dump_ids adds the token ids and each token's slot label id.
+// The Python demo's output line; --dump_ids adds the token ids (with context, their token types) and each token's
+// slot label id.
 std::string JsonLine(const std::string& query, const slu::Prediction& p, const slu::Predictor& predictor,
                      bool dump_ids) {
   char conf[32];
@@ -58,16 +62,22 @@ std::string JsonLine(const std::string& query, const slu::Prediction& p, const s
   }
   line += "]";
   if (p.truncated) line += ", \"truncated\": true";
-  if (dump_ids) line += ", \"ids\": " + JsonList(p.ids) + ", \"slot_ids\": " + JsonList(p.slot_ids);
+  if (dump_ids) {
+    line += ", \"ids\": " + JsonList(p.ids);
+    if (predictor.context_turns() > 0) line += ", \"token_type_ids\": " + JsonList(p.token_types);
+    line += ", \"slot_ids\": " + JsonList(p.slot_ids);
+  }
   return line + "}\n";
 }
 
 int Run(const Args& a) {
   slu::Predictor predictor(cli::ResolveOptions(a.common));
+  slu::Context context = cli::ReadContext(a.common);
+  cli::WarnUnusedContext(predictor, a.common);
   auto queries = cli::ReadQueries(a.common);
   size_t next = 0;
-  for (const auto& batch : cli::MakeBatches(queries, a.common.batch_size)) {
-    for (const auto& p : predictor.Predict(batch)) {
+  for (const auto& batch : cli::MakeBatches(queries, context, a.common.batch_size)) {
+    for (const auto& p : predictor.Predict(batch.queries, batch.contexts)) {
       const cli::Query& q = queries[next++];
       std::string line = JsonLine(q.text, p, predictor, a.dump_ids);
       std::fwrite(line.data(), 1, line.size(), stdout);

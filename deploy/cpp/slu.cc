@@ -221,6 +221,7 @@ Tokenizer::Tokenizer(const std::string& vocab_path, bool lower_case) : lower_cas
       throw std::runtime_error(vocab_path + ":" + std::to_string(id + 1) + ": not valid UTF-8 (byte " +
                                std::to_string(bad) + ")");
     vocab_[line] = id;  // a repeated token keeps its last line, as PaddleNLP's dict does
+    continuation_.push_back(line.compare(0, 2, "##") == 0);
   }
   lines_ = static_cast<size_t>(id);
   for (const char* t : {"[PAD]", "[CLS]", "[SEP]", "[UNK]"}) {
@@ -304,7 +305,26 @@ Encoding Tokenizer::Encode(const std::vector<uint32_t>& query, int max_length) c
   enc.offsets.insert(enc.offsets.end(), offs.begin(), offs.end());
   enc.ids.push_back(sep_);
   enc.offsets.push_back({0, 0});
+  enc.token_types.assign(enc.ids.size(), 0);
   return enc;
+}
+
+void AddContext(const Tokenizer& tokenizer, const Context& context, int turns, int max_context_length, Encoding* e) {
+  if (turns <= 0 || max_context_length < 2) return;
+  int budget = max_context_length;
+  const int64_t sep = tokenizer.sep_id();
+  size_t n = std::min(context.size(), static_cast<size_t>(turns));
+  for (size_t k = 0; k < n && budget >= 2; ++k) {  // most recent first
+    // the turn's tokens as the query tokenizer gives them at max length max_context_length + 1 ...
+    Encoding turn = tokenizer.Encode(context[context.size() - 1 - k], max_context_length + 1);
+    // ... without [CLS] and [SEP], cut to budget - 1, then a [SEP]
+    size_t take = std::min(turn.ids.size() - 2, static_cast<size_t>(budget - 1));
+    e->ids.insert(e->ids.end(), turn.ids.begin() + 1, turn.ids.begin() + 1 + take);
+    e->ids.push_back(sep);
+    e->offsets.resize(e->ids.size(), {0, 0});
+    e->token_types.resize(e->ids.size(), 1);
+    budget -= static_cast<int>(take) + 1;
+  }
 }
 
 std::vector<std::string> ReadLabels(const std::string& path) {
@@ -340,6 +360,86 @@ std::vector<Slot> DecodeSlots(const std::vector<uint32_t>& query, const std::vec
   for (auto& x : out) {
     x.entity = EncodeUtf8(query, x.begin, x.end);
     x.end -= 1;  // inclusive
+  }
+  return out;
+}
+
+SlotDecoder::SlotDecoder(const std::string& mode, const std::vector<std::string>& intent_labels,
+                         const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types)
+    : num_slot_labels_(slot_labels.size()) {
+  if (mode != "argmax" && mode != "constrained")
+    throw std::runtime_error("slot decoding must be one of argmax, constrained, not \"" + JsonEscape(mode) + "\"");
+  constrained_ = mode == "constrained";
+  if (!constrained_) return;
+  std::map<std::string, int> id;  // a repeated label keeps its last line, as LabelSet's dict does
+  std::vector<std::string> types;  // LabelSet.slot_types: the B-/I- types in label order
+  for (size_t k = 0; k < slot_labels.size(); ++k) {
+    const std::string& label = slot_labels[k];
+    id[label] = static_cast<int>(k);
+    bool bio = label.compare(0, 2, "B-") == 0 || label.compare(0, 2, "I-") == 0;
+    if (bio && std::find(types.begin(), types.end(), label.substr(2)) == types.end()) types.push_back(label.substr(2));
+  }
+  if (!id.count("O")) throw std::runtime_error("constrained slot decoding needs an O slot label");
+  o_ = id["O"];
+  for (const std::string& t : types) {
+    for (const char* prefix : {"B-", "I-"}) {
+      if (!id.count(prefix + t))
+        throw std::runtime_error("the slot labels have no " + std::string(prefix) + t + " for slot type " + t);
+    }
+  }
+  inside_.assign(slot_labels.size(), -1);
+  for (size_t k = 0; k < slot_labels.size(); ++k) {
+    const std::string& label = slot_labels[k];
+    if (label.compare(0, 2, "B-") == 0 || label.compare(0, 2, "I-") == 0) inside_[k] = id["I-" + label.substr(2)];
+  }
+  for (const std::string& intent : intent_labels) {
+    auto it = intent_slot_types.find(intent);
+    const std::vector<std::string>& allowed = it == intent_slot_types.end() ? types : it->second;
+    std::vector<int> begin{o_};
+    for (const std::string& t : allowed) {
+      auto b = id.find("B-" + t);
+      if (b == id.end())
+        throw std::runtime_error("intent_slot_types: intent \"" + JsonEscape(intent) + "\" allows slot type \"" +
+                                 JsonEscape(t) + "\", which the slot labels lack");
+      begin.push_back(b->second);
+    }
+    begin_.push_back(std::move(begin));
+  }
+}
+
+std::vector<int> SlotDecoder::SlotIds(int intent, const Tokenizer& tokenizer, const std::vector<int64_t>& ids,
+                                      const std::vector<std::pair<int, int>>& offsets, const float* logits) const {
+  const size_t n = offsets.size(), S = num_slot_labels_;
+  std::vector<int> out;
+  out.reserve(n);
+  if (!constrained_) {
+    for (size_t k = 0; k < n; ++k) {
+      const float* row = logits + k * S;
+      out.push_back(static_cast<int>(std::max_element(row, row + S) - row));
+    }
+    return out;
+  }
+  const std::vector<int>& begin = begin_.at(intent);
+  int prev = -1;  // the label of the token before; -1 after a special token
+  for (size_t k = 0; k < n; ++k) {
+    if (offsets[k].second <= offsets[k].first) {
+      out.push_back(0);  // PAD
+      prev = -1;
+      continue;
+    }
+    int sid;
+    if (prev >= 0 && k < ids.size() && tokenizer.IsContinuation(ids[k])) {
+      sid = prev == o_ ? o_ : inside_[prev];
+    } else {  // the first of the highest: candidates O, B-types, then I- of the token before
+      const float* row = logits + k * S;
+      sid = begin[0];
+      for (size_t c = 1; c < begin.size(); ++c) {
+        if (row[begin[c]] > row[sid]) sid = begin[c];
+      }
+      if (prev >= 0 && prev != o_ && row[inside_[prev]] > row[sid]) sid = inside_[prev];
+    }
+    out.push_back(sid);
+    prev = sid;
   }
   return out;
 }
@@ -386,14 +486,16 @@ class JsonParser {
  public:
   explicit JsonParser(const std::string& s) : s_(s) {}
 
-  std::map<std::string, JsonScalar> TopObject() {
-    std::map<std::string, JsonScalar> members;
+  std::map<std::string, JsonValue> TopObject() {
+    JsonValue top;
     SkipSpace();
     if (Peek() != '{') Fail("the top level must be an object");
     ++i_;
-    Members(1, &members);
+    Members(1, &top);
     SkipSpace();
     if (i_ != s_.size()) Fail("unexpected text after the top-level object");
+    std::map<std::string, JsonValue> members;
+    for (auto& m : top.members) members[m.first] = std::move(m.second);
     return members;
   }
 
@@ -414,24 +516,26 @@ class JsonParser {
     ++i_;
   }
 
-  JsonScalar Value(int depth) {
+  JsonValue Value(int depth) {
     if (depth > kMaxJsonDepth) Fail("nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     SkipSpace();
-    JsonScalar v;
+    JsonValue v;
     switch (Peek()) {
-      case '{': ++i_; Members(depth + 1, nullptr); v.kind = JsonScalar::kObject; break;
-      case '[': ++i_; Elements(depth + 1); v.kind = JsonScalar::kArray; break;
-      case '"': v.kind = JsonScalar::kString; v.str = String(); break;
-      case 't': Literal("true"); v.kind = JsonScalar::kBool; v.boolean = true; break;
-      case 'f': Literal("false"); v.kind = JsonScalar::kBool; break;
+      case '{': ++i_; v.kind = JsonValue::kObject; Members(depth + 1, &v); break;
+      case '[': ++i_; v.kind = JsonValue::kArray; Elements(depth + 1, &v); break;
+      case '"': v.kind = JsonValue::kString; v.str = String(); break;
+      case 't': Literal("true"); v.kind = JsonValue::kBool; v.boolean = true; break;
+      case 'f': Literal("false"); v.kind = JsonValue::kBool; break;
       case 'n': Literal("null"); break;
-      default: v.kind = JsonScalar::kNumber; v.number = Number();
+      default: v.kind = JsonValue::kNumber; v.number = Number();
     }
     return v;
   }
 
-  // After '{': the members up to '}', kept in *out unless it is null (of equal keys the last wins).
-  void Members(int depth, std::map<std::string, JsonScalar>* out) {
+  // After '{': the members up to '}', into out->members in the order their keys first appear; of equal keys the
+  // last value wins (Python's dict).
+  void Members(int depth, JsonValue* out) {
+    std::map<std::string, size_t> index;
     SkipSpace();
     if (Peek() == '}') { ++i_; return; }
     for (;;) {
@@ -439,8 +543,14 @@ class JsonParser {
       if (Peek() != '"') Fail("expected a string key");
       std::string key = String();
       Expect(':');
-      JsonScalar v = Value(depth);
-      if (out) (*out)[key] = std::move(v);
+      JsonValue v = Value(depth);
+      auto seen = index.find(key);
+      if (seen != index.end()) {
+        out->members[seen->second].second = std::move(v);
+      } else {
+        index[key] = out->members.size();
+        out->members.emplace_back(std::move(key), std::move(v));
+      }
       SkipSpace();
       if (Peek() == ',') { ++i_; continue; }
       if (Peek() == '}') { ++i_; return; }
@@ -448,12 +558,12 @@ class JsonParser {
     }
   }
 
-  // After '[': the elements up to ']'.
-  void Elements(int depth) {
+  // After '[': the elements up to ']', into out->items.
+  void Elements(int depth, JsonValue* out) {
     SkipSpace();
     if (Peek() == ']') { ++i_; return; }
     for (;;) {
-      Value(depth);
+      out->items.push_back(Value(depth));
       SkipSpace();
       if (Peek() == ',') { ++i_; continue; }
       if (Peek() == ']') { ++i_; return; }
@@ -556,7 +666,7 @@ class JsonParser {
 
 }  // namespace
 
-std::map<std::string, JsonScalar> ParseJsonObject(const std::string& text) {
+std::map<std::string, JsonValue> ParseJsonObject(const std::string& text) {
   std::vector<uint32_t> cps;
   size_t bad;
   if (!DecodeUtf8(text, &cps, &bad)) throw std::runtime_error("byte " + std::to_string(bad) + ": not valid UTF-8");
@@ -567,7 +677,7 @@ std::map<std::string, JsonScalar> ParseJsonObject(const std::string& text) {
 
 namespace {
 
-using JsonObject = std::map<std::string, JsonScalar>;
+using JsonObject = std::map<std::string, JsonValue>;
 
 JsonObject ParseManifest(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -581,7 +691,7 @@ JsonObject ParseManifest(const std::string& path) {
   }
 }
 
-const JsonScalar& Field(const JsonObject& m, const std::string& key, JsonScalar::Kind kind, const char* what) {
+const JsonValue& Field(const JsonObject& m, const std::string& key, JsonValue::Kind kind, const char* what) {
   auto it = m.find(key);
   if (it == m.end()) throw std::runtime_error("no \"" + key + "\" field");
   if (it->second.kind != kind) throw std::runtime_error(key + " must be " + what);
@@ -589,20 +699,20 @@ const JsonScalar& Field(const JsonObject& m, const std::string& key, JsonScalar:
 }
 
 std::string StringField(const JsonObject& m, const std::string& key) {
-  return Field(m, key, JsonScalar::kString, "a string").str;
+  return Field(m, key, JsonValue::kString, "a string").str;
 }
 
 int IntField(const JsonObject& m, const std::string& key, int min) {
   const char* what = min > 0 ? "a positive integer" : "a non-negative integer";
-  double v = Field(m, key, JsonScalar::kNumber, what).number;
+  double v = Field(m, key, JsonValue::kNumber, what).number;
   if (!(v >= min && v <= INT_MAX && v == std::floor(v))) throw std::runtime_error(key + " must be " + what);
   return static_cast<int>(v);
 }
 
 void CheckFormat(const JsonObject& m) {
   auto it = m.find("format");
-  if (it != m.end() && it->second.kind == JsonScalar::kString && it->second.str == kManifestFormat) return;
-  std::string have = it == m.end() ? "missing" : it->second.kind == JsonScalar::kString
+  if (it != m.end() && it->second.kind == JsonValue::kString && it->second.str == kManifestFormat) return;
+  std::string have = it == m.end() ? "missing" : it->second.kind == JsonValue::kString
       ? "\"" + JsonEscape(it->second.str) + "\"" : "not a string";
   throw std::runtime_error(std::string("format must be \"") + kManifestFormat + "\", not " + have);
 }
@@ -614,6 +724,34 @@ std::string InputDtype(const JsonObject& m) {
   return dtype;
 }
 
+// The fields added after the first release (manifest.check_optional), with the values an older export means.
+void OptionalFields(const JsonObject& m, PredictorOptions* o) {
+  o->context_turns = m.count("context_turns") ? IntField(m, "context_turns", 0) : 0;
+  o->max_context_length = m.count("max_context_length") ? IntField(m, "max_context_length", 0) : 0;
+  if (o->context_turns && o->max_context_length < 2)
+    throw std::runtime_error("context_turns " + std::to_string(o->context_turns) +
+                             " needs max_context_length >= 2");
+  if (o->context_turns && o->max_length + o->max_context_length > o->max_position_embeddings)
+    throw std::runtime_error("max_seq_length + max_context_length exceed the " +
+                             std::to_string(o->max_position_embeddings) + " position embeddings");
+  o->slot_decoding = m.count("slot_decoding") ? StringField(m, "slot_decoding") : "argmax";
+  if (o->slot_decoding != "argmax" && o->slot_decoding != "constrained")
+    throw std::runtime_error("slot_decoding must be one of argmax, constrained, not \"" +
+                             JsonEscape(o->slot_decoding) + "\"");
+  auto table = m.find("intent_slot_types");
+  if (table == m.end()) return;
+  const std::string what = "intent_slot_types must map intents to lists of slot types";
+  if (table->second.kind != JsonValue::kObject) throw std::runtime_error(what);
+  for (const auto& member : table->second.members) {
+    if (member.second.kind != JsonValue::kArray) throw std::runtime_error(what);
+    std::vector<std::string>& types = o->intent_slot_types[member.first];
+    for (const JsonValue& t : member.second.items) {
+      if (t.kind != JsonValue::kString) throw std::runtime_error(what);
+      types.push_back(t.str);
+    }
+  }
+}
+
 PredictorOptions OptionsFromManifest(const std::string& dir, const JsonObject& m) {
   CheckFormat(m);
   PredictorOptions o;
@@ -622,7 +760,7 @@ PredictorOptions OptionsFromManifest(const std::string& dir, const JsonObject& m
   o.vocab_path = dir + "/" + StringField(m, "vocab_file");
   o.intent_label_path = dir + "/" + StringField(m, "intent_label_file");
   o.slot_label_path = dir + "/" + StringField(m, "slot_label_file");
-  o.do_lower_case = Field(m, "do_lower_case", JsonScalar::kBool, "true or false").boolean;
+  o.do_lower_case = Field(m, "do_lower_case", JsonValue::kBool, "true or false").boolean;
   o.vocab_size = IntField(m, "vocab_size", 1);
   o.pad_token_id = IntField(m, "pad_token_id", 0);
   o.max_length = IntField(m, "max_seq_length", 1);
@@ -630,6 +768,7 @@ PredictorOptions OptionsFromManifest(const std::string& dir, const JsonObject& m
   o.num_intents = IntField(m, "num_intents", 1);
   o.num_slot_labels = IntField(m, "num_slot_labels", 1);
   o.input_dtype = InputDtype(m);
+  OptionalFields(m, &o);
   return o;
 }
 
@@ -666,14 +805,32 @@ Tokenizer CheckedTokenizer(const PredictorOptions& o) {
   return t;
 }
 
+// The query's max length; with the context's max_context_length tokens it must fit the position embeddings
+// (manifest.max_length).
 int CheckedMaxLength(const PredictorOptions& o) {
   const std::string n = std::to_string(o.max_length);
   if (o.max_length < 3) throw std::runtime_error("max length " + n + " is below 3 ([CLS], one token, [SEP])");
-  if (o.max_position_embeddings > 0 && o.max_length > o.max_position_embeddings)
-    throw std::runtime_error("max length " + n + " is larger than max_position_embeddings " +
+  const std::string context = o.max_context_length > 0
+      ? " + max_context_length " + std::to_string(o.max_context_length) : "";
+  if (o.max_position_embeddings > 0 && o.max_length + o.max_context_length > o.max_position_embeddings)
+    throw std::runtime_error("max length " + n + context + " is larger than max_position_embeddings " +
                              std::to_string(o.max_position_embeddings) + " in " + o.manifest +
                              ": the model has no position embeddings beyond it");
   return o.max_length;
+}
+
+SlotDecoder CheckedDecoder(const PredictorOptions& o, const std::vector<std::string>& intent_labels,
+                          const std::vector<std::string>& slot_labels) {
+  try {
+    return SlotDecoder(o.slot_decoding, intent_labels, slot_labels, o.intent_slot_types);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error((o.manifest.empty() ? "" : o.manifest + ": ") + e.what());
+  }
+}
+
+int NonNegative(int v, const char* what) {
+  if (v < 0) throw std::runtime_error(std::string(what) + " must not be negative");
+  return v;
 }
 
 std::vector<std::string> CheckedLabels(const std::string& path, size_t expected, const std::string& what,
@@ -707,54 +864,96 @@ Predictor::Predictor(const PredictorOptions& o)
       tokenizer_(CheckedTokenizer(o)),
       intent_labels_(CheckedLabels(o.intent_label_path, o.num_intents, "intent", o.manifest)),
       slot_labels_(CheckedLabels(o.slot_label_path, o.num_slot_labels, "slot", o.manifest)),
+      context_turns_(NonNegative(o.context_turns, "context_turns")),
+      max_context_length_(NonNegative(o.max_context_length, "max_context_length")),
       max_length_(CheckedMaxLength(o)),
+      decoder_(CheckedDecoder(o, intent_labels_, slot_labels_)),
       env_(ORT_LOGGING_LEVEL_WARNING, "slu"),
       session_(env_, model_file_.c_str(), MakeSessionOptions(o.cpu_num_threads)),
-      input_name_(session_.GetInputNameAllocated(0, Ort::AllocatorWithDefaultOptions())),
       intent_name_(OutputName(session_, 0, model_file_)),
       slot_name_(OutputName(session_, 1, model_file_)) {
-  CheckModelInput(o);
+  CheckModelInputs(o);
 }
 
-void Predictor::CheckModelInput(const PredictorOptions& o) {
-  auto elem = session_.GetInputTypeInfo(0).GetTensorTypeAndShapeInfo().GetElementType();
-  int32_input_ = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-  if (!int32_input_ && elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
-    throw std::runtime_error(o.model_file + ": input must be int32 or int64 token ids");
+// input_ids, and token_type_ids for a model with context (as the manifest's "inputs" lists them), of one integer
+// type: the manifest's input_dtype.
+void Predictor::CheckModelInputs(const PredictorOptions& o) {
+  const size_t n = session_.GetInputCount(), want = context_turns_ > 0 ? 2 : 1;
+  if (n != want)
+    throw std::runtime_error(o.model_file + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") + ", but " +
+                             o.manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
+                             (want == 2 ? "input_ids and token_type_ids" : "input_ids alone") + ")");
+  for (size_t k = 0; k < n; ++k) {
+    auto elem = session_.GetInputTypeInfo(k).GetTensorTypeAndShapeInfo().GetElementType();
+    bool int32 = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    if (!int32 && elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
+      throw std::runtime_error(o.model_file + ": input " + std::to_string(k) + " must be int32 or int64");
+    if (k == 0) int32_input_ = int32;
+    if (int32 != int32_input_)
+      throw std::runtime_error(o.model_file + ": token_type_ids and input_ids have different integer types");
+    input_names_.push_back(session_.GetInputNameAllocated(k, Ort::AllocatorWithDefaultOptions()));
+  }
   std::string dtype = int32_input_ ? "int32" : "int64";
   if (!o.input_dtype.empty() && o.input_dtype != dtype)
     throw std::runtime_error(o.model_file + " takes " + dtype + " input ids, but " + o.manifest +
                              " says input_dtype " + o.input_dtype);
 }
 
-std::vector<Prediction> Predictor::Predict(const Batch& queries) {
-  auto encodings = Encode(queries);
+std::vector<Prediction> Predictor::Predict(const Batch& queries, const std::vector<Context>& contexts) {
+  auto encodings = Encode(queries, contexts);
   auto logits = Run(encodings);
   return Decode(queries, std::move(encodings), logits);
 }
 
-std::vector<Encoding> Predictor::Encode(const Batch& queries) const {
+std::vector<Encoding> Predictor::Encode(const Batch& queries, const std::vector<Context>& contexts) const {
+  if (!contexts.empty() && contexts.size() != queries.size())
+    throw std::invalid_argument("Predictor::Encode: " + std::to_string(contexts.size()) + " contexts for " +
+                                std::to_string(queries.size()) + " queries");
   std::vector<Encoding> out;
   out.reserve(queries.size());
-  for (const auto& q : queries) out.push_back(tokenizer_.Encode(q, max_length_));
+  for (size_t k = 0; k < queries.size(); ++k) {
+    out.push_back(tokenizer_.Encode(queries[k], max_length_));
+    if (!contexts.empty()) AddContext(tokenizer_, contexts[k], context_turns_, max_context_length_, &out.back());
+  }
   return out;
 }
+
+namespace {
+
+// A [B, T] tensor of the rows of `rows`, padded with `pad`, as int32 or int64; `buffer` holds its data.
+template <class T>
+Ort::Value Padded(const std::vector<Encoding>& encodings, std::vector<int64_t> Encoding::*rows, int64_t pad,
+                  size_t width, std::vector<T>* buffer) {
+  buffer->assign(encodings.size() * width, static_cast<T>(pad));
+  for (size_t b = 0; b < encodings.size(); ++b) {
+    const std::vector<int64_t>& row = encodings[b].*rows;
+    std::copy(row.begin(), row.end(), buffer->begin() + b * width);  // narrowed to T: ids fit int32
+  }
+  int64_t shape[] = {static_cast<int64_t>(encodings.size()), static_cast<int64_t>(width)};
+  Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  return Ort::Value::CreateTensor<T>(mem, buffer->data(), buffer->size(), shape, 2);
+}
+
+}  // namespace
 
 std::vector<Ort::Value> Predictor::Run(const std::vector<Encoding>& encodings) {
   if (encodings.empty()) return {};
   size_t T = 0;
   for (const auto& e : encodings) T = std::max(T, e.ids.size());
-  int64_t shape[] = {static_cast<int64_t>(encodings.size()), static_cast<int64_t>(T)};
-  std::vector<int64_t> ids64(encodings.size() * T, tokenizer_.pad_id());
-  for (size_t b = 0; b < encodings.size(); ++b)
-    std::copy(encodings[b].ids.begin(), encodings[b].ids.end(), ids64.begin() + b * T);
-  std::vector<int32_t> ids32(ids64.begin(), ids64.end());
-  Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  Ort::Value input = int32_input_ ? Ort::Value::CreateTensor<int32_t>(mem, ids32.data(), ids32.size(), shape, 2)
-                                  : Ort::Value::CreateTensor<int64_t>(mem, ids64.data(), ids64.size(), shape, 2);
-  const char* in_names[] = {input_name_.get()};
+  std::vector<int64_t> ids64, types64;
+  std::vector<int32_t> ids32, types32;
+  std::vector<Ort::Value> inputs;
+  if (int32_input_) {
+    inputs.push_back(Padded(encodings, &Encoding::ids, tokenizer_.pad_id(), T, &ids32));
+    if (input_names_.size() > 1) inputs.push_back(Padded(encodings, &Encoding::token_types, 0, T, &types32));
+  } else {
+    inputs.push_back(Padded(encodings, &Encoding::ids, tokenizer_.pad_id(), T, &ids64));
+    if (input_names_.size() > 1) inputs.push_back(Padded(encodings, &Encoding::token_types, 0, T, &types64));
+  }
+  std::vector<const char*> in_names;
+  for (const auto& name : input_names_) in_names.push_back(name.get());
   const char* out_names[] = {intent_name_.get(), slot_name_.get()};
-  return session_.Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, 2);
+  return session_.Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(), out_names, 2);
 }
 
 std::vector<Prediction> Predictor::Decode(const Batch& queries, std::vector<Encoding> encodings,
@@ -778,10 +977,11 @@ std::vector<Prediction> Predictor::Decode(const Batch& queries, std::vector<Enco
     for (size_t k = 0; k < n_int; ++k) z += std::exp(static_cast<double>(il[k]) - il[p.intent]);
     p.confidence = 1.0 / z;
     Encoding& e = encodings[b];
-    for (size_t t = 0; t < e.ids.size(); ++t)
-      p.slot_ids.push_back(static_cast<int>(ArgMax(slots + (b * T + t) * n_slot, n_slot)));
+    if (e.ids.size() > T) throw std::runtime_error("the model's slot logits have fewer tokens than its input");
+    p.slot_ids = decoder_.SlotIds(p.intent, tokenizer_, e.ids, e.offsets, slots + b * T * n_slot);
     p.slots = DecodeSlots(queries[b], e.offsets, p.slot_ids, slot_labels_);
     p.ids = std::move(e.ids);
+    p.token_types = std::move(e.token_types);
     p.truncated = e.truncated;
   }
   return out;

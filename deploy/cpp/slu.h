@@ -16,18 +16,21 @@ namespace slu {
 
 // ---- JSON -----------------------------------------------------------------------------------------------------
 
-// One JSON value; arrays and objects keep only their kind.
-struct JsonScalar {
+// One JSON value: a scalar, or an array (items) or object (members, in the order their keys first appear; a
+// repeated key keeps its last value, as Python's json does).
+struct JsonValue {
   enum Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = kNull;
   bool boolean = false;
   double number = 0;
   std::string str;
+  std::vector<JsonValue> items;
+  std::vector<std::pair<std::string, JsonValue>> members;
 };
 
-// Parses a JSON text (RFC 8259, UTF-8) whose top level is an object and returns its members; nested arrays and
-// objects are checked and kept as bare kinds. Throws std::runtime_error("byte N: ...") on malformed input.
-std::map<std::string, JsonScalar> ParseJsonObject(const std::string& text);
+// Parses a JSON text (RFC 8259, UTF-8) whose top level is an object and returns its members. Throws
+// std::runtime_error("byte N: ...") on malformed input.
+std::map<std::string, JsonValue> ParseJsonObject(const std::string& text);
 
 std::string JsonEscape(const std::string& s);
 
@@ -38,10 +41,11 @@ bool DecodeUtf8(const std::string& s, std::vector<uint32_t>* out, size_t* bad_by
 std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);
 
 struct Encoding {
-  std::vector<int64_t> ids;                    // [CLS] ... [SEP]
+  std::vector<int64_t> ids;                    // [CLS] query [SEP], then any context turns (AddContext)
+  std::vector<int64_t> token_types;            // 0 for [CLS] query [SEP], 1 for the context
   std::vector<std::pair<int, int>> offsets;    // code-point spans as PaddleNLP's offset mapping gives them,
-                                               // (0,0) for specials
-  bool truncated = false;
+                                               // (0,0) for specials and the context
+  bool truncated = false;                      // the query had more than max_length - 2 tokens
 };
 
 // The tokenizer's character classes and normalization (PaddleNLP's predicates, tabled by gen_unicode_tables.py);
@@ -69,14 +73,27 @@ class Tokenizer {
   explicit Tokenizer(const std::string& vocab_path, bool lower_case = true);
   Encoding Encode(const std::vector<uint32_t>& text, int max_length) const;
   int64_t pad_id() const { return pad_; }
+  int64_t sep_id() const { return sep_; }
   size_t vocab_size() const { return lines_; }  // ids are 0 .. vocab_size() - 1
+  // The vocabulary line of `id` is a WordPiece continuation ("##..."): core.continuation_ids.
+  bool IsContinuation(int64_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < continuation_.size() && continuation_[id];
+  }
 
  private:
   std::unordered_map<std::string, int64_t> vocab_;
+  std::vector<bool> continuation_;
   size_t lines_ = 0;
   int64_t pad_, cls_, sep_, unk_;
   bool lower_case_;
 };
+
+using Context = std::vector<std::vector<uint32_t>>;  // the earlier turns of a dialogue (code points), oldest first
+
+// core.add_context: appends to `e` ([CLS] query [SEP]) the last `turns` turns of `context`, most recent first, each
+// as its tokens and a [SEP], with token type 1 and offsets (0,0), in at most `max_context_length` tokens in all (a
+// turn that does not fit is cut, the older ones dropped). Nothing with `turns` 0 or `max_context_length` < 2.
+void AddContext(const Tokenizer& tokenizer, const Context& context, int turns, int max_context_length, Encoding* e);
 
 // ---- Labels and slots ---------------------------------------------------------------------------------------
 
@@ -90,6 +107,33 @@ std::vector<std::string> ReadLabels(const std::string& path);
 
 std::vector<Slot> DecodeSlots(const std::vector<uint32_t>& query, const std::vector<std::pair<int, int>>& offsets,
                               const std::vector<int>& slot_ids, const std::vector<std::string>& slot_labels);
+
+using IntentSlotTypes = std::map<std::string, std::vector<std::string>>;  // intent -> the slot types it allows
+
+// core.SlotDecoder: slot label ids per token from slot logits. "argmax": each token's best label. "constrained":
+// left to right, each token takes its best label among O, B-t for the slot types t of the predicted intent
+// (`intent_slot_types`; an intent it lacks allows every type, in slot label order) and I-t when the token before
+// is B-t or I-t; a WordPiece continuation takes the label of the token before, as I-t (or O); special tokens and
+// padding (offsets end <= start) get PAD (0) and end entities. Of equal logits the first candidate in the order
+// O, B-types, I- wins, as Python's max() keeps.
+class SlotDecoder {
+ public:
+  // Throws std::runtime_error for another mode, slot labels without O (constrained) or a type without both B- and
+  // I- labels, and an intent_slot_types entry naming a slot type the labels lack.
+  SlotDecoder(const std::string& mode, const std::vector<std::string>& intent_labels,
+              const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types);
+  // `logits`: [ids.size(), num_slot_labels] row-major (the first ids.size() rows of a padded batch item).
+  std::vector<int> SlotIds(int intent, const Tokenizer& tokenizer, const std::vector<int64_t>& ids,
+                           const std::vector<std::pair<int, int>>& offsets, const float* logits) const;
+  bool constrained() const { return constrained_; }
+
+ private:
+  bool constrained_ = false;
+  size_t num_slot_labels_;
+  int o_ = 0;
+  std::vector<std::vector<int>> begin_;  // per intent: O then the B- labels it allows
+  std::vector<int> inside_;              // per label: its type's I- label for B-/I- labels, else -1
+};
 
 // ---- Manifest and predictor ---------------------------------------------------------------------------------
 
@@ -106,17 +150,24 @@ struct PredictorOptions {
   int max_position_embeddings = 0;
   size_t vocab_size = 0, num_intents = 0, num_slot_labels = 0;
   int64_t pad_token_id = -1;
+  // Dialogue context (the model then has a second input, token_type_ids) and slot decoding; an older manifest
+  // lacks these fields: no context, argmax.
+  int context_turns = 0, max_context_length = 0;
+  std::string slot_decoding = "argmax";  // or "constrained"
+  IntentSlotTypes intent_slot_types;
 };
 
-// The options that <model_dir>/deploy_config.json gives: model.onnx, the files it names, max length, tokenizer
-// and what the model can serve. Throws std::runtime_error("<manifest path>: ...") when it is missing, not
-// valid JSON, of another format, or lacks a field.
+// The options that <model_dir>/deploy_config.json gives: model.onnx, the files it names, max length, tokenizer,
+// context and slot decoding, and what the model can serve. Throws std::runtime_error("<manifest path>: ...") when
+// it is missing, not valid JSON, of another format, lacks a field or has an invalid one (manifest.check_optional's
+// checks for the context and decoding fields).
 PredictorOptions ReadDeployConfig(const std::string& model_dir);
 
 struct Prediction {
   int intent = 0;              // index into Predictor::intent_labels()
   double confidence = 0;       // softmax probability of the intent
-  std::vector<int64_t> ids;    // token ids, [CLS] ... [SEP]
+  std::vector<int64_t> ids;    // token ids, [CLS] query [SEP] and any context
+  std::vector<int64_t> token_types;  // 0 for the query, 1 for the context
   std::vector<int> slot_ids;   // each token's slot label id
   std::vector<Slot> slots;
   bool truncated = false;      // the query had more than max_length - 2 tokens
@@ -127,14 +178,18 @@ using Batch = std::vector<std::vector<uint32_t>>;  // decoded queries (code poin
 class Predictor {
  public:
   // Loads the model, vocabulary and labels; throws std::runtime_error when they are missing or disagree with
-  // the options' manifest (input dtype, vocabulary size and [PAD] id, label counts, max length against the
-  // position embeddings). Zero sizes and a negative pad_token_id are not checked.
+  // the options' manifest (input dtype, model inputs against context_turns, vocabulary size and [PAD] id, label
+  // counts, max length + max_context_length against the position embeddings). Zero sizes and a negative
+  // pad_token_id are not checked.
   explicit Predictor(const PredictorOptions& options);
 
-  std::vector<Prediction> Predict(const Batch& queries);
+  // `contexts`: empty, or one per query (its earlier turns, oldest first), used by a model with context and
+  // ignored by one without.
+  std::vector<Prediction> Predict(const Batch& queries, const std::vector<Context>& contexts = {});
 
-  // Predict's steps, for timing them apart: tokenizer, Session::Run on the padded ids, decoding.
-  std::vector<Encoding> Encode(const Batch& queries) const;
+  // Predict's steps, for timing them apart: tokenizer (and context), Session::Run on the padded ids (and token
+  // types), decoding.
+  std::vector<Encoding> Encode(const Batch& queries, const std::vector<Context>& contexts = {}) const;
   std::vector<Ort::Value> Run(const std::vector<Encoding>& encodings);
   std::vector<Prediction> Decode(const Batch& queries, std::vector<Encoding> encodings,
                                  const std::vector<Ort::Value>& logits) const;
@@ -142,17 +197,20 @@ class Predictor {
   const std::vector<std::string>& intent_labels() const { return intent_labels_; }
   const std::vector<std::string>& slot_labels() const { return slot_labels_; }
   int max_length() const { return max_length_; }
+  int context_turns() const { return context_turns_; }
 
  private:
-  void CheckModelInput(const PredictorOptions& o);
+  void CheckModelInputs(const PredictorOptions& o);
 
   std::string model_file_;
   Tokenizer tokenizer_;
   std::vector<std::string> intent_labels_, slot_labels_;
-  int max_length_;
+  int context_turns_, max_context_length_, max_length_;
+  SlotDecoder decoder_;
   Ort::Env env_;
   Ort::Session session_;
-  Ort::AllocatedStringPtr input_name_, intent_name_, slot_name_;
+  std::vector<Ort::AllocatedStringPtr> input_names_;  // input_ids, and token_type_ids with context
+  Ort::AllocatedStringPtr intent_name_, slot_name_;
   bool int32_input_ = false;
 };
 

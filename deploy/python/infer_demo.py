@@ -2,6 +2,7 @@
 Paddle Inference or Paddle Lite.
 
     python deploy/python/infer_demo.py --model_dir output/nano --backend paddle --text 来一首周华健的花心
+    python deploy/python/infer_demo.py --model_dir output/nano_context --context 导航到古田 --text 取消
     python deploy/python/infer_demo.py --model_dir output/nano/width_mult_0.75 --model_prefix int8 \
         --backend onnx_runtime --input_file queries.txt
 
@@ -31,7 +32,12 @@ def parse_args(argv=None):
     ap.add_argument("--lite_target", choices=["x86", "arm"], default="x86",
                     help="paddle_lite: arm writes <model_dir>/<model_prefix>.arm.nb for phones and exits")
     ap.add_argument("--text", action="append", default=[], help="a query (repeatable)")
-    ap.add_argument("--input_file", help="queries, one per line (or a corpus file)")
+    ap.add_argument("--input_file", help="queries, one per line (or a corpus file, whose sessions give the context)")
+    ap.add_argument("--context", action="append", default=[],
+                    help="an earlier turn of the dialogue for the --text queries (repeatable, oldest first); used by "
+                         "a model trained with context, ignored otherwise")
+    ap.add_argument("--slot_decoding", choices=["argmax", "constrained"], default=None,
+                    help="default: deploy_config.json's slot_decoding")
     return ap.parse_args(argv)
 
 
@@ -39,19 +45,22 @@ def main(argv=None):
     args = parse_args(argv)
     if args.backend == "paddle_lite" and args.lite_target == "arm":
         return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))
-    queries = [(f"--text {k + 1}", t) for k, t in enumerate(args.text)]
+    queries = [(f"--text {k + 1}", t, args.context) for k, t in enumerate(args.text)]
     if args.input_file:
-        from_file = [(f"{args.input_file}:{n}", q) for n, q in core.read_queries(args.input_file)]
+        from_file = [(f"{args.input_file}:{n}", q, c) for n, q, c in core.read_queries(args.input_file, True)]
         if not from_file:
             raise ValueError(f"{args.input_file}: no queries (the file is empty or has only blank lines)")
         queries += from_file
     if not queries:
-        queries = [("example", "来一首周华健的花心"), ("example", "打电话给18866668888")]
-    for where, q in queries:
+        queries = [("example", "来一首周华健的花心", []), ("example", "打电话给18866668888", [])]
+    for where, q, _ in queries:
         core.check_text(q, where)  # before any tokenizer: FastTokenizer aborts the process on invalid UTF-8
+    for k, turn in enumerate(args.context):
+        core.check_text(turn, f"--context {k + 1}")
     predictor = Predictor.from_dir(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
-                                   args.max_length, args.batch_size, args.use_fast)
-    for (where, q), r in zip(queries, predictor.predict([q for _, q in queries], [w for w, _ in queries])):
+                                   args.max_length, args.batch_size, args.use_fast, args.slot_decoding)
+    results = predictor.predict([q for _, q, _ in queries], [w for w, _, _ in queries], [c for _, _, c in queries])
+    for (where, q, _), r in zip(queries, results):
         if r.get("truncated"):
             print(f"warning: {where}: query longer than {predictor.max_length - 2} tokens, truncated", file=sys.stderr)
         print(json.dumps({"query": q, **r}, ensure_ascii=False))

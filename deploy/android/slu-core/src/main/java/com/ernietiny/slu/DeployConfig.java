@@ -7,11 +7,15 @@ import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * deploy_config.json, the manifest of an exported model directory (docs/deploy_config.md): its top-level scalar
- * fields, checked. Errors are one line starting with the file's name.
+ * deploy_config.json, the manifest of an exported model directory (docs/deploy_config.md): the fields a deployment
+ * uses, checked. Errors are one line starting with the file's name.
  */
 public final class DeployConfig {
     public static final String FILE = "deploy_config.json";
@@ -24,6 +28,14 @@ public final class DeployConfig {
     public final String inputDtype;
     public final String vocabFile, intentLabelFile, slotLabelFile;
     public final boolean doLowerCase;
+    /** Dialogue context: a model exported with contextTurns > 0 takes token_type_ids too, and encodes up to
+     * contextTurns earlier turns in maxContextLength tokens after the query. 0 and 0 in an older manifest. */
+    public final int contextTurns, maxContextLength;
+    /** "argmax" (an older manifest's) or "constrained": see {@link SlotDecoder}. */
+    public final String slotDecoding;
+    /** intent -> the slot types constrained decoding allows it (an intent it lacks allows every type); read-only,
+     * empty in an older manifest. */
+    public final Map<String, List<String>> intentSlotTypes;
 
     /** Reads and checks a manifest (closing `in`): IOException if unreadable or not JSON, else
      * IllegalArgumentException if a field is missing or invalid. */
@@ -71,6 +83,22 @@ public final class DeployConfig {
         padTokenId = f.integer("pad_token_id", 0);
         numIntents = f.integer("num_intents", 1);
         numSlotLabels = f.integer("num_slot_labels", 1);
+        // added after the first release (manifest.check_optional): absent, they mean no context and argmax
+        contextTurns = f.has("context_turns") ? f.integer("context_turns", 0) : 0;
+        maxContextLength = f.has("max_context_length") ? f.integer("max_context_length", 0) : 0;
+        if (contextTurns > 0 && maxContextLength < 2) {
+            throw f.error("context_turns " + contextTurns + " needs max_context_length >= 2");
+        }
+        if (contextTurns > 0 && maxSeqLength + maxContextLength > maxPositionEmbeddings) {
+            throw f.error("max_seq_length " + maxSeqLength + " + max_context_length " + maxContextLength
+                    + " exceed max_position_embeddings " + maxPositionEmbeddings);
+        }
+        slotDecoding = f.has("slot_decoding") ? f.string("slot_decoding") : SlotDecoder.ARGMAX;
+        if (!slotDecoding.equals(SlotDecoder.ARGMAX) && !slotDecoding.equals(SlotDecoder.CONSTRAINED)) {
+            throw f.invalid("slot_decoding", SlotDecoder.ARGMAX + " or " + SlotDecoder.CONSTRAINED);
+        }
+        intentSlotTypes = f.has("intent_slot_types") ? f.typeTable("intent_slot_types")
+                : Collections.<String, List<String>>emptyMap();
     }
 
     public boolean int64Input() {
@@ -78,17 +106,19 @@ public final class DeployConfig {
     }
 
     /** The max length to serve: max_seq_length when requested <= 0, else `requested` if the model's position
-     * embeddings hold it. */
+     * embeddings hold it and max_context_length tokens of context (manifest.max_length). */
     public int maxLength(int requested) {
         if (requested <= 0) return maxSeqLength;
         if (requested < 3) {
             throw new IllegalArgumentException(source + ": max length " + requested
                     + " is below 3 ([CLS], one token, [SEP])");
         }
-        if (requested > maxPositionEmbeddings) {
+        int room = maxPositionEmbeddings - maxContextLength;
+        if (requested > room) {
             throw new IllegalArgumentException(source + ": max length " + requested
-                    + " exceeds max_position_embeddings " + maxPositionEmbeddings
-                    + " (the model has no position beyond it); use at most " + maxPositionEmbeddings);
+                    + (maxContextLength > 0 ? " + max_context_length " + maxContextLength + " exceed" : " exceeds")
+                    + " max_position_embeddings " + maxPositionEmbeddings
+                    + " (the model has no position beyond it); use at most " + room);
         }
         return requested;
     }
@@ -121,6 +151,28 @@ public final class DeployConfig {
         Fields(Map<String, Object> members, String name) {
             this.members = members;
             this.name = name;
+        }
+
+        boolean has(String key) {
+            return members.containsKey(key);
+        }
+
+        /** An object of string arrays. */
+        Map<String, List<String>> typeTable(String key) {
+            Object v = members.get(key);
+            IllegalArgumentException bad = error(key + " must map intents to lists of slot types");
+            if (!(v instanceof Map)) throw bad;
+            Map<String, List<String>> out = new LinkedHashMap<>();
+            for (Map.Entry<?, ?> e : ((Map<?, ?>) v).entrySet()) {
+                if (!(e.getValue() instanceof List)) throw bad;
+                List<String> types = new ArrayList<>();
+                for (Object t : (List<?>) e.getValue()) {
+                    if (!(t instanceof String)) throw bad;
+                    types.add((String) t);
+                }
+                out.put((String) e.getKey(), Collections.unmodifiableList(types));
+            }
+            return Collections.unmodifiableMap(out);
         }
 
         IllegalArgumentException error(String what) {
@@ -163,7 +215,7 @@ public final class DeployConfig {
 
         /** A value for a one-line message. */
         static String show(Object v) {
-            if (v == JsonReader.NESTED) return "an array or object";
+            if (v instanceof List || v instanceof Map) return "an array or object";
             if (v == JsonReader.NULL) return "null";
             if (!(v instanceof String)) return v.toString();
             StringBuilder b = new StringBuilder("\"");

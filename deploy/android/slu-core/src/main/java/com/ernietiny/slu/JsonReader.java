@@ -1,16 +1,15 @@
 package com.ernietiny.slu;
 
 import java.math.BigInteger;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
- * A strict JSON (RFC 8259) reader that keeps only the members of the top-level object; nested arrays and
- * objects are checked for syntax and skipped. No third-party library, no Android dependency.
+ * A strict JSON (RFC 8259) reader of a top-level object. No third-party library, no Android dependency.
  */
 final class JsonReader {
-    /** The value of a member that is an array or an object. */
-    static final Object NESTED = new Object();
     /** JSON null. */
     static final Object NULL = new Object();
     private static final int MAX_DEPTH = 512;
@@ -36,7 +35,8 @@ final class JsonReader {
 
     /**
      * The top-level object's members: String, Boolean, BigInteger (a literal without fraction or exponent),
-     * Double (other numbers), NULL or NESTED. A repeated key keeps its last value, as Python's json does.
+     * Double (other numbers), NULL, List (an array) or Map (an object, in key order). A repeated key keeps its last
+     * value, as Python's json does.
      */
     static Map<String, Object> topLevelMembers(String text) throws SyntaxError {
         JsonReader r = new JsonReader(text);
@@ -65,7 +65,7 @@ final class JsonReader {
         return pos < s.length() ? s.charAt(pos) : END;
     }
 
-    /** At '{'; members go to `out` unless it is null. */
+    /** At '{'; the members go to `out`. */
     private void object(Map<String, Object> out, int depth) throws SyntaxError {
         pos++;
         if (next() == '}') {
@@ -77,21 +77,20 @@ final class JsonReader {
             String key = string();
             if (next() != ':') throw error("expected ':'");
             pos++;
-            Object value = value(depth);
-            if (out != null) out.put(key, value);
+            out.put(key, value(depth));
             if (!separator('}')) return;
         }
     }
 
-    /** At '['. */
-    private void array(int depth) throws SyntaxError {
+    /** At '['; the elements go to `out`. */
+    private void array(List<Object> out, int depth) throws SyntaxError {
         pos++;
         if (next() == ']') {
             pos++;
             return;
         }
         do {
-            value(depth);
+            out.add(value(depth));
         } while (separator(']'));
     }
 
@@ -107,12 +106,16 @@ final class JsonReader {
         int c = next();
         if ((c == '{' || c == '[') && depth >= MAX_DEPTH) throw error("nested deeper than " + MAX_DEPTH);
         switch (c) {
-            case '{':
-                object(null, depth + 1);
-                return NESTED;
-            case '[':
-                array(depth + 1);
-                return NESTED;
+            case '{': {
+                Map<String, Object> members = new LinkedHashMap<>();
+                object(members, depth + 1);
+                return members;
+            }
+            case '[': {
+                List<Object> items = new ArrayList<>();
+                array(items, depth + 1);
+                return items;
+            }
             case '"':
                 return string();
             case 't':

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
@@ -20,14 +21,20 @@ import java.util.Map;
  * Uses only APIs of Android API level 23 (no streams, no String.codePoints()).
  */
 public final class Tokenizer {
-    /** Token ids ([CLS] ... [SEP]), code-point offsets per token ((0,0) for specials) and a truncation flag. */
+    /**
+     * Token ids ([CLS] query [SEP], then any context turns), their token types (0 for the query, 1 for the
+     * context), code-point offsets per token ((0,0) for specials and the context) and whether the query was
+     * truncated.
+     */
     public static final class Encoding {
         public final long[] ids;
+        public final long[] tokenTypeIds;
         public final int[][] offsets;
         public final boolean truncated;
 
-        Encoding(long[] ids, int[][] offsets, boolean truncated) {
+        Encoding(long[] ids, long[] tokenTypeIds, int[][] offsets, boolean truncated) {
             this.ids = ids;
+            this.tokenTypeIds = tokenTypeIds;
             this.offsets = offsets;
             this.truncated = truncated;
         }
@@ -38,12 +45,13 @@ public final class Tokenizer {
     private static final int MAX_WORD_CHARS = 100;
 
     private final Map<String, Long> vocab;
+    private final BitSet continuation = new BitSet();  // the lines that start with "##"
     private final long pad, cls, sep, unk;
     private final boolean lowerCase;
 
     public Tokenizer(InputStream vocabTxt, String name, boolean lowerCase) throws IOException {
         this.lowerCase = lowerCase;
-        vocab = readVocab(vocabTxt);
+        vocab = readVocab(vocabTxt, continuation);
         for (String t : new String[] {"[PAD]", "[CLS]", "[SEP]", "[UNK]"}) {
             if (!vocab.containsKey(t)) throw new IllegalArgumentException(name + ": vocab has no " + t + " token");
         }
@@ -54,18 +62,26 @@ public final class Tokenizer {
     }
 
     /** Token -> line index. A repeated token keeps its last line, as PaddleNLP's Vocab.load_vocabulary does;
-     * readLine ends lines at \n, \r or \r\n, as Python's universal newlines do. */
-    private static Map<String, Long> readVocab(InputStream in) throws IOException {
+     * readLine ends lines at \n, \r or \r\n, as Python's universal newlines do. Sets the continuation lines. */
+    private static Map<String, Long> readVocab(InputStream in, BitSet continuation) throws IOException {
         Map<String, Long> vocab = new HashMap<>();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            long id = 0;
-            for (String line; (line = r.readLine()) != null; ) vocab.put(line, id++);
+            int id = 0;
+            for (String line; (line = r.readLine()) != null; id++) {
+                vocab.put(line, (long) id);
+                if (line.startsWith("##")) continuation.set(id);
+            }
         }
         return vocab;
     }
 
     public long padId() {
         return pad;
+    }
+
+    /** The vocabulary line of `id` is a WordPiece continuation ("##..."): core.continuation_ids. */
+    public boolean isContinuation(long id) {
+        return id >= 0 && id < Integer.MAX_VALUE && continuation.get((int) id);
     }
 
     /** The code points of `s` (String.codePoints() needs API 24). */
@@ -206,6 +222,37 @@ public final class Tokenizer {
         offsets.add(new int[] {word.get(0)[1], word.get(word.size() - 1)[1] + 1});
     }
 
+    /**
+     * core.add_context: `enc` ([CLS] query [SEP]) followed by the last `turns` of `context` (earlier turns, oldest
+     * first), most recent first, each as its tokens and a [SEP], with token type 1 and offsets (0,0), in at most
+     * maxContextLength tokens in all (a turn that does not fit is cut, the older ones dropped). `enc` itself with
+     * turns 0 or maxContextLength below 2.
+     */
+    public Encoding withContext(Encoding enc, List<int[]> context, int turns, int maxContextLength) {
+        if (turns <= 0 || maxContextLength < 2) return enc;
+        List<Long> extra = new ArrayList<>();
+        int budget = maxContextLength;
+        for (int k = 0; k < Math.min(turns, context.size()) && budget >= 2; k++) {
+            // the turn's tokens as a query's at max length maxContextLength + 1, without [CLS] and [SEP], cut to
+            // budget - 1, then a [SEP]
+            Encoding turn = encode(context.get(context.size() - 1 - k), maxContextLength + 1);
+            int take = Math.min(turn.ids.length - 2, budget - 1);
+            for (int i = 1; i <= take; i++) extra.add(turn.ids[i]);
+            extra.add(sep);
+            budget -= take + 1;
+        }
+        int n = enc.ids.length, total = n + extra.size();
+        long[] ids = Arrays.copyOf(enc.ids, total);
+        long[] types = Arrays.copyOf(enc.tokenTypeIds, total);
+        int[][] offsets = Arrays.copyOf(enc.offsets, total);
+        for (int i = n; i < total; i++) {
+            ids[i] = extra.get(i - n);
+            types[i] = 1;
+            offsets[i] = new int[] {0, 0};
+        }
+        return new Encoding(ids, types, offsets, enc.truncated);
+    }
+
     /** [CLS] ids [SEP], truncated to maxLength. */
     private Encoding frame(List<Long> ids, List<int[]> offsets, int maxLength) {
         int keep = Math.max(0, maxLength - 2);
@@ -220,6 +267,6 @@ public final class Tokenizer {
         }
         outIds[n + 1] = sep;
         outOffsets[n + 1] = new int[] {0, 0};
-        return new Encoding(outIds, outOffsets, ids.size() > keep);
+        return new Encoding(outIds, new long[n + 2], outOffsets, ids.size() > keep);
     }
 }

@@ -33,15 +33,22 @@ final class LiteRuntime implements SluEngine.Runtime {
     }
 
     @Override
-    public SluEngine.Output[] run(long[] ids) {
-        Tensor input = predictor.getInput(0);
-        if (input == null) throw failure("has no input 0");
-        if (!input.resize(new long[] {1, ids.length})) throw failure("refused input shape [1, " + ids.length + "]");
-        int[] data = new int[ids.length];
-        for (int i = 0; i < ids.length; i++) data[i] = (int) ids[i];
-        if (!input.setData(data)) throw failure("refused the input ids");
+    public SluEngine.Output[] run(long[] ids, long[] tokenTypeIds) {
+        setInput(0, ids, "input ids");
+        if (tokenTypeIds != null) setInput(1, tokenTypeIds, "token type ids");  // a model with context
         if (!predictor.run()) throw failure("failed to run (see logcat)");
         return new SluEngine.Output[] {output(0), output(1)};
+    }
+
+    private void setInput(int i, long[] values, String what) {
+        Tensor input = predictor.getInput(i);
+        if (input == null) throw failure("has no input " + i + " (" + what + ")");
+        if (!input.resize(new long[] {1, values.length})) {
+            throw failure("refused input " + i + " shape [1, " + values.length + "]");
+        }
+        int[] data = new int[values.length];
+        for (int k = 0; k < values.length; k++) data[k] = (int) values[k];
+        if (!input.setData(data)) throw failure("refused the " + what);
     }
 
     private SluEngine.Output output(int i) {

@@ -6,6 +6,7 @@ import com.ernietiny.slu.SlotDecoder;
 import com.ernietiny.slu.SluEngine;
 
 import java.io.IOException;
+import java.util.List;
 
 /**
  * The compressed SLU model on Paddle Lite. Assets: model.nb (an arm .nb made by the Python deployment) and
@@ -40,5 +41,11 @@ public final class SluPredictor {
      * outputs that do not match the label files. */
     public SlotDecoder.Result predict(String query) {
         return engine.predict(query);
+    }
+
+    /** With the earlier turns of the dialogue, oldest first: a model exported with context (context_turns > 0
+     * in deploy_config.json) encodes them after the query; one without ignores them. */
+    public SlotDecoder.Result predict(String query, List<String> context) {
+        return engine.predict(query, context);
     }
 }

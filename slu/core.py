@@ -229,7 +229,7 @@ def attach_context(examples, turns):
         prev = examples[k - 1] if k else None
         if prev is None or prev["session"] != ex["session"] or ex.get("line", 0) != prev.get("line", 0) + 1:
             history = []
-        ex["context"] = history[len(history) - turns:] if turns > 0 else []
+        ex["context"] = history[-turns:] if turns > 0 else []
         history.append(ex["query"])
     return examples
 
@@ -277,6 +277,29 @@ def decode_slots(query, offsets, slot_ids, labels):
             cur = {"slot": slot_type, "_start": s, "_end": e}
             out.append(cur)
     return [{"slot": x["slot"], "entity": query[x["_start"]:x["_end"]], "pos": [x["_start"], x["_end"] - 1]} for x in out]
+
+
+def slot_values(examples):
+    """{slot type: its distinct values in `examples`, as the query spells them, sorted}."""
+    values = {}
+    for ex in examples:
+        for slot_type, start, end, *_ in ex["slots"]:
+            values.setdefault(slot_type, set()).add(ex["query"][start:end])
+    return {t: sorted(v) for t, v in values.items()}
+
+
+def substitute_slots(example, values, rng):
+    """A copy of `example` whose every slot value is replaced by a value of the same type drawn with `rng` from
+    `values` (slot_values of the training set); the query, the spans and the annotation follow."""
+    query, spans, pieces, cursor, shift = example["query"], [], [], 0, 0
+    for slot_type, start, end, *_ in sorted(example["slots"], key=lambda x: x[1]):
+        new = rng.choice(values[slot_type]) if values.get(slot_type) else query[start:end]
+        pieces += [query[cursor:start], new]
+        spans.append((slot_type, start + shift, start + shift + len(new), new))
+        shift += len(new) - (end - start)
+        cursor = end
+    pieces.append(query[cursor:])
+    return {**example, "query": "".join(pieces), "slots": spans}
 
 
 def intent_slot_types(examples, labels):

@@ -66,22 +66,36 @@ def shrink_width(ernie, width_mult):
 
 
 class JointLoss(nn.Layer):
-    """Intent cross entropy + slot cross entropy; slot label PAD (0) is ignored."""
+    """Intent cross entropy + slot cross entropy (optionally label-smoothed); slot label PAD (0) is ignored."""
 
-    def __init__(self, ignore_index=PAD_SLOT_ID):
+    def __init__(self, ignore_index=PAD_SLOT_ID, label_smoothing=0.0):
         super().__init__()
-        self.ignore_index = ignore_index
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, outputs, labels):
         intent_logits, slot_logits = outputs[0], outputs[1]
         intent_label, slot_label = labels[0], labels[1]
+        slot_logits = slot_logits.reshape([-1, slot_logits.shape[-1]])
+        if self.label_smoothing:
+            return (smoothed_cross_entropy(intent_logits, intent_label, self.label_smoothing) +
+                    smoothed_cross_entropy(slot_logits, slot_label, self.label_smoothing, self.ignore_index))
         intent_loss = F.cross_entropy(intent_logits, intent_label.reshape([-1, 1]).astype("int64"))
-        slot_loss = F.cross_entropy(
-            slot_logits.reshape([-1, slot_logits.shape[-1]]),
-            slot_label.reshape([-1, 1]).astype("int64"),
-            ignore_index=self.ignore_index,
-        )
+        slot_loss = F.cross_entropy(slot_logits, slot_label.reshape([-1, 1]).astype("int64"),
+                                    ignore_index=self.ignore_index)
         return intent_loss + slot_loss
+
+
+def smoothed_cross_entropy(logits, label, epsilon, ignore_index=None):
+    """Mean over the kept rows of (1 - epsilon) * NLL + epsilon * (mean NLL over every class). Written out because
+    paddle's label_smoothing turns labels soft, and soft labels make it drop ignore_index."""
+    label = label.reshape([-1]).astype("int64")
+    logp = F.log_softmax(logits, axis=-1)
+    keep = paddle.ones_like(label, dtype=logp.dtype) if ignore_index is None else (label != ignore_index).astype(
+        logp.dtype)
+    safe = paddle.where(label == (ignore_index if ignore_index is not None else -1), paddle.zeros_like(label), label)
+    nll = -paddle.take_along_axis(logp, safe.unsqueeze(-1), axis=-1).squeeze(-1)
+    per_row = (1 - epsilon) * nll - epsilon * logp.mean(-1)
+    return (per_row * keep).sum() / paddle.clip(keep.sum(), min=1.0)
 
 
 def to_static_input_spec(input_dtype, context=False):

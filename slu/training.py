@@ -31,6 +31,7 @@ class ModelArguments:
                           "or a local directory written by init_offline_model.py or by run_train.py."},
     )
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the intent and slot heads."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the intent and slot losses."})
 
 
 @dataclass
@@ -55,6 +56,9 @@ class DataArguments:
                 "when --model_name_or_path is one) is upstream's single-utterance model."})
     max_context_length: Optional[int] = field(default=None, metadata={
         "help": "Tokens given to the context turns, their [SEP]s included (default 16 per turn)."})
+    slot_substitution: float = field(default=0.0, metadata={
+        "help": "Probability that a training query with slots is seen, each time it is drawn, with every slot value "
+                "replaced by another value of the same type from the training set (0: off)."})
     slot_decoding: str = field(default="argmax", metadata={
         "help": "Slot decoding written to deploy_config.json: argmax (upstream) or constrained (slot types seen "
                 "with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder)."})
@@ -78,6 +82,10 @@ def check_args(model_args, data_args, args):
     if data_args.slot_decoding not in core.SlotDecoder.MODES:
         errors.append(f"--slot_decoding must be one of {', '.join(core.SlotDecoder.MODES)}, "
                       f"not {data_args.slot_decoding!r}")
+    if not 0.0 <= data_args.slot_substitution <= 1.0:
+        errors.append(f"--slot_substitution is a probability, not {data_args.slot_substitution}")
+    if not 0.0 <= model_args.label_smoothing < 1.0:
+        errors.append(f"--label_smoothing must be in [0, 1), not {model_args.label_smoothing}")
     if data_args.ignore_index != PAD_SLOT_ID:
         errors.append(f"--ignore_index must be {PAD_SLOT_ID} (the PAD slot label, which the metric skips), "
                       f"not {data_args.ignore_index}")
@@ -146,6 +154,7 @@ class Setup:
                                       f"{CHECKPOINT_DONE}; the run stopped while writing it)")
             if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
+        self.label_smoothing = model_args.label_smoothing
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
 
     @staticmethod
@@ -201,6 +210,27 @@ def encode_examples(examples, tokenizer, labels, max_seq_length, context_turns=0
             item["token_type_ids"] = t
         out.append(item)
     return out
+
+
+class SubstitutingDataset(paddle.io.Dataset):
+    """Training examples encoded as they are drawn; a query with slots is, with probability `prob`, given other
+    values of its slot types from the training set (core.substitute_slots). Seeded: the same run draws the same
+    substitutions."""
+
+    def __init__(self, examples, encode, prob, seed):
+        self.examples, self.encode, self.prob = examples, encode, prob
+        self.values = core.slot_values(examples)
+        self.rng = np.random.RandomState(seed)
+        self.lengths = [len(x["input_ids"]) for x in encode(examples)]  # for length grouping: the originals'
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, index):
+        ex = self.examples[index]
+        if ex["slots"] and self.rng.random_sample() < self.prob:
+            ex = core.substitute_slots(ex, self.values, self.rng)
+        return self.encode([ex])[0]
 
 
 class Collator:
@@ -299,7 +329,8 @@ class JointTrainer(Trainer):
             super()._rotate_checkpoints(*args, **kwargs)
 
     def _get_train_sampler(self):
-        return LengthGroupedBatchSampler([len(x["input_ids"]) for x in self.train_dataset],
+        lengths = getattr(self.train_dataset, "lengths", None) or [len(x["input_ids"]) for x in self.train_dataset]
+        return LengthGroupedBatchSampler(lengths,
                                          self.args.per_device_train_batch_size,
                                          num_replicas=max(1, self.args.dataset_world_size),
                                          rank=max(0, self.args.dataset_rank),
@@ -312,9 +343,12 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
         args.label_names = ["intent_label", "slot_label"]
     encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length,  # noqa: E731
                                         data_args.context_turns, data_args.max_context_length)
-    return JointTrainer(model=setup.model, criterion=JointLoss(data_args.ignore_index), args=args,
-                        data_collator=Collator(setup.tokenizer.pad_token_id),
-                        train_dataset=encode(setup.train_ex) if train else None,
+    train_set = None
+    if train:
+        train_set = (SubstitutingDataset(setup.train_ex, encode, data_args.slot_substitution, args.seed)
+                     if data_args.slot_substitution > 0 else encode(setup.train_ex))
+    return JointTrainer(model=setup.model, criterion=JointLoss(data_args.ignore_index, setup.label_smoothing),
+                        args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
                         eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
                         tokenizer=setup.tokenizer, **kwargs)
 

@@ -38,6 +38,7 @@ def test_context_is_the_earlier_turns_of_the_same_session(tmp_path, labels):
     assert [e["context"] for e in core.attach_context(ex, 1)] == [[], ["导航"], ["古田"], [], []]
     assert [e["context"] for e in core.attach_context(ex, 2)] == [[], ["导航"], ["导航", "古田"], [], []]
     assert [e["context"] for e in core.attach_context(ex, 0)] == [[]] * 5
+    assert [e["context"] for e in core.attach_context(ex, 3)][2] == ["导航", "古田"]  # fewer turns than asked: all
 
 
 def test_read_queries_gives_a_corpus_file_its_sessions_and_plain_lines_none(tmp_path):

@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import deploy_golden
 from conftest import ROOT
 from helpers import TOKENIZER_EDGE_CASES
 
@@ -95,7 +96,7 @@ def test_golden_ids_and_decoded_slots_on_every_dev_query(java, trained_pico, cor
         il, sl = run(np.array(ids, dtype="int32"))
         assert il.shape == (1, len(labels.intents)) and sl.shape == (1, len(ids[0]), len(labels.slots))
         expected.append({"query": q, "ids": ids[0], "truncated": truncated[0],
-                         **core.postprocess([q], offsets, il, sl, labels)[0]})
+                         **core.postprocess([q], ids, offsets, il, sl, labels)[0]})
         cases.append(case_line(q, il, sl))
     (tmp_path / "cases.tsv").write_text("\n".join(cases) + "\n", encoding="utf-8")
     rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
@@ -233,6 +234,8 @@ MANIFEST = (
     '}\n')
 FIELDS = ("format", "max_seq_length", "max_position_embeddings", "input_dtype", "vocab_file", "do_lower_case",
           "pad_token_id", "intent_label_file", "slot_label_file", "num_intents", "num_slot_labels")
+# added after the first release, with what an older manifest (MANIFEST) means
+OPTIONAL_FIELDS = {"context_turns": 0, "max_context_length": 0, "slot_decoding": "argmax", "intent_slot_types": {}}
 
 
 def write_manifest(path, text=None, **changes):
@@ -266,6 +269,24 @@ def test_deploy_config_reader_equals_json_load(java, tmp_path):
     row = json.loads(p.stdout)
     assert {k: row[k] for k in FIELDS} == {k: expected[k] for k in FIELDS}
     assert row["max_length"] == expected["max_seq_length"] == 16
+    assert {k: row[k] for k in OPTIONAL_FIELDS} == OPTIONAL_FIELDS
+
+
+def test_deploy_config_reads_context_and_slot_decoding(java, tmp_path):
+    """context_turns, max_context_length, slot_decoding and intent_slot_types (nested: an object of arrays, a
+    repeated key keeping its last value, escapes) as json.load reads them."""
+    table = ('{"OTHERS": [], "music.play": ["song", "singer"], "OTHERS": ["\\u6b4c"], '
+             '"navigation.navigation": ["destination", "origin"]}')
+    text = MANIFEST.replace('"empty": {}', '"context_turns": 2, "max_context_length": 12, '
+                            f'"slot_decoding": "constrained", "intent_slot_types": {table}, "empty": {{}}')
+    path = write_manifest(tmp_path / "deploy_config.json", text)
+    expected = json.loads(text)
+    assert expected["intent_slot_types"]["OTHERS"] == ["歌"]  # the test's own premise
+    p = java_config(java, path)
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)
+    assert {k: row[k] for k in OPTIONAL_FIELDS} == {k: expected[k] for k in OPTIONAL_FIELDS}
+    assert list(row["intent_slot_types"]) == list(expected["intent_slot_types"])
 
 
 @pytest.mark.parametrize("text", [
@@ -318,6 +339,15 @@ def test_deploy_config_must_be_utf8(java, tmp_path):
     ({"do_lower_case": 1}, "do_lower_case must be true or false, not 1"),
     ({"vocab_file": "../vocab.txt"}, 'vocab_file must be a file name in the model directory, not "../vocab.txt"'),
     ({"slot_label_file": ""}, 'slot_label_file must be a file name in the model directory, not ""'),
+    ({"context_turns": -1}, "context_turns must be an integer >= 0, not -1"),
+    ({"context_turns": 1, "max_context_length": "8"}, 'max_context_length must be an integer >= 0, not "8"'),
+    ({"context_turns": 1, "max_context_length": 1}, "context_turns 1 needs max_context_length >= 2"),
+    ({"context_turns": 1, "max_context_length": 17},
+     "max_seq_length 16 + max_context_length 17 exceed max_position_embeddings 32"),
+    ({"slot_decoding": "viterbi"}, 'slot_decoding must be argmax or constrained, not "viterbi"'),
+    ({"intent_slot_types": ["song"]}, "intent_slot_types must map intents to lists of slot types"),
+    ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
+    ({"intent_slot_types": {"OTHERS": [1]}}, "intent_slot_types must map intents to lists of slot types"),
 ])
 def test_deploy_config_invalid_fields_are_refused(java, tmp_path, changes, message):
     path = write_manifest(tmp_path / "deploy_config.json", **changes)
@@ -332,6 +362,10 @@ def test_requested_max_length_is_checked_against_the_position_embeddings(java, t
     line = one_line_error(java_config(java, path, 33), path)
     assert "max length 33 exceeds max_position_embeddings 32" in line
     assert "max length 2 is below 3" in one_line_error(java_config(java, path, 2), path)
+    path = write_manifest(tmp_path / "deploy_config.json", context_turns=1, max_context_length=8)
+    assert json.loads(java_config(java, path, 24).stdout)["max_length"] == 24  # 24 + 8 positions
+    line = one_line_error(java_config(java, path, 25), path)
+    assert "max length 25 + max_context_length 8 exceed max_position_embeddings 32" in line and "at most 24" in line
 
 
 def test_model_dir_golden_mode_takes_files_and_settings_from_the_manifest(java, tmp_path):
@@ -484,3 +518,87 @@ def test_gradle_fetches_the_static_libcxx_archive_pinned_by_sha256():
     assert re.fullmatch(r"|[0-9a-f]{64}", props["paddleLiteSha256"])  # empty until checked on a first fetch
     gradle = open(os.path.join(ANDROID, "predictor", "build.gradle")).read()
     assert "paddleLiteSha256" in gradle and "SHA-256" in gradle and "libc++_shared.so" in gradle
+
+
+# ---- dialogue context and constrained slot decoding -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def python_tokenizer(pico_dir):
+    from slu.predictor import PythonTokenizer
+
+    return PythonTokenizer.from_dir(str(pico_dir))
+
+
+@pytest.mark.parametrize("max_seq_length, turns, max_context_length", deploy_golden.CONTEXT_SETTINGS)
+def test_context_encoding_equals_add_context(java, pico_dir, labels, python_tokenizer, tmp_path, max_seq_length,
+                                             turns, max_context_length):
+    """SluEngine.encode of queries with their earlier turns (none, 1, 2, 3; cut to the budget; an empty one; every
+    tokenizer edge case), the settings from deploy_config.json: ids, token types, offsets and truncation equal
+    core.add_context's over PaddleNLP's tokenizer."""
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, max_seq_length, turns,
+                                      max_context_length)
+    rows = java_rows(java, "--encode", d, deploy_golden.context_case_file(tmp_path / "cases.tsv"))
+    expected = deploy_golden.expected_encodings(python_tokenizer, max_seq_length, turns, max_context_length)
+    assert len(rows) == len(expected) == len(deploy_golden.CONTEXT_CASES)
+    for row, exp, case in zip(rows, expected, deploy_golden.CONTEXT_CASES):
+        assert row == exp, case
+    if turns:  # the test's own premise: contexts in the input, filling the budget where it is small
+        assert any(0 < r["token_type_ids"].count(1) < max_context_length for r in rows)
+        assert max_context_length > 30 or any(r["token_type_ids"].count(1) == max_context_length for r in rows)
+
+
+@pytest.mark.parametrize("mode", ["constrained", "argmax"])
+def test_slot_decoding_equals_slot_decoder(java, pico_dir, labels, tmp_path, mode):
+    """SlotDecoder as deploy_config.json sets it (slot_decoding, intent_slot_types): the slot label ids of seeded
+    random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table
+    lacks, ties, special tokens inside) equal core.SlotDecoder's."""
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
+                                      intent_slot_types=deploy_golden.SLOT_TABLE)
+    vocab = deploy_golden.vocab_lines(d)
+    cases = deploy_golden.decode_cases(labels, vocab)
+    rows = java_rows(java, "--decode", d, deploy_golden.decode_case_file(tmp_path / "cases.tsv", cases))
+    expected = deploy_golden.expected_slot_ids(labels, vocab, mode, deploy_golden.SLOT_TABLE, cases)
+    assert len(rows) == len(expected) == len(cases)
+    for k, (row, exp) in enumerate(zip(rows, expected)):
+        assert row == exp, k
+
+
+@pytest.mark.parametrize("mode", ["constrained", "argmax"])
+def test_engine_with_context_and_constrained_decoding(java, pico_dir, labels, python_tokenizer, tmp_path, mode):
+    """SluEngine.load of a directory whose manifest has context (2 turns in 12 tokens) and the decoding `mode`:
+    predict(query, context) hands the runtime the ids and token types of core.add_context, and gives the intent,
+    confidence and slots of core.postprocess with core.SlotDecoder on the runtime's outputs (seeded random logits:
+    slots of every kind)."""
+    from slu import core
+
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, 16, 2, 12, mode,
+                                      deploy_golden.SLOT_TABLE)
+    cases = [(q, turns) for q, turns in deploy_golden.CONTEXT_CASES if "" not in turns]  # predict refuses ""
+    encoded = deploy_golden.expected_encodings(python_tokenizer, 16, 2, 12, cases)
+    decoder = core.SlotDecoder(labels, mode, deploy_golden.SLOT_TABLE,
+                               core.continuation_ids(deploy_golden.vocab_lines(d)))
+    rng = np.random.default_rng(1)
+    lines, expected = [], []
+    for (q, turns), enc in zip(cases, encoded):
+        il = rng.normal(0, 2, (1, len(labels.intents))).astype("float32")
+        sl = rng.normal(0, 2, (1, len(enc["ids"]), len(labels.slots))).astype("float32")
+        lines.append("\t".join([case_line(q, il, sl), *turns]))
+        ref = core.postprocess([q], [enc["ids"]], [enc["offsets"]], il, sl, labels, decoder)[0]
+        expected.append({"query": q, "ids": enc["ids"], "token_type_ids": enc["token_type_ids"],
+                         "truncated": enc["truncated"], **ref})
+    (tmp_path / "cases.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = java_rows(java, "--model-dir", d, tmp_path / "cases.tsv")
+    assert len(rows) == len(expected)
+    for row, exp in zip(rows, expected):
+        assert row["confidence"] == pytest.approx(exp.pop("confidence"), abs=1e-6)
+        del row["confidence"]
+        assert row == exp, exp["query"]
+    assert any(r["slot"] for r in rows)  # the test's own premise
+
+
+def test_engine_refuses_a_slot_table_the_labels_cannot_hold(java, pico_dir, labels, tmp_path):
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding="constrained",
+                                      intent_slot_types={"OTHERS": ["nosuch"]})
+    (tmp_path / "cases.tsv").write_text("你好\n", encoding="utf-8")
+    path = d / "deploy_config.json"
+    line = one_line_error(run_java(java, "--model-dir", d, tmp_path / "cases.tsv"), path)
+    assert line == f'{path}: intent_slot_types: intent "OTHERS" allows slot type "nosuch", which the slot labels lack'

@@ -6,9 +6,11 @@ import shutil
 import subprocess
 import unicodedata
 
+import numpy as np
 import pytest
 
-from conftest import ROOT, run_py
+import deploy_golden
+from conftest import ROOT, run_py, run_script
 from helpers import TOKENIZER_EDGE_CASES
 
 CPP = os.path.join(ROOT, "deploy", "cpp")
@@ -338,7 +340,8 @@ def test_unicode_tables_refuse_another_unicode_version(tmp_path):
     assert "has Unicode 99.0.0, but the tokenizer tables must come from Unicode 13.0.0" in p.stderr
 
 
-def test_runs_clean_under_address_sanitizer(tmp_path_factory, demo, onnx_model, corpus_subset):
+def test_runs_clean_under_address_sanitizer(tmp_path_factory, demo, onnx_model, corpus_subset, context_model, pico_dir,
+                                            labels):
     exe = build(tmp_path_factory, asan=True)
     q = tmp_path_factory.mktemp("asan") / "q.txt"
     q.write_bytes(open(corpus_subset / "dev.txt", "rb").read() + b"\n\xff\n" + "\n".join(EDGE_CASES).encode() + b"\n")
@@ -357,3 +360,220 @@ def test_runs_clean_under_address_sanitizer(tmp_path_factory, demo, onnx_model, 
     bad = model_copy(onnx_model, q.parent / "bad", (onnx_model / MANIFEST).read_text(encoding="utf-8")[:99])
     p = run_demo(exe, "--model_dir", bad, "--text", "你好", env=env)
     assert p.returncode == 1 and clean(p) and "not valid JSON" in p.stderr, p.stderr[-4000:]
+    # dialogue context (two inputs, turns cut to the budget) and constrained decoding; the golden driver's cases
+    p = run_demo(exe, "--model_dir", context_model, "--input_file", q, "--batch_size", "4", "--dump_ids", "--text",
+                 "你好", "--context", "导航到古田", "--context", "来一首周华健的花心" * 3, env=env)
+    assert p.returncode == 0 and clean(p) and len(json_rows(p.stdout)) == n + 1, p.stderr[-4000:]
+    d = deploy_golden.write_model_dir(q.parent / "m", pico_dir / "vocab.txt", labels, 16, 2, 12, "constrained",
+                                      deploy_golden.SLOT_TABLE)
+    cases = deploy_golden.decode_case_file(q.parent / "decode.tsv",
+                                           deploy_golden.decode_cases(labels, deploy_golden.vocab_lines(d)))
+    for mode, f in (("encode", deploy_golden.context_case_file(q.parent / "encode.tsv")), ("decode", cases)):
+        p = run_demo(golden_of(exe), mode, d, f, env=env)
+        assert p.returncode == 0 and clean(p) and p.stdout == run_demo(golden_of(demo), mode, d, f).stdout, \
+            p.stderr[-4000:]
+
+
+# ---- dialogue context and constrained slot decoding -------------------------------------------------------------
+def golden_of(demo_exe):
+    return os.path.join(os.path.dirname(demo_exe), "slu_golden")
+
+
+def golden_rows(demo_exe, mode, model_dir, cases):
+    p = run_demo(golden_of(demo_exe), mode, model_dir, cases)
+    assert p.returncode == 0, p.stderr
+    return json_rows(p.stdout)
+
+
+@pytest.fixture(scope="module")
+def python_tokenizer(pico_dir):
+    from slu.predictor import PythonTokenizer
+
+    return PythonTokenizer.from_dir(str(pico_dir))
+
+
+@pytest.mark.parametrize("max_seq_length, turns, max_context_length", deploy_golden.CONTEXT_SETTINGS)
+def test_context_encoding_equals_add_context(demo, pico_dir, labels, python_tokenizer, tmp_path, max_seq_length,
+                                             turns, max_context_length):
+    """Ids, token types, offsets and truncation of queries with their earlier turns (none, 1, 2, 3; cut to the
+    budget; an empty one; every tokenizer edge case) equal core.add_context's over PaddleNLP's tokenizer, with the
+    settings read from deploy_config.json."""
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, max_seq_length, turns,
+                                      max_context_length)
+    rows = golden_rows(demo, "encode", d, deploy_golden.context_case_file(tmp_path / "cases.tsv"))
+    expected = deploy_golden.expected_encodings(python_tokenizer, max_seq_length, turns, max_context_length)
+    assert len(rows) == len(expected) == len(deploy_golden.CONTEXT_CASES)
+    for row, exp, case in zip(rows, expected, deploy_golden.CONTEXT_CASES):
+        assert row == exp, case
+    if turns:  # the test's own premise: contexts in the input, filling the budget where it is small
+        assert any(0 < r["token_type_ids"].count(1) < max_context_length for r in rows)
+        assert max_context_length > 30 or any(r["token_type_ids"].count(1) == max_context_length for r in rows)
+
+
+@pytest.mark.parametrize("mode", ["constrained", "argmax"])
+def test_slot_decoding_equals_slot_decoder(demo, pico_dir, labels, tmp_path, mode):
+    """slot_decoding and intent_slot_types from deploy_config.json: the slot label ids of seeded random logits
+    (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table lacks, ties,
+    special tokens inside) equal core.SlotDecoder's."""
+    d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
+                                      intent_slot_types=deploy_golden.SLOT_TABLE)
+    vocab = deploy_golden.vocab_lines(d)
+    cases = deploy_golden.decode_cases(labels, vocab)
+    rows = golden_rows(demo, "decode", d, deploy_golden.decode_case_file(tmp_path / "cases.tsv", cases))
+    expected = deploy_golden.expected_slot_ids(labels, vocab, mode, deploy_golden.SLOT_TABLE, cases)
+    assert len(rows) == len(expected) == len(cases)
+    for k, (row, exp) in enumerate(zip(rows, expected)):
+        assert row == exp, k
+    if mode == "constrained":  # the test's own premise: continuations, I- labels and every slot-less answer
+        assert any(labels.slots[x].startswith("I-") for r in rows for x in r)
+
+
+CONTEXT_TURNS, MAX_CONTEXT_LENGTH = 2, 12
+
+
+@pytest.fixture(scope="module")
+def context_model(tmp_path_factory, pico_dir, corpus_subset):
+    """A model with dialogue context (2 turns in 12 tokens, token_type_ids its second input) and constrained slot
+    decoding, trained for 3 steps by scripts/train.sh, exported and converted to ONNX."""
+    out = tmp_path_factory.mktemp("context_model")
+    run_script("scripts/train.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
+                                        DEV=corpus_subset / "dev.txt", LR="1e-3"),
+               "--max_steps", "3", "--save_steps", "3", "--eval_steps", "3", "--per_device_train_batch_size", "32",
+               "--load_best_model_at_end", "False", "--context_turns", CONTEXT_TURNS, "--max_context_length",
+               MAX_CONTEXT_LENGTH, "--slot_decoding", "constrained")
+    m = json.load(open(out / MANIFEST))
+    assert [x["name"] for x in m["inputs"]] == ["input_ids", "token_type_ids"]
+    assert (m["context_turns"], m["max_context_length"], m["slot_decoding"]) == (2, 12, "constrained")
+    run_py(["deploy/cpp/convert_to_onnx.py", "--model_dir", str(out)])
+    return out
+
+
+def manifest_variant(src, dst, **changes):
+    """A copy of the exported directory `src` (without checkpoints) with deploy_config.json fields changed."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    m = json.load(open(dst / MANIFEST))
+    m.update(changes)
+    (dst / MANIFEST).write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
+    return dst
+
+
+CONTEXTS = [[], ["导航到古田"], ["你好", "来一首周华健的花心" * 3, "打电话给妈妈"]]
+
+
+@pytest.mark.parametrize("variant", ["as exported", "argmax", "constrained, every type"])
+def test_context_model_end_to_end_equals_python_predictor(demo, context_model, corpus_subset, tmp_path, variant):
+    """infer_demo on the ONNX model with two inputs, in batches of 8, every dev query a --text with the --context
+    turns (none, one, three of which the last two count, one cut to the budget): ids, token types, intents,
+    confidences, slot label ids and slots equal Python's Predictor on onnx_runtime with the same context, for the
+    exported constrained decoding, argmax, and constrained decoding with no intent table."""
+    from slu import core
+    from slu.predictor import Predictor
+
+    changes = {"as exported": {}, "argmax": {"slot_decoding": "argmax"},
+               "constrained, every type": {"intent_slot_types": {}}}[variant]
+    d = manifest_variant(context_model, tmp_path / "m", **changes)
+    predictor = Predictor.from_dir(str(d), backend="onnx_runtime")
+    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
+    for context in CONTEXTS:
+        contexts = [context] * len(queries)
+        args = [a for q in queries for a in ("--text", q)] + [a for turn in context for a in ("--context", turn)]
+        ids, offsets, _, intent_logits, slot_logits = predictor.forward(queries, contexts)
+        types = predictor.encode(queries, contexts)[1]
+        preds = predictor.predict(queries, contexts=contexts)
+        p = run_demo(demo, "--model_dir", d, "--dump_ids", "--batch_size", 8, *args)
+        assert p.returncode == 0, p.stderr
+        rows = json_rows(p.stdout)
+        assert len(rows) == len(queries) == 150
+        near_ties = 0
+        for k, (row, ref) in enumerate(zip(rows, preds)):
+            intent = int(intent_logits[k].argmax())
+            assert (row["ids"], row["token_type_ids"]) == (ids[k], types[k]), queries[k]
+            assert (row["intent"], row["confidence"]) == (ref["intent"], pytest.approx(ref["confidence"], abs=1e-4))
+            # a 3-step model has a few slot logits within 1e-4 of each other, which two ONNX Runtime releases may
+            # order differently: such a query's slots are not compared
+            top2 = np.sort(slot_logits[k][:len(ids[k])], -1)[:, -2:]
+            if (top2[:, 1] - top2[:, 0]).min() < 1e-4:
+                near_ties += 1
+                continue
+            assert row["slot_ids"] == predictor.decoder.slot_ids(intent, ids[k], offsets[k], slot_logits[k])
+            assert row["slot"] == ref["slot"], queries[k]
+        assert near_ties <= 5
+        if context:  # the test's own premise: the context is in the input
+            assert all(1 in r["token_type_ids"] for r in rows)
+    if variant != "as exported":  # ... and the decoding gives slots to compare
+        assert any(r["slot"] for r in rows)
+
+
+SESSIONS = [("s1", "导航到古田"), ("s1", "换一条路线"), ("s1", "不去了"), ("s2", "来一首周华健的花心"), ("s2", "下一首"), None,
+            ("s2", "暂停"), "播放音乐", ("s2", "继续播放"), ("s3", "打电话给妈妈"), ("s3", "取消")]
+
+
+def test_corpus_sessions_give_the_context(demo, context_model, tmp_path):
+    """In a corpus-format input file, a query's context is the queries before it in its session, up to a blank or
+    non-corpus line, as core.read_queries(with_context=True) gives it to the Python demo and run_eval.py; --text
+    queries take the --context turns. Ids, token types, intents and confidences equal the Python predictor's."""
+    from slu import core
+    from slu.predictor import Predictor
+
+    f = tmp_path / "sessions.txt"
+    lines = ["" if x is None else x if isinstance(x, str) else f"{x[0]}\t{x[1]}\tOTHERS\t{x[1]}" for x in SESSIONS]
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = core.read_queries(str(f), with_context=True)
+    queries, contexts = ["好的"] + [q for _, q, _ in read], [["导航到古田"]] + [c for _, _, c in read]
+    assert contexts[1:] == [[], ["导航到古田"], ["导航到古田", "换一条路线"], [], ["来一首周华健的花心"], [], [], [],
+                            [], ["打电话给妈妈"]]  # the test's own premise
+    predictor = Predictor.from_dir(str(context_model), backend="onnx_runtime")
+    ids, types, _, _ = predictor.encode(queries, contexts)
+    preds = predictor.predict(queries, contexts=contexts)
+    p = run_demo(demo, "--model_dir", context_model, "--text", "好的", "--context", "导航到古田", "--input_file", f,
+                 "--dump_ids", "--batch_size", 4)
+    assert p.returncode == 0, p.stderr
+    rows = json_rows(p.stdout)
+    assert [(r["query"], r["ids"], r["token_type_ids"], r["intent"]) for r in rows] == \
+        [(q, i, t, r["intent"]) for q, i, t, r in zip(queries, ids, types, preds)]
+    assert [r["confidence"] for r in rows] == pytest.approx([r["confidence"] for r in preds], abs=1e-4)
+    p = run_demo(bench_of(demo), "--model_dir", context_model, "--input_file", f, "--text", "好的", "--context", "你好",
+                 "--repeat", 2, "--batch_size", 4)
+    assert p.returncode == 0 and "11 queries x 1 timed passes" in p.stdout, p.stderr
+
+
+def test_context_flags_and_refusals(demo, context_model, onnx_model, tmp_path):
+    """--context needs text (one-line errors); a model without context ignores it with a warning; a manifest
+    whose context settings do not fit the model or the position embeddings is refused."""
+    assert "--context 1: empty turn" in one_line_error(run_demo(demo, "--model_dir", context_model, "--text", "你好",
+                                                                "--context", " "))
+    p = run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--context", "导航", "--dump_ids")
+    assert p.returncode == 0 and "the model has no dialogue context" in p.stderr
+    assert p.stdout == run_demo(demo, "--model_dir", onnx_model, "--text", "你好", "--dump_ids").stdout
+    assert "token_type_ids" not in p.stdout
+    m = json.load(open(context_model / MANIFEST))
+    cases = [({"context_turns": 0, "max_context_length": 0}, "model.onnx has 2 inputs, but"),
+             ({"max_context_length": 1}, "context_turns 2 needs max_context_length >= 2"),
+             ({"max_context_length": m["max_position_embeddings"]}, "max_seq_length + max_context_length exceed"),
+             ({"slot_decoding": "viterbi"}, 'slot_decoding must be one of argmax, constrained, not "viterbi"'),
+             ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
+             ({"intent_slot_types": {"OTHERS": ["nosuch"]}},
+              'intent_slot_types: intent "OTHERS" allows slot type "nosuch", which the slot labels lack'),
+             ({"context_turns": -1}, "context_turns must be a non-negative integer")]
+    for k, (changes, want) in enumerate(cases):
+        d = model_copy(context_model, tmp_path / f"m{k}", json.dumps({**m, **changes}))
+        assert want in one_line_error(run_demo(demo, "--model_dir", d, "--text", "你好")), changes
+    single = json.load(open(onnx_model / MANIFEST))
+    single.update(context_turns=1, max_context_length=4, max_seq_length=single["max_seq_length"] - 4)
+    d = model_copy(onnx_model, tmp_path / "one_input", json.dumps(single))
+    assert "model.onnx has 1 input, but" in one_line_error(run_demo(demo, "--model_dir", d, "--text", "你好"))
+    limit = m["max_position_embeddings"] - m["max_context_length"]
+    err = one_line_error(run_demo(demo, "--model_dir", context_model, "--max_length", limit + 1, "--text", "你好"))
+    assert f"max length {limit + 1} + max_context_length {m['max_context_length']} is larger than" in err
+    assert run_demo(demo, "--model_dir", context_model, "--max_length", limit, "--text", "你好").returncode == 0
+
+
+def test_older_manifest_means_no_context_and_argmax(demo, onnx_model, tmp_path):
+    """A manifest without the context and decoding fields (an export before them) runs as before."""
+    m = json.load(open(onnx_model / MANIFEST))
+    old = {k: v for k, v in m.items()
+           if k not in ("context_turns", "max_context_length", "intent_slot_types", "slot_decoding")}
+    d = model_copy(onnx_model, tmp_path / "old", json.dumps(old))
+    p = run_demo(demo, "--model_dir", d, "--text", "来一首周华健的花心", "--dump_ids")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == run_demo(demo, "--model_dir", onnx_model, "--text", "来一首周华健的花心", "--dump_ids").stdout

@@ -126,7 +126,6 @@ std::string StatsJson(const Stats& s, const Args& a) {
 
 int Run(const Args& a) {
   slu::Predictor predictor(cli::ResolveOptions(a.common));
-  slu::Context context = cli::ReadContext(a.common);
   cli::WarnUnusedContext(predictor, a.common);
   auto queries = cli::ReadQueries(a.common);
   if (queries.empty()) throw std::runtime_error("no queries to time (--text, --input_file)");
@@ -135,7 +134,7 @@ int Run(const Args& a) {
     stats_file.open(a.stats_json);
     if (!stats_file) throw std::runtime_error("cannot write " + a.stats_json);
   }
-  Stats s = Measure(&predictor, cli::MakeBatches(queries, context, a.common.batch_size), queries.size(), a.repeat);
+  Stats s = Measure(&predictor, cli::MakeBatches(queries, a.common.batch_size), queries.size(), a.repeat);
   std::string json = StatsJson(s, a);
   std::printf("%zu queries x %zu timed passes, batch %d, %d thread(s): per call p50 %.4f ms, p90 %.4f ms "
               "(tokenizer %.4f ms, Session::Run %.4f ms)\n", s.queries, s.timed_passes, a.common.batch_size,

@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <stdexcept>
 
 namespace cli {
@@ -70,47 +69,25 @@ bool Blank(const std::string& s) { return s.find_first_not_of(" \t") == std::str
 
 // The query with its code points; false (and a warning) when it is not valid UTF-8.
 bool Decode(const std::string& where, const std::string& text, Query* q) {
-  *q = Query{where, text, {}};
+  *q = Query{where, text, {}, {}};
   size_t bad;
   if (slu::DecodeUtf8(text, &q->cps, &bad)) return true;
   std::cerr << "warning: " << where << ": not valid UTF-8 (byte " << bad << "), skipped\n";
   return false;
 }
 
-// The query of an input line: the second column of a corpus line (4 tab-separated columns), else the line.
-std::string QueryOfLine(const std::string& line) {
+// A line's tab-separated columns, as Python's split("\t") gives them (empty ones kept).
+std::vector<std::string> Columns(const std::string& line) {
   std::vector<std::string> cols;
-  std::stringstream ss(line);
-  for (std::string c; std::getline(ss, c, '\t');) cols.push_back(c);
-  return cols.size() == 4 ? cols[1] : line;
+  for (size_t start = 0;;) {
+    size_t tab = line.find('\t', start);
+    cols.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    if (tab == std::string::npos) return cols;
+    start = tab + 1;
+  }
 }
 
-}  // namespace
-
-std::vector<Query> ReadQueries(const CommonArgs& a) {
-  std::vector<Query> qs;
-  Query q;
-  for (size_t k = 0; k < a.texts.size(); ++k) {
-    if (!Decode("--text " + std::to_string(k + 1), a.texts[k], &q)) continue;
-    if (Blank(q.text)) std::cerr << "warning: " << q.where << ": empty query, skipped\n";
-    else qs.push_back(q);
-  }
-  if (a.input_file.empty()) return qs;
-  std::ifstream f(a.input_file, std::ios::binary);
-  if (!f) throw std::runtime_error("input file not found: " + a.input_file);
-  std::string line;
-  for (int n = 1; std::getline(f, line); ++n) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    std::string where = a.input_file + ":" + std::to_string(n);
-    if (Blank(line)) {
-      std::cerr << "warning: " << where << ": empty line, skipped\n";
-      continue;
-    }
-    if (Decode(where, QueryOfLine(line), &q)) qs.push_back(q);
-  }
-  return qs;
-}
-
+// The --context turns, decoded; a turn that is blank or not valid UTF-8 is an error.
 slu::Context ReadContext(const CommonArgs& a) {
   slu::Context context;
   for (size_t k = 0; k < a.contexts.size(); ++k) {
@@ -125,19 +102,59 @@ slu::Context ReadContext(const CommonArgs& a) {
   return context;
 }
 
+}  // namespace
+
+std::vector<Query> ReadQueries(const CommonArgs& a) {
+  std::vector<Query> qs;
+  Query q;
+  const slu::Context text_context = ReadContext(a);
+  for (size_t k = 0; k < a.texts.size(); ++k) {
+    if (!Decode("--text " + std::to_string(k + 1), a.texts[k], &q)) continue;
+    q.context = text_context;
+    if (Blank(q.text)) std::cerr << "warning: " << q.where << ": empty query, skipped\n";
+    else qs.push_back(q);
+  }
+  if (a.input_file.empty()) return qs;
+  std::ifstream f(a.input_file, std::ios::binary);
+  if (!f) throw std::runtime_error("input file not found: " + a.input_file);
+  std::string line;
+  // the session of the query before (none for a plain line) and the queries of that session so far
+  int prev_line = -1;
+  bool prev_corpus = false;
+  std::string prev_session;
+  slu::Context history;
+  for (int n = 1; std::getline(f, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::string where = a.input_file + ":" + std::to_string(n);
+    if (Blank(line)) {
+      std::cerr << "warning: " << where << ": empty line, skipped\n";
+      continue;
+    }
+    std::vector<std::string> cols = Columns(line);
+    const bool corpus = cols.size() == 4;
+    if (!Decode(where, corpus ? cols[1] : line, &q)) continue;
+    const std::string session = corpus ? cols[0] : "";
+    if (prev_line != n - 1 || prev_corpus != corpus || prev_session != session) history.clear();
+    if (corpus) q.context = history;
+    history.push_back(q.cps);
+    prev_line = n, prev_corpus = corpus, prev_session = session;
+    qs.push_back(q);
+  }
+  return qs;
+}
+
 void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a) {
   if (!a.contexts.empty() && predictor.context_turns() == 0)
     std::cerr << "warning: --context: the model has no dialogue context (context_turns 0 in its manifest), "
                  "ignored\n";
 }
 
-std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, const slu::Context& context,
-                                    int batch_size) {
+std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, int batch_size) {
   std::vector<QueryBatch> batches;
   for (size_t i = 0; i < queries.size(); ++i) {
     if (i % batch_size == 0) batches.emplace_back();
     batches.back().queries.push_back(queries[i].cps);
-    if (!context.empty()) batches.back().contexts.push_back(context);
+    batches.back().contexts.push_back(queries[i].context);
   }
   return batches;
 }

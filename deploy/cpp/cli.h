@@ -17,7 +17,7 @@ constexpr const char* kCommonUsage =
 struct CommonArgs {
   std::string model_dir, model_file, vocab_path, slot_label_path, intent_label_path, input_file;
   std::vector<std::string> texts;
-  std::vector<std::string> contexts;  // --context: earlier turns of the dialogue, oldest first, for every query
+  std::vector<std::string> contexts;  // --context: earlier turns of the dialogue, oldest first, for the --text queries
   int batch_size = 1, max_length = 0, cpu_num_threads = 1;  // max_length 0: the manifest's max_seq_length
 };
 
@@ -46,25 +46,26 @@ slu::PredictorOptions ResolveOptions(const CommonArgs& a);
 struct Query {
   std::string where, text;  // where: "--text 2" or "file:line", for warnings
   std::vector<uint32_t> cps;
+  slu::Context context;     // the earlier turns of its dialogue, oldest first
 };
 
-// The --text queries then the --input_file lines (plain, or the corpus' 4 tab-separated columns); blank
-// queries, blank lines and invalid UTF-8 are reported on stderr and skipped.
+// The --text queries (with the --context turns) then the --input_file lines: plain (no context), or the corpus'
+// 4 tab-separated columns, whose sessions give the context (core.read_queries(path, with_context=True): the
+// queries of the lines before it with the same session id, up to a blank or skipped line). Blank queries, blank
+// lines and invalid UTF-8 are reported on stderr and skipped; a --context turn that is blank or not UTF-8 is an
+// error.
 std::vector<Query> ReadQueries(const CommonArgs& a);
-
-// The --context turns, decoded; a turn that is blank or not valid UTF-8 is an error.
-slu::Context ReadContext(const CommonArgs& a);
 
 // A warning on stderr when --context is given to a model without context (which ignores it).
 void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a);
 
 struct QueryBatch {
   slu::Batch queries;
-  std::vector<slu::Context> contexts;  // empty without --context, else `context` for each query
+  std::vector<slu::Context> contexts;  // one per query
 };
 
-// Consecutive batches of at most batch_size queries, each query with `context`.
-std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, const slu::Context& context, int batch_size);
+// Consecutive batches of at most batch_size queries.
+std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, int batch_size);
 
 // A program's main: runs `body`, turning an exception into one line "<program>: error: ..." and exit code 1.
 int GuardedMain(const char* program, const std::function<int()>& body);

@@ -2,9 +2,10 @@
 // per query.
 //   ./infer_demo --model_dir output/nano --text 来一首周华健的花心
 //   ./infer_demo --model_dir output/nano --input_file queries.txt --batch_size 8
-//   ./infer_demo --model_dir output/ctx --context 导航到古田 --context 换一条路线 --text 不去了
-// --context (repeatable, oldest first): the earlier turns of the dialogue, given to every query of the run; a
-// model exported with context_turns > 0 encodes them after the query, one without ignores them (with a warning).
+//   ./infer_demo --model_dir output/nano_context --context 导航到古田 --context 换一条路线 --text 不去了
+// Dialogue context, for a model exported with context_turns > 0 (one without ignores it): --context (repeatable,
+// oldest first) gives the earlier turns of the --text queries; in a corpus-format --input_file, each query's are
+// the queries before it in its session (as deploy/python/infer_demo.py and run_eval.py take them).
 // model_dir holds deploy_config.json (the defaults: max length, vocabulary, label files), model.onnx
 // (convert_to_onnx.py) and the files the manifest names. Timing: slu_bench.
 #include <cstdio>
@@ -72,11 +73,10 @@ std::string JsonLine(const std::string& query, const slu::Prediction& p, const s
 
 int Run(const Args& a) {
   slu::Predictor predictor(cli::ResolveOptions(a.common));
-  slu::Context context = cli::ReadContext(a.common);
   cli::WarnUnusedContext(predictor, a.common);
   auto queries = cli::ReadQueries(a.common);
   size_t next = 0;
-  for (const auto& batch : cli::MakeBatches(queries, context, a.common.batch_size)) {
+  for (const auto& batch : cli::MakeBatches(queries, a.common.batch_size)) {
     for (const auto& p : predictor.Predict(batch.queries, batch.contexts)) {
       const cli::Query& q = queries[next++];
       std::string line = JsonLine(q.text, p, predictor, a.dump_ids);

@@ -50,3 +50,21 @@ launcher() {
             "${extra[@]}")
   fi
 }
+
+# The measured best recipe (README, "Accuracy recipes"): train.sh for EPOCHS epochs keeping the last two epoch
+# checkpoints, average them into $OUTPUT/averaged, export that with constrained slot decoding and evaluate it on
+# DEV. Call after MODEL, OUTPUT, TRAIN, DEV are set; arguments are extra training flags (e.g. --context_turns 1).
+train_recipe() {
+  LR=${LR:-1e-3} EPOCHS=${EPOCHS:-4} bash "$ROOT/scripts/train.sh" --save_total_limit 3 \
+      --evaluation_strategy epoch --save_strategy epoch --per_device_eval_batch_size 256 --logging_steps 50 \
+      --seed "${SEED:-42}" --slot_decoding constrained "$@"
+  local last_two
+  last_two=$(ls -d "$OUTPUT"/checkpoint-* | sort -t- -k2 -n | tail -2)
+  # shellcheck disable=SC2086  # two paths without spaces (the checkpoint names)
+  "$PY" scripts/average_checkpoints.py --output_dir "$OUTPUT/averaged" $last_two
+  "$PY" run_train.py --device "${DEVICE:-cpu}" --model_name_or_path "$OUTPUT/averaged" \
+      --output_dir "$OUTPUT/averaged" --train_path "$TRAIN" --dev_path "$DEV" --do_export --input_dtype int32 \
+      --slot_decoding constrained
+  "$PY" run_eval.py --infer_prefix "$OUTPUT/averaged/infer_model" --test_path "$DEV" --do_eval \
+      --per_device_eval_batch_size 256 --output_dir "$OUTPUT/averaged"
+}

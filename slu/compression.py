@@ -102,15 +102,19 @@ def make_custom_evaluate(labels, slotless, log):
     return custom_evaluate
 
 
-def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, data_args, batch_size=256):
-    """Dev accuracy (Paddle Inference), size and parameter count of each exported stage."""
+def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, data_args, intent_types=None,
+                 batch_size=256):
+    """Dev accuracy (Paddle Inference, with the run's slot decoding), size and parameter count of each exported
+    stage."""
     from slu.predictor import Predictor, PythonTokenizer, create_runtime
 
+    vocab = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])]
+    decoder = core.SlotDecoder(labels, data_args.slot_decoding, intent_types, core.continuation_ids(vocab))
     rows = []
     for name, prefix in stage_prefixes:
         predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
                               data_args.max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size,
-                              slotless, data_args.context_turns, data_args.max_context_length)
+                              slotless, data_args.context_turns, data_args.max_context_length, decoder)
         m = predictor.evaluate(dev_ex)
         rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
                      "intent_accuracy": round(100 * m["intent_accuracy"], 2),
@@ -236,7 +240,7 @@ def run(setup, model_args, data_args, args):
                                model_args.dropout, context)
     stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
     stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
-    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args)
+    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args, setup.intent_types)
     title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
              f"width {w_arg}, dev {len(setup.dev_ex)} queries")
     table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)

@@ -59,9 +59,10 @@ class DataArguments:
     slot_substitution: float = field(default=0.0, metadata={
         "help": "Probability that a training query with slots is seen, each time it is drawn, with every slot value "
                 "replaced by another value of the same type from the training set (0: off)."})
-    slot_decoding: str = field(default="argmax", metadata={
-        "help": "Slot decoding written to deploy_config.json: argmax (upstream) or constrained (slot types seen "
-                "with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder)."})
+    slot_decoding: Optional[str] = field(default=None, metadata={
+        "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default) or constrained (slot "
+                "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder). "
+                "Default when --model_name_or_path is an exported directory: its own."})
 
 
 def check_args(model_args, data_args, args):
@@ -79,7 +80,7 @@ def check_args(model_args, data_args, args):
         errors.append(f"--context_turns must be 0 or more, not {data_args.context_turns}")
     if data_args.max_context_length is not None and data_args.max_context_length < 2:
         errors.append("--max_context_length must be at least 2 (one token and its [SEP])")
-    if data_args.slot_decoding not in core.SlotDecoder.MODES:
+    if data_args.slot_decoding is not None and data_args.slot_decoding not in core.SlotDecoder.MODES:
         errors.append(f"--slot_decoding must be one of {', '.join(core.SlotDecoder.MODES)}, "
                       f"not {data_args.slot_decoding!r}")
     if not 0.0 <= data_args.slot_substitution <= 1.0:
@@ -139,6 +140,8 @@ class Setup:
                                             else 16 * data_args.context_turns)
         if not data_args.context_turns:
             data_args.max_context_length = 0
+        if data_args.slot_decoding is None:
+            data_args.slot_decoding = saved["slot_decoding"] if saved else "argmax"
         for examples in (self.train_ex, self.dev_ex):
             core.attach_context(examples, data_args.context_turns)
         self.intent_types = core.intent_slot_types(self.train_ex, self.labels)

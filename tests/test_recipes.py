@@ -68,3 +68,26 @@ def test_label_smoothing_matches_its_formula_and_skips_pad():
     got = JointLoss(0, 0.1)((t(intent_logits, dtype="float32"), t(slot_logits, dtype="float32")),
                             (t(intent_label), t(slot_label)))
     assert abs(float(got) - want) < 1e-5
+
+
+def test_recipe_script_averages_the_last_two_epochs_and_exports_constrained(pico_dir, corpus_subset, tmp_path):
+    import json
+
+    import paddle
+
+    from conftest import run_script
+
+    out = tmp_path / "recipe"
+    run_script("scripts/recipe_single.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
+                                                 DEV=corpus_subset / "dev.txt", EPOCHS="3"),
+               "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
+    steps = sorted(int(d.name.split("-")[1]) for d in out.glob("checkpoint-*"))
+    assert steps == [10, 20, 30]  # 600 lines / 64 = 10 steps an epoch, 3 epochs, --save_total_limit 3
+    a, b = (paddle.load(str(out / f"checkpoint-{s}" / "model_state.pdparams")) for s in steps[-2:])
+    avg = paddle.load(str(out / "averaged" / "model_state.pdparams"))
+    key = "intent_classifier.weight"
+    assert np.allclose(avg[key].numpy(), (a[key].numpy() + b[key].numpy()) / 2, atol=1e-6)
+    config = json.load(open(out / "averaged" / "deploy_config.json"))
+    assert config["slot_decoding"] == "constrained" and config["context_turns"] == 0
+    assert (out / "averaged" / "infer_model.pdmodel").is_file()
+    assert 0 < json.load(open(out / "averaged" / "eval_results.json"))["accuracy"] <= 1

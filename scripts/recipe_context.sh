@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The dialogue-context recipe (README, "Accuracy recipes"): recipe_single.sh's recipe with the previous turn of
+# the session as a second segment (--context_turns 1). TRAIN and DEV must keep whole sessions in order
+# (scripts/split_data.py --split_by session).
+#   MODEL=work/pretrained/ernie-3.0-tiny-nano-v2-zh TRAIN=work/nlpcc_sessions/train.txt \
+#     DEV=work/nlpcc_sessions/dev.txt OUTPUT=output/nano_context bash scripts/recipe_context.sh
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+MODEL=${MODEL:-ernie-3.0-tiny-nano-v2-zh}
+OUTPUT=${OUTPUT:-output/nano_context}
+TRAIN=${TRAIN:-data/train.txt}
+DEV=${DEV:-data/dev.txt}
+export MODEL OUTPUT TRAIN DEV
+train_recipe --context_turns 1 "$@"

@@ -22,7 +22,7 @@ find_python39() {
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 9) else 1)' 2>/dev/null; then
   if ! PY=$(find_python39); then
     echo "setup: no CPython 3.9 interpreter found." >&2
-    echo "  FastDeploy, FastTokenizer and Paddle Lite publish wheels for CPython <= 3.10 (Paddle Lite 2.10: 3.9 only)." >&2
+    echo "  FastDeploy, FastTokenizer and Paddle Lite publish wheels for CPython <= 3.10; the pins are tested on 3.9." >&2
     echo "  Install it (e.g. 'pyenv install 3.9.18', or Debian/Ubuntu 'apt install python3.9 python3.9-venv')," >&2
     echo "  or point PYTHON39 at a python3.9 executable, then run this again." >&2
     exit 1

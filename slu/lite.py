@@ -1,24 +1,31 @@
-"""Paddle Lite 2.10 for Paddle 2.6 exports: rewrite the program so Lite's optimizer accepts it, convert to a
-`.nb` file (cached next to the model), and run it with Lite's own Python API (FastDeploy's x86 wheel has no
-Paddle Lite backend).
+"""Paddle Lite 2.13rc0 for Paddle 2.6 exports: rewrite what Lite cannot take as exported, convert to a `.nb` file
+(cached next to the model), and run it with Lite's own Python API (FastDeploy's x86 wheel has no Paddle Lite
+backend).
 
-What Paddle Lite 2.10 rejects in a Paddle 2.6 export, and the rewrite (outputs unchanged):
-- `matmul_v2` has no x86 kernel: written as `matmul` (trans_x/trans_y -> transpose_X/transpose_Y, alpha 1);
-- `transpose2` / `unsqueeze2` / `reshape2` / `squeeze2` without their `XShape` output fail on arm: added;
-- 0-D tensors (Python scalars become `fill_constant` with shape []): given shape [1];
-- int32 ids into `lookup_table_v2`: a `cast` to int64 is inserted after the feed;
-- `dropout` (identity at inference) lacks the `fix_seed`/`seed` attributes Lite reads: added.
-QAT programs with `quantize_linear`/`dequantize_linear` and INT8 embeddings (`dequantize_log`) have no Lite
-2.10 kernels; they are refused (slu/backends.py).
+The rewrite (outputs unchanged; Paddle Inference gives the same outputs on both programs):
+- 0-D tensors (Python scalars become `fill_constant` with shape []) are given shape [1]. Lite converts the program
+  as exported, but its `.nb` aborts at run time ("fill_constant ... no valid out_shape"); FastDeploy's OpenVINO
+  backend fails to convert it ("Fail to convert fill_constant"). `rewrite_0d` is this rewrite alone (OpenVINO).
+- QAT programs only: a `scale` that feeds a matmul's X (the query's 1/sqrt(head_dim)) is moved after the matmul
+  (scale(q) @ k^T == scale(q @ k^T)). Lite's arm `transformer_attention_fuse_pass`, which runs only for INT8
+  models, reads INT8 scales from the attention matmuls, which PaddleSlim's QAT leaves in float, and aborts the
+  arm conversion ("No attributes called X0_scale found for matmul_v2"). With the scale after the matmul the pass
+  does not match; the fc layers still get Lite's INT8 arm kernels.
+Paddle Lite 2.10 needed more (matmul_v2 -> matmul, XShape outputs, an int64 cast of int32 ids, dropout
+attributes); 2.13rc0 converts those as exported, for x86 and arm.
+
+Targets: every stage converts for arm (phones; an arm `.nb` cannot run on this machine). On x86, the `.nb` this
+machine runs (`--backend paddle_lite`), the INT8 stages are refused (slu/backends.py): the QAT program's x86 `.nb`
+returns NaN, and `dequantize_log` has no x86 kernel.
 """
 import os
 import subprocess
 import sys
 
 from slu import program
-from slu.backends import refusal
+from slu.backends import QAT_OPS, refusal
 
-XSHAPE_OPS = {"transpose2", "unsqueeze2", "reshape2", "squeeze2", "flatten_contiguous_range"}
+TARGETS = ("x86", "arm")
 
 
 def _attr(op, name):
@@ -28,52 +35,20 @@ def _attr(op, name):
     return None
 
 
-def _set_bool(op, name, value, framework_pb2):
-    a = _attr(op, name) or op.attrs.add()
-    a.name, a.type, a.b = name, framework_pb2.BOOLEAN, bool(value)
+def _args(slots, parameter):
+    return [a for s in slots if s.parameter == parameter for a in s.arguments]
 
 
-def rewrite_for_lite(pdmodel_in, pdmodel_out):
-    """Write a Lite-compatible copy of a static program. Returns the list of changes made."""
-    framework_pb2 = program.framework_pb2()
-    prog = program.read_program(pdmodel_in)
-    why = refusal("paddle_lite", {op.type for b in prog.blocks for op in b.ops})
-    if why:
-        raise ValueError(f"{pdmodel_in} on paddle_lite: {why}")
+def _set_args(slots, parameter, names):
+    for s in slots:
+        if s.parameter == parameter:
+            s.arguments[:] = names
+
+
+def _zero_d_to_1d(block, framework_pb2):
+    """0-D `fill_constant` outputs and 0-D variables -> shape [1]."""
     changes = []
-    block = prog.blocks[0]
-    varmap = {v.name: v for v in block.vars}
     for op in block.ops:
-        if op.type == "matmul_v2":
-            tx, ty = _attr(op, "trans_x"), _attr(op, "trans_y")
-            op.type = "matmul"
-            keep = [a for a in op.attrs if a.name not in ("trans_x", "trans_y")]
-            del op.attrs[:]
-            op.attrs.extend(keep)
-            _set_bool(op, "transpose_X", tx.b if tx else False, framework_pb2)
-            _set_bool(op, "transpose_Y", ty.b if ty else False, framework_pb2)
-            a = op.attrs.add()
-            a.name, a.type, a.f = "alpha", framework_pb2.FLOAT, 1.0
-            changes.append("matmul_v2->matmul")
-        if op.type == "dropout":  # Paddle 2.6 drops attributes Lite 2.10 reads (is_test: identity at inference)
-            for name, kind, value in (("fix_seed", "b", False), ("seed", "i", 0)):
-                if _attr(op, name) is None:
-                    a = op.attrs.add()
-                    a.name, a.type = name, framework_pb2.BOOLEAN if kind == "b" else framework_pb2.INT
-                    setattr(a, kind, value)
-                    changes.append(f"dropout+{name}")
-        if op.type in XSHAPE_OPS and not any(o.parameter == "XShape" for o in op.outputs):
-            out_name = [o for o in op.outputs if o.parameter == "Out"][0].arguments[0]
-            name = out_name + ".xshape_for_lite"
-            v = block.vars.add()
-            v.name = name
-            v.type.type = framework_pb2.VarType.LOD_TENSOR
-            v.type.lod_tensor.tensor.data_type = varmap[out_name].type.lod_tensor.tensor.data_type
-            v.type.lod_tensor.tensor.dims.extend([0])
-            o = op.outputs.add()
-            o.parameter = "XShape"
-            o.arguments.append(name)
-            changes.append(f"{op.type}+XShape")
         if op.type == "fill_constant":
             shape = _attr(op, "shape")
             if shape is not None and len(shape.longs) == 0 and len(shape.ints) == 0:
@@ -89,43 +64,73 @@ def rewrite_for_lite(pdmodel_in, pdmodel_out):
                 and v.name not in ("feed", "fetch"):
             t.lod_tensor.tensor.dims.append(1)
             changes.append("0-D var->[1]")
-    # int32 ids: cast to int64 right after the feed, for lookup_table_v2
-    feeds = [op.outputs[0].arguments[0] for op in block.ops if op.type == "feed"]
-    for name in feeds:
-        var = varmap[name]
-        if var.type.lod_tensor.tensor.data_type != framework_pb2.VarType.INT32:
+    return changes
+
+
+def _scale_after_matmul(block):
+    """scale(a) -> x; matmul(x, k) -> y   becomes   matmul(a, k) -> x; scale(x) -> y, for a bias-free scale whose
+    output only that matmul reads."""
+    ops = list(block.ops)
+    readers = {}
+    for op in ops:
+        for name in {a for s in op.inputs for a in s.arguments}:
+            readers[name] = readers.get(name, 0) + 1
+    producer = {a: op for op in ops for s in op.outputs for a in s.arguments}
+    varmap = {v.name: v for v in block.vars}
+    moved = []
+    for mm in ops:
+        if mm.type not in ("matmul", "matmul_v2"):
             continue
-        users = [op for op in block.ops if op.type == "lookup_table_v2"
-                 and any(i.parameter == "Ids" and name in i.arguments for i in op.inputs)]
-        if not users:
+        x = _args(mm.inputs, "X")[0]
+        sc = producer.get(x)
+        bias = _attr(sc, "bias") if sc is not None else None
+        if sc is None or sc.type != "scale" or readers.get(x) != 1 or _args(sc.inputs, "ScaleTensor") \
+                or (bias is not None and bias.f != 0):
             continue
-        cast_name = name + ".int64_for_lite"
-        v = block.vars.add()
-        v.CopyFrom(var)
-        v.name = cast_name
-        v.type.lod_tensor.tensor.data_type = framework_pb2.VarType.INT64
-        for op in users:
-            for i in op.inputs:
-                if i.parameter == "Ids":
-                    i.arguments[:] = [cast_name if a == name else a for a in i.arguments]
-        cast = framework_pb2.OpDesc()
-        cast.type = "cast"
-        x = cast.inputs.add()
-        x.parameter, x.arguments[:] = "X", [name]
-        o = cast.outputs.add()
-        o.parameter, o.arguments[:] = "Out", [cast_name]
-        for an, av in (("in_dtype", framework_pb2.VarType.INT32), ("out_dtype", framework_pb2.VarType.INT64)):
-            a = cast.attrs.add()
-            a.name, a.type, a.i = an, framework_pb2.INT, av
-        last_feed = max(k for k, op in enumerate(block.ops) if op.type == "feed")
-        ops = list(block.ops)
-        ops.insert(last_feed + 1, cast)
+        a, y = _args(sc.inputs, "X")[0], _args(mm.outputs, "Out")[0]
+        _set_args(mm.inputs, "X", [a])
+        _set_args(mm.outputs, "Out", [x])
+        _set_args(sc.inputs, "X", [x])
+        _set_args(sc.outputs, "Out", [y])
+        varmap[x].type.CopyFrom(varmap[y].type)  # x now holds the matmul's output
+        moved.append(sc)
+    if moved:
+        order = [op for op in ops if not any(op is sc for sc in moved)]
+        for sc in moved:
+            out = _args(sc.inputs, "X")[0]
+            k = next(i for i, op in enumerate(order) if out in _args(op.outputs, "Out"))
+            order.insert(k + 1, sc)
+        copies = []
+        for op in order:
+            c = type(op)()
+            c.CopyFrom(op)
+            copies.append(c)
         del block.ops[:]
-        block.ops.extend(ops)
-        changes.append("cast int32 ids->int64")
+        block.ops.extend(copies)
+    return ["scale after matmul"] * len(moved)
+
+
+def _rewrite(pdmodel_in, pdmodel_out, int8_attention):
+    framework_pb2 = program.framework_pb2()
+    prog = program.read_program(pdmodel_in)
+    block = prog.blocks[0]
+    changes = _zero_d_to_1d(block, framework_pb2)
+    if int8_attention and {op.type for op in block.ops} & QAT_OPS:
+        changes += _scale_after_matmul(block)
     with open(pdmodel_out, "wb") as f:
         f.write(prog.SerializeToString())
     return changes
+
+
+def rewrite_for_lite(pdmodel_in, pdmodel_out):
+    """Write the copy of a static program that Paddle Lite 2.13rc0 converts and runs (x86 and arm). Returns the list
+    of changes made."""
+    return _rewrite(pdmodel_in, pdmodel_out, int8_attention=True)
+
+
+def rewrite_0d(pdmodel_in, pdmodel_out):
+    """Write a copy of a static program with its 0-D tensors given shape [1] (FastDeploy's OpenVINO backend)."""
+    return _rewrite(pdmodel_in, pdmodel_out, int8_attention=False)
 
 
 _CONVERT = r"""
@@ -138,16 +143,29 @@ opt.run()
 """
 
 
+def lite_version():
+    from importlib.metadata import version
+
+    return version("paddlelite")
+
+
 def convert(prefix, target="x86"):
-    """`<prefix>.<target>.nb`, converted once and cached (rebuilt when the model is newer)."""
-    if target not in ("x86", "arm"):
+    """`<prefix>.<target>.nb`, converted once and cached: rebuilt when the model is newer or another Paddle Lite
+    release wrote it (`<prefix>.<target>.nb.version` records which)."""
+    if target not in TARGETS:
         raise ValueError(f"unknown Paddle Lite target {target!r}: x86 or arm")
     nb = f"{prefix}.{target}.nb"
     src = [prefix + ".pdmodel", prefix + ".pdiparams"]
     for p in src:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"model file not found: {p}")
-    if os.path.isfile(nb) and os.path.getmtime(nb) >= max(os.path.getmtime(p) for p in src):
+    if target == "x86":  # the .nb this machine runs; arm .nb files run on phones
+        why = refusal("paddle_lite", program.program_ops(prefix + ".pdmodel"))
+        if why:
+            raise ValueError(f"{prefix} on paddle_lite (x86): {why}")
+    stamp, version = nb + ".version", lite_version()
+    if os.path.isfile(nb) and os.path.getmtime(nb) >= max(os.path.getmtime(p) for p in src) \
+            and os.path.isfile(stamp) and open(stamp).read().strip() == version:
         return nb
     program.check_params(prefix)  # the optimizer aborts on a corrupt parameter file
     lite_model = f"{prefix}.lite.pdmodel"
@@ -156,9 +174,12 @@ def convert(prefix, target="x86"):
     p = subprocess.run([sys.executable, "-c", _CONVERT, lite_model, prefix + ".pdiparams", nb[:-3], target],
                        capture_output=True, text=True)
     if p.returncode != 0 or not os.path.isfile(nb):
-        lines = [x for x in (p.stdout + p.stderr).splitlines() if "rror" in x or "not supported" in x]
+        lines = [x for x in (p.stdout + p.stderr).splitlines() if "rror" in x or "not supported" in x
+                 or "Check failed" in x]
         raise RuntimeError(f"Paddle Lite optimizer failed on {prefix} for {target}: "
                            + ("; ".join(lines[-3:]) or (p.stdout + p.stderr)[-1500:]))
+    with open(stamp, "w") as f:
+        f.write(version + "\n")
     return nb
 
 
@@ -171,7 +192,7 @@ class LiteRuntime:
         if not nb_path.endswith(".x86.nb"):
             raise ValueError(f"{nb_path}: only x86 .nb files run on this machine (an arm .nb returns garbage here)")
         config = lite.MobileConfig()
-        config.set_model_from_file(nb_path)  # Lite 2.10's Python MobileConfig has no thread setting
+        config.set_model_from_file(nb_path)  # Lite's Python MobileConfig has no thread setting
         self.predictor = lite.create_paddle_predictor(config)
 
     def __call__(self, ids, token_type_ids=None):

@@ -5,13 +5,15 @@
 
 run_eval.py, the compression report, infer_demo.py, the server and the benchmarks all use it. Runtimes:
 Paddle Inference (paddle.inference), FastDeploy (Paddle Inference, ONNX Runtime, OpenVINO) and Paddle Lite; what
-each refuses is in slu/backends.py. One process must not hold a paddle.inference predictor and a FastDeploy
-Paddle-backend runtime at once (whichever is created second crashes).
+each refuses is in slu/backends.py. Both Paddle Inference runtimes run oneDNN (MKLDNN) on CPU; FastDeploy's Paddle
+backend cannot run QAT programs right with it, so backend "paddle" hands those to paddle.inference. One process
+must not hold a paddle.inference predictor and a FastDeploy Paddle-backend runtime at once (whichever is created
+second crashes).
 """
 import os
 
 from slu import core, manifest, program
-from slu.backends import INT8_EMBEDDING_OPS, check_backend, refusal
+from slu.backends import INT8_EMBEDDING_OPS, QAT_OPS, check_backend, refusal
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers
@@ -63,10 +65,23 @@ class FastTokenizer:
 
 
 # ------------------------------------------------------------------------------------------------ runtimes
-class PaddleInferenceRuntime:
-    """paddle.inference over <prefix>.pdmodel/.pdiparams: ids [B, T] -> (intent logits, slot logits)."""
+# oneDNN (MKLDNN) primitives are made per input shape. 0: keep every shape (at most batch sizes x max length of
+# them); N > 0: Paddle's cache-clearing mode, N shapes (Paddle's default is 10). Measured on the nano model, 1 thread:
+# 10 re-creates primitives at batch 1 (queries span 14 lengths): INT8 5.25 against 2.24 ms per query with 0; over
+# 209 shapes (random batch 1-64, length 3-16) 0 was the fastest and held no more memory than 10, 16, 32 or 64
+# (64: +1.7 GiB on FP32). Outputs were the same with 0, 1 and 10 (docs/environment.md#mkldnn-onednn-on-cpu).
+MKLDNN_CACHE_CAPACITY = 0
 
-    def __init__(self, prefix, device="cpu", cpu_num_threads=1):
+
+class PaddleInferenceRuntime:
+    """paddle.inference over <prefix>.pdmodel/.pdiparams: ids [B, T] -> (intent logits, slot logits).
+
+    On CPU it runs oneDNN (MKLDNN) kernels, and a program holding QAT quantize/dequantize ops (the `int8` and
+    `quant_emb` stages) runs on Paddle Inference's INT8 oneDNN path (`enable_mkldnn_int8`): measured right on
+    every stage and call sequence tried, and faster (docs/environment.md#mkldnn-onednn-on-cpu). `mkldnn=False`
+    runs Paddle's plain CPU kernels instead (paddle 2.6's Config switches MKLDNN on unless told otherwise)."""
+
+    def __init__(self, prefix, device="cpu", cpu_num_threads=1, mkldnn=True):
         import paddle.inference as paddle_infer
 
         config = paddle_infer.Config(prefix + ".pdmodel", prefix + ".pdiparams")
@@ -75,7 +90,15 @@ class PaddleInferenceRuntime:
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(cpu_num_threads)
+            if mkldnn:
+                config.enable_mkldnn()
+                config.set_mkldnn_cache_capacity(MKLDNN_CACHE_CAPACITY)
+                if program.program_ops(prefix + ".pdmodel") & QAT_OPS:
+                    config.enable_mkldnn_int8()
+            else:
+                config.disable_mkldnn()
         config.disable_glog_info()
+        self.mkldnn, self.mkldnn_int8 = config.mkldnn_enabled(), config.mkldnn_int8_enabled()
         self.predictor = paddle_infer.create_predictor(config)
         self.inputs = [self.predictor.get_input_handle(n) for n in self.predictor.get_input_names()]
         self.outputs = [self.predictor.get_output_handle(n) for n in self.predictor.get_output_names()]
@@ -91,7 +114,7 @@ class PaddleInferenceRuntime:
 class FastDeployRuntime:
     """FastDeploy's Runtime with its Paddle Inference, ONNX Runtime or OpenVINO backend."""
 
-    def __init__(self, prefix, backend, device="cpu", cpu_num_threads=1, onnx_path=None):
+    def __init__(self, prefix, backend, device="cpu", cpu_num_threads=1, onnx_path=None, mkldnn=True):
         import fastdeploy as fd
 
         option = fd.RuntimeOption()
@@ -106,13 +129,19 @@ class FastDeployRuntime:
             option.set_cpu_thread_num(cpu_num_threads)
         if backend == "paddle":
             option.use_paddle_infer_backend()
-            # MKLDNN gives wrong outputs here: for the QAT int8 program, and for FP32 programs once batch shapes
-            # change between calls (dev accuracy 0 after batch-1 calls, measured): off.
-            option.paddle_infer_option.enable_mkldnn = False
+            # MKLDNN (oneDNN): right for FP32 programs under every call sequence tried (batch 1 then 64, cycling
+            # batch sizes, random sizes, changing lengths, two runtimes in one process) and faster. QAT programs
+            # answer wrong with it (13-31% dev accuracy against 79%, from the first call; FastDeploy turns on its
+            # bundled Paddle Inference's INT8 oneDNN path for quantized models): off for them, and create_runtime
+            # sends them to paddle.inference instead.
+            quantized = bool(program.program_ops(prefix + ".pdmodel") & QAT_OPS)
+            option.paddle_infer_option.enable_mkldnn = mkldnn and not quantized
+            option.paddle_infer_option.mkldnn_cache_size = MKLDNN_CACHE_CAPACITY
         elif backend == "onnx_runtime":
             option.use_ort_backend()
         elif backend == "openvino":
             option.use_openvino_backend()
+        self.mkldnn = backend == "paddle" and device == "cpu" and option.paddle_infer_option.enable_mkldnn
         self.runtime = fd.Runtime(option)
         self.input_names = [self.runtime.get_input_info(k).name for k in range(self.runtime.num_inputs())]
 
@@ -120,8 +149,9 @@ class FastDeployRuntime:
         return tuple(self.runtime.infer(dict(zip(self.input_names, (ids, token_type_ids))))[:2])
 
 
-def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
-    """A runtime for <prefix>.pdmodel/.pdiparams on `backend`, after the refusal table has seen its ops."""
+def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1, mkldnn=True):
+    """A runtime for <prefix>.pdmodel/.pdiparams on `backend`, after the refusal table has seen its ops.
+    `mkldnn=False` switches oneDNN off on the Paddle Inference runtimes (for comparisons)."""
     check_backend(backend)
     for ext in (".pdmodel", ".pdiparams"):
         if not os.path.isfile(prefix + ext):
@@ -131,18 +161,25 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1):
     if why:
         raise ValueError(f"{prefix} on {backend}: {why}")
     program.check_params(prefix)
-    if backend == "paddle_inference":
-        return PaddleInferenceRuntime(prefix, device, cpu_num_threads)
+    if backend == "paddle_inference" or (backend == "paddle" and device == "cpu" and ops & QAT_OPS):
+        # a QAT program on "paddle": FastDeploy 1.0.7 cannot reach a right INT8 oneDNN path, paddle.inference can
+        return PaddleInferenceRuntime(prefix, device, cpu_num_threads, mkldnn)
     if backend == "paddle_lite":
         from slu import lite
 
         return lite.LiteRuntime(lite.convert(prefix, "x86"))
+    if backend == "openvino" and not ops & INT8_EMBEDDING_OPS:
+        from slu import openvino
+
+        with openvino.rewritten(prefix) as program_0d_as_1d:
+            return FastDeployRuntime(program_0d_as_1d, "openvino", device, cpu_num_threads)
     onnx_path = None
-    if backend == "onnx_runtime" and ops & INT8_EMBEDDING_OPS:  # no paddle2onnx path: ONNX Runtime's own INT8 model
+    if backend in ("onnx_runtime", "openvino") and ops & INT8_EMBEDDING_OPS:
+        # no paddle2onnx path (nor OpenVINO's Paddle frontend): ONNX Runtime's own INT8 model
         from slu import onnx_export
 
         onnx_path = onnx_export.cached(os.path.dirname(prefix), os.path.basename(prefix))
-    return FastDeployRuntime(prefix, backend, device, cpu_num_threads, onnx_path)
+    return FastDeployRuntime(prefix, backend, device, cpu_num_threads, onnx_path, mkldnn)
 
 
 # ------------------------------------------------------------------------------------------------ predictor
@@ -160,7 +197,7 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
-                 max_length=None, batch_size=32, use_fast=False, slot_decoding=None):
+                 max_length=None, batch_size=32, use_fast=False, slot_decoding=None, mkldnn=True):
         """The predictor of an exported directory: defaults and checks from its deploy_config.json."""
         config = manifest.read(model_dir)
         labels = manifest.labels(model_dir, config)
@@ -171,7 +208,7 @@ class Predictor:
             if dtype != config["input_dtype"]:
                 raise manifest.ManifestError(f"{prefix}.pdmodel takes {dtype} ids, {manifest.NAME} says "
                                              f"{config['input_dtype']}: re-export the directory")
-        runtime = create_runtime(prefix, backend, device, cpu_num_threads)
+        runtime = create_runtime(prefix, backend, device, cpu_num_threads, mkldnn)
         tokenizer = fast_tokenizer_from_dir(model_dir) if use_fast else PythonTokenizer.from_dir(model_dir)
         decoder = core.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
                                    core.continuation_ids(core.read_utf8_lines(os.path.join(model_dir,

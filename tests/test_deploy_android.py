@@ -431,7 +431,7 @@ def generated_r(tmp_path):
 @pytest.fixture(scope="module")
 def android_classes(tmp_path_factory):
     """predictor/ + app/ + slu-core compiled as the Gradle modules are (Java 8) against the stubs of android.*
-    and of Paddle Lite 2.10's Java API, every lint warning an error."""
+    and of Paddle Lite 2.13-rc's Java API, every lint warning an error."""
     need_javac()
     tmp = tmp_path_factory.mktemp("android")
     stubs = javac(tmp / "stubs", "--release", "8", *java_sources("stubs"))
@@ -510,14 +510,31 @@ def test_android_modules_use_only_apis_of_their_min_sdk(android_classes, tmp_pat
 
 
 def test_gradle_fetches_the_static_libcxx_archive_pinned_by_sha256():
-    """c++_static: libpaddle_lite_jni.so then needs no libc++_shared.so, which the app does not package."""
+    """c++_static: libpaddle_lite_jni.so then needs no libc++_shared.so, which the app does not package. The
+    release is the one of the paddlelite package that writes the .nb: requirements.txt's 2.13rc0 is the GitHub
+    tag v2.13-rc (2.12 would be v2.12)."""
+    pin = re.findall(r"^paddlelite==(\d+\.\d+)(rc\d+)?$", open(os.path.join(ROOT, "requirements.txt")).read(), re.M)
+    assert len(pin) == 1
+    tag = "v" + pin[0][0] + ("-rc" if pin[0][1] else "")
+    assert tag == "v2.13-rc"  # the release the stubs follow (stubs/README.md): another one needs them re-checked
     props = dict(re.findall(r"^(\w+)=(.*)$", open(os.path.join(ANDROID, "gradle.properties")).read(), re.M))
-    assert re.fullmatch(r"https://github\.com/PaddlePaddle/Paddle-Lite/releases/download/v2\.10/"
+    assert re.fullmatch(r"https://github\.com/PaddlePaddle/Paddle-Lite/releases/download/" + re.escape(tag) + "/"
                         r"inference_lite_lib\.android\.armv8\.clang\.c\+\+_static\.with_extra\.with_cv\.tar\.gz",
                         props["paddleLiteUrl"])
     assert re.fullmatch(r"|[0-9a-f]{64}", props["paddleLiteSha256"])  # empty until checked on a first fetch
     gradle = open(os.path.join(ANDROID, "predictor", "build.gradle")).read()
     assert "paddleLiteSha256" in gradle and "SHA-256" in gradle and "libc++_shared.so" in gradle
+
+
+def test_predictor_never_calls_tensor_set_data_long(android_classes):
+    """Paddle Lite v2.13-rc declares Tensor.setData(long[]) but exports its native half under a wrong JNI name
+    (stubs/README.md): a call would throw UnsatisfiedLinkError on the phone. Inputs are fed as int32."""
+    if not shutil.which("javap"):
+        pytest.skip("no javap")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(android_classes) for f in fs if f.endswith(".class")]
+    out = subprocess.run(["javap", "-c", "-p", *files], capture_output=True, text=True, check=True).stdout
+    calls = re.findall(r"// Method com/baidu/paddle/lite/Tensor\.setData:\((\[.)\)Z", out)
+    assert calls and set(calls) == {"[I"}, calls
 
 
 # ---- dialogue context and constrained slot decoding -------------------------------------------------------------

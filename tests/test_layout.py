@@ -82,7 +82,7 @@ def test_one_predictor_class_and_one_refusal_table():
         text = open(os.path.join(ROOT, f), encoding="utf-8").read()
         tree = ast.parse(text, f)
         predictors += [f"{f}:{n.name}" for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and "Predictor" in n.name]
-        if not f.startswith("tests/") and re.search(r"has no (kernels|dequantize_log)|fails on the 0-D", text):
+        if not f.startswith("tests/") and re.search(r"has no x86 kernel for|returns NaN or crashes", text):
             refusal_texts.append(f)
     assert predictors == ["slu/predictor.py:Predictor"]
     assert refusal_texts == ["slu/backends.py"]

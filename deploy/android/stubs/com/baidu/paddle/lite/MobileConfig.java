@@ -1,6 +1,6 @@
 package com.baidu.paddle.lite;
 
-/** Paddle Lite 2.10's public Java API, signatures only (see stubs/README.md). */
+/** Paddle Lite 2.13-rc's public Java API (as in 2.10), signatures only (see stubs/README.md). */
 public class MobileConfig extends ConfigBase {
     public void setPowerMode(PowerMode powerMode) {
         throw new UnsupportedOperationException("stub");

@@ -1,7 +1,7 @@
 package com.baidu.paddle.lite;
 
 /**
- * Paddle Lite 2.10's public Java API, signatures only (see stubs/README.md). The real class loads
+ * Paddle Lite 2.13-rc's public Java API (as in 2.10), signatures only (see stubs/README.md). The real class loads
  * libpaddle_lite_jni.so in its static initializer (UnsatisfiedLinkError if it cannot).
  */
 public class PaddlePredictor {

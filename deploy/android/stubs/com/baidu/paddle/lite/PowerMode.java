@@ -1,6 +1,6 @@
 package com.baidu.paddle.lite;
 
-/** Paddle Lite 2.10's public Java API, signatures only (see stubs/README.md). */
+/** Paddle Lite 2.13-rc's public Java API (as in 2.10), signatures only (see stubs/README.md). */
 public enum PowerMode {
     LITE_POWER_HIGH(0),
     LITE_POWER_LOW(1),

@@ -1,8 +1,10 @@
 package com.baidu.paddle.lite;
 
 /**
- * Paddle Lite 2.10's public Java API, signatures only (see stubs/README.md). 2.10 has no setData(long[]): it
- * came in 2.12 (Paddle-Lite PR 8999).
+ * Paddle Lite 2.13-rc's public Java API, signatures only (see stubs/README.md). setData(long[]) came in 2.12
+ * (Paddle-Lite PR 8999), but up to v2.13-rc its native function is exported under a wrong JNI name
+ * (nativeSetData___3L, not ___3J; fixed by PR 10457, 2024, after v2.13-rc), so calling it throws
+ * UnsatisfiedLinkError: the project never calls it (tests/test_deploy_android.py checks).
  */
 public class Tensor {
     protected Tensor(long cppTensorPointer, boolean readOnly, PaddlePredictor predictor) {
@@ -26,6 +28,11 @@ public class Tensor {
     }
 
     public boolean setData(int[] buf) {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    /** Declared since 2.12; unusable in v2.13-rc's library (see above). */
+    public boolean setData(long[] buf) {
         throw new UnsupportedOperationException("stub");
     }
 

@@ -9,7 +9,7 @@ import com.ernietiny.slu.SluEngine;
 
 import java.io.File;
 
-/** Paddle Lite 2.10's Java API as a {@link SluEngine.Runtime}, every status checked. */
+/** Paddle Lite 2.13-rc's Java API as a {@link SluEngine.Runtime}, every status checked. */
 final class LiteRuntime implements SluEngine.Runtime {
     private final PaddlePredictor predictor;
     private final String model;
@@ -17,8 +17,10 @@ final class LiteRuntime implements SluEngine.Runtime {
     LiteRuntime(File model, int threads, DeployConfig config) {
         this.model = model.getName();
         if (config.int64Input()) {
-            // Tensor.setData(long[]) came in Paddle Lite 2.12
-            throw new IllegalArgumentException(config.source + ": input_dtype is int64, but Paddle Lite 2.10's "
+            // Tensor.setData(long[]) is declared since Paddle Lite 2.12, but v2.13-rc's libpaddle_lite_jni.so
+            // exports its native half under a wrong JNI name (nativeSetData___3L): a call throws
+            // UnsatisfiedLinkError (stubs/README.md)
+            throw new IllegalArgumentException(config.source + ": input_dtype is int64, but Paddle Lite 2.13-rc's "
                     + "Java API can only set int32 data: export the model with --input_dtype int32");
         }
         MobileConfig lite = new MobileConfig();

@@ -31,6 +31,12 @@ int FlagReader::PositiveInt() {
   return n;
 }
 
+bool FlagReader::OnOff() {
+  std::string v = Value();
+  if (v != "on" && v != "off") throw std::runtime_error(flag_ + " must be on or off, not '" + v + "'");
+  return v == "on";
+}
+
 bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   if (k == "--model_dir") a->model_dir = r->Value();
   else if (k == "--model_file") a->model_file = r->Value();
@@ -43,6 +49,25 @@ bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   else if (k == "--batch_size") a->batch_size = r->PositiveInt();
   else if (k == "--max_length") a->max_length = r->PositiveInt();
   else if (k == "--cpu_num_threads") a->cpu_num_threads = r->PositiveInt();
+  else if (k == "--graph_optimization" || k == "--execution_mode") {
+    std::string v = r->Value();
+    try {  // refused here, naming the flag, rather than when the session is made
+      if (k == "--graph_optimization") slu::ParseGraphOptimization(v), a->session.graph_optimization = v;
+      else slu::ParseExecutionMode(v), a->session.execution_mode = v;
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(k + ": " + e.what());
+    }
+  }
+  else if (k == "--inter_op_threads") a->session.inter_op_threads = r->PositiveInt();
+  else if (k == "--mem_pattern") a->session.mem_pattern = r->OnOff();
+  else if (k == "--cpu_arena") a->session.cpu_arena = r->OnOff();
+  else if (k == "--optimized_model_file") a->session.optimized_model_file = r->Value();
+  else if (k == "--session_config") {
+    std::string v = r->Value();
+    size_t eq = v.find('=');
+    if (eq == 0 || eq == std::string::npos) throw std::runtime_error("--session_config needs KEY=VALUE, not '" + v + "'");
+    a->session.config.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  }
   else return false;
   return true;
 }
@@ -60,6 +85,7 @@ slu::PredictorOptions ResolveOptions(const CommonArgs& a) {
   set(&o.slot_label_path, a.slot_label_path);
   if (a.max_length) o.max_length = a.max_length;
   o.cpu_num_threads = a.cpu_num_threads;
+  o.session = a.session;
   return o;
 }
 

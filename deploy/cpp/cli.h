@@ -12,13 +12,16 @@ namespace cli {
 constexpr const char* kCommonUsage =
     "--model_dir DIR [--model_file F] [--vocab_path F] [--slot_label_path F] [--intent_label_path F]\n"
     "       [--batch_size N] [--max_length N] [--cpu_num_threads N] [--text QUERY]... [--input_file F]\n"
-    "       [--context TURN]...";
+    "       [--context TURN]... [--graph_optimization disable|basic|extended|all]\n"
+    "       [--execution_mode sequential|parallel] [--inter_op_threads N] [--mem_pattern on|off]\n"
+    "       [--cpu_arena on|off] [--optimized_model_file F] [--session_config KEY=VALUE]...";
 
 struct CommonArgs {
   std::string model_dir, model_file, vocab_path, slot_label_path, intent_label_path, input_file;
   std::vector<std::string> texts;
   std::vector<std::string> contexts;  // --context: earlier turns of the dialogue, oldest first, for the --text queries
   int batch_size = 1, max_length = 0, cpu_num_threads = 1;  // max_length 0: the manifest's max_seq_length
+  slu::SessionSettings session;  // --graph_optimization, --execution_mode, ... (ONNX Runtime's session options)
 };
 
 // Walks argv; values and numbers are checked as they are taken. Errors throw std::runtime_error.
@@ -28,6 +31,7 @@ class FlagReader {
   bool Next(std::string* flag);  // false after the last argument
   std::string Value();           // the current flag's value
   int PositiveInt();             // the current flag's value as an integer >= 1
+  bool OnOff();                  // the current flag's value: "on" or "off"
 
  private:
   int argc_, i_ = 0;

@@ -848,16 +848,38 @@ Ort::AllocatedStringPtr OutputName(const Ort::Session& s, size_t k, const std::s
   return s.GetOutputNameAllocated(k, Ort::AllocatorWithDefaultOptions());
 }
 
-Ort::SessionOptions MakeSessionOptions(int cpu_num_threads) {
+Ort::SessionOptions MakeSessionOptions(int cpu_num_threads, const SessionSettings& s) {
   Ort::SessionOptions so;
   so.SetIntraOpNumThreads(cpu_num_threads);
-  so.SetInterOpNumThreads(1);
+  so.SetInterOpNumThreads(s.inter_op_threads);
+  so.SetGraphOptimizationLevel(ParseGraphOptimization(s.graph_optimization));
+  so.SetExecutionMode(ParseExecutionMode(s.execution_mode));
+  if (s.mem_pattern) so.EnableMemPattern();
+  else so.DisableMemPattern();
+  if (s.cpu_arena) so.EnableCpuMemArena();
+  else so.DisableCpuMemArena();
+  if (!s.optimized_model_file.empty()) so.SetOptimizedModelFilePath(s.optimized_model_file.c_str());
+  for (const auto& kv : s.config) so.AddConfigEntry(kv.first.c_str(), kv.second.c_str());
   return so;
 }
 
 size_t ArgMax(const float* v, size_t n) { return std::max_element(v, v + n) - v; }
 
 }  // namespace
+
+GraphOptimizationLevel ParseGraphOptimization(const std::string& level) {
+  if (level == "disable") return ORT_DISABLE_ALL;
+  if (level == "basic") return ORT_ENABLE_BASIC;
+  if (level == "extended") return ORT_ENABLE_EXTENDED;
+  if (level == "all") return ORT_ENABLE_ALL;
+  throw std::runtime_error("graph optimization level must be disable, basic, extended or all, not '" + level + "'");
+}
+
+ExecutionMode ParseExecutionMode(const std::string& mode) {
+  if (mode == "sequential") return ORT_SEQUENTIAL;
+  if (mode == "parallel") return ORT_PARALLEL;
+  throw std::runtime_error("execution mode must be sequential or parallel, not '" + mode + "'");
+}
 
 Predictor::Predictor(const PredictorOptions& o)
     : model_file_(ExistingModelFile(o.model_file)),
@@ -869,7 +891,7 @@ Predictor::Predictor(const PredictorOptions& o)
       max_length_(CheckedMaxLength(o)),
       decoder_(CheckedDecoder(o, intent_labels_, slot_labels_)),
       env_(ORT_LOGGING_LEVEL_WARNING, "slu"),
-      session_(env_, model_file_.c_str(), MakeSessionOptions(o.cpu_num_threads)),
+      session_(env_, model_file_.c_str(), MakeSessionOptions(o.cpu_num_threads, o.session)),
       intent_name_(OutputName(session_, 0, model_file_)),
       slot_name_(OutputName(session_, 1, model_file_)) {
   CheckModelInputs(o);

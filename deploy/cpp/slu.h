@@ -140,6 +140,24 @@ class SlotDecoder {
 constexpr const char* kManifestName = "deploy_config.json";
 constexpr const char* kManifestFormat = "ernie-tiny-slu/1";
 
+// ONNX Runtime session settings (the --graph_optimization ... flags of infer_demo and slu_bench). The defaults are
+// ONNX Runtime's own (what the demo always ran); deploy/cpp/README.md measures each against them. Intra-op threads
+// are PredictorOptions::cpu_num_threads.
+struct SessionSettings {
+  std::string graph_optimization = "all";    // disable, basic, extended or all (GraphOptimizationLevel)
+  std::string execution_mode = "sequential"; // or parallel (ExecutionMode)
+  int inter_op_threads = 1;                  // used by the parallel mode
+  bool mem_pattern = true;                   // EnableMemPattern / DisableMemPattern
+  bool cpu_arena = true;                     // EnableCpuMemArena / DisableCpuMemArena
+  std::string optimized_model_file;          // SetOptimizedModelFilePath: the graph after optimization, when set
+  std::vector<std::pair<std::string, std::string>> config;  // AddConfigEntry(key, value), e.g.
+                                                            // session.intra_op.allow_spinning=0
+};
+
+// The names the settings take; ParseGraphOptimization throws std::runtime_error naming the allowed levels.
+GraphOptimizationLevel ParseGraphOptimization(const std::string& level);
+ExecutionMode ParseExecutionMode(const std::string& mode);
+
 struct PredictorOptions {
   std::string model_file, vocab_path, intent_label_path, slot_label_path;
   bool do_lower_case = true;
@@ -155,6 +173,7 @@ struct PredictorOptions {
   int context_turns = 0, max_context_length = 0;
   std::string slot_decoding = "argmax";  // or "constrained"
   IntentSlotTypes intent_slot_types;
+  SessionSettings session;
 };
 
 // The options that <model_dir>/deploy_config.json gives: model.onnx, the files it names, max length, tokenizer,

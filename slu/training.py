@@ -180,9 +180,11 @@ class Setup:
                                                slot_dim=len(self.labels.slots), dropout=model_args.dropout)
         total = data_args.max_seq_length + data_args.max_context_length
         if total > model.config.max_position_embeddings:
-            raise core.UsageError(f"--max_seq_length {data_args.max_seq_length} + --max_context_length "
-                                  f"{data_args.max_context_length} exceed the {model.config.max_position_embeddings} "
-                                  f"position embeddings of {model_path}")
+            what = f"--max_seq_length {data_args.max_seq_length} " + (
+                f"+ --max_context_length {data_args.max_context_length} exceed" if data_args.max_context_length
+                else "exceeds")
+            raise core.UsageError(f"{what} the {model.config.max_position_embeddings} position embeddings of "
+                                  f"{model_path}")
         if prune and model_path != pruned_dir:
             queries = [e["query"] for e in self.train_ex + self.dev_ex]
             if args.should_save:  # one rank writes the pruned model, the others load it

@@ -111,6 +111,7 @@ def test_postprocess_confidence_and_slots(labels):
     slot_logits = np.zeros((1, 4, len(labels.slots)))
     for t, name in enumerate(["PAD", "B-singer", "I-singer", "PAD"]):
         slot_logits[0, t, labels.slot2id[name]] = 5
-    out = core.postprocess(["刘德华"], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits, slot_logits, labels)
+    out = core.postprocess(["刘德华"], [[1, 15, 16, 2]], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits, slot_logits,
+                           labels)
     assert out == [{"intent": "music.play", "confidence": 0.9,
                     "slot": [{"slot": "singer", "entity": "刘德华", "pos": [0, 2]}]}]

@@ -62,20 +62,24 @@ def memory():
     return out
 
 
-def timed_passes(p, queries, repeats):
-    """Per-call end-to-end, tokenizer and runtime-only latency (ms) of a Python predictor, medians over passes."""
-    batches = [core.pad_batch(p.tokenizer([q], p.max_length)[0], p.tokenizer.pad_token_id, p.input_dtype)
-               for q in queries]
+def timed_passes(p, queries, contexts, repeats):
+    """Per-call end-to-end, tokenizer and runtime-only latency (ms) of a Python predictor, medians over passes.
+    `contexts[k]` are the earlier turns of query k (tokenized and run too by a model with context)."""
+    batches = []
+    for q, c in zip(queries, contexts):
+        ids, types, _, _ = p.encode([q], [c])
+        batches.append((core.pad_batch(ids, p.tokenizer.pad_token_id, p.input_dtype),
+                        core.pad_batch(types, 0, p.input_dtype)))
     runs = []
     for _ in range(repeats):
         total, tok, run = [], [], []
-        for q, batch in zip(queries, batches):
+        for q, c, (batch, types) in zip(queries, contexts, batches):
             t0 = time.perf_counter()
-            p.tokenizer([q], p.max_length)
+            p.encode([q], [c])
             t1 = time.perf_counter()
-            p.predict([q])
+            p.predict([q], contexts=[c])
             t2 = time.perf_counter()
-            p.run(batch)
+            p.run(batch, types)
             t3 = time.perf_counter()
             tok.append(t1 - t0)
             total.append(t2 - t1)
@@ -91,15 +95,16 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     """Runs inside a child process: one Python backend on one model."""
     from slu.predictor import Predictor
 
-    examples = core.read_examples(dev, manifest.labels(model_dir))
+    examples = dev_examples(dev, model_dir)
     queries = [e["query"] for e in examples][:n_queries]
+    contexts = [e["context"] for e in examples][:n_queries]
     p = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=1, batch_size=1,
                            use_fast=use_fast)
-    p.predict(queries)  # warm-up
+    p.predict(queries, contexts=contexts)  # warm-up
     if memory_only:
-        p.predict(queries)
+        p.predict(queries, contexts=contexts)
         return memory()
-    res = timed_passes(p, queries, repeats)
+    res = timed_passes(p, queries, contexts, repeats)
     res.update(memory())  # this process loaded the model and answered at batch 1
     # the tokenizers per query: Python (PaddleNLP) against FastTokenizer (after the memory was read)
     from slu.predictor import PythonTokenizer, fast_tokenizer_from_dir
@@ -120,11 +125,11 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     # throughput at batch 32 with 2 threads (a second predictor of the same kind)
     p32 = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=2, batch_size=32,
                              use_fast=use_fast)
-    p32.predict(queries[:64])
+    p32.predict(queries[:64], contexts=contexts[:64])
     qps = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        p32.predict(queries)
+        p32.predict(queries, contexts=contexts)
         qps.append(len(queries) / (time.perf_counter() - t0))
     # accuracy with the same predictor, the metric of training and run_eval.py
     p.batch_size = 64
@@ -135,8 +140,15 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     return res
 
 
+def dev_examples(dev, model_dir):
+    """The dev examples, each with the earlier turns of its session that the model reads (none without context)."""
+    examples = core.read_examples(dev, manifest.labels(model_dir))
+    core.attach_context(examples, manifest.read(model_dir)["context_turns"])
+    return examples
+
+
 def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False):
-    cmd = [sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--compressed", a.compressed, "--dev", a.dev,
+    cmd = [sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--dev", a.dev,
            "--queries", str(a.queries), "--repeats", str(a.repeats), "--child", model_dir, prefix, backend]
     cmd += ["--memory_only"] if memory_only else []
     cmd += ["--use_fast"] if tokenizer == "fast" else []
@@ -189,8 +201,8 @@ def run_cpp(exe, model_dir, onnx, *args):
 
 
 def cpp_accuracy(outputs, examples, model_dir):
-    """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples, by
-    core.score_predictions on PaddleNLP's token offsets, whose ids must equal the demo's."""
+    """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples (read by dev_examples), by
+    core.score_predictions on PaddleNLP's token offsets, whose ids (context included) must equal the demo's."""
     from slu.predictor import PythonTokenizer
 
     config = manifest.read(model_dir)
@@ -198,7 +210,10 @@ def cpp_accuracy(outputs, examples, model_dir):
     rows = [json.loads(x) for x in outputs.splitlines() if x.strip()]
     if len(rows) != len(examples):
         raise RuntimeError(f"the C++ demo answered {len(rows)} of {len(examples)} dev queries")
-    ids, offsets, _ = PythonTokenizer.from_dir(model_dir)([e["query"] for e in examples], config["max_seq_length"])
+    tokenizer = PythonTokenizer.from_dir(model_dir)
+    ids, offsets, _ = tokenizer([e["query"] for e in examples], config["max_seq_length"])
+    ids, _, offsets = core.add_context(tokenizer, ids, offsets, [e["context"] for e in examples],
+                                       config["context_turns"], config["max_context_length"])
     for row, ex, i in zip(rows, examples, ids):
         if row["query"] != ex["query"] or row["ids"] != i:
             raise RuntimeError(f"dev line {ex['line']}: the C++ demo's tokens differ from PaddleNLP's for {ex['query']!r}")
@@ -210,8 +225,8 @@ def cpp_row(a, model_dir, prefix, tick, tmp):
     demo, bench = cpp_demo(a.cpp_demo)
     onnx = onnx_file(model_dir, prefix)
     examples = core.read_examples(a.dev, manifest.labels(model_dir))
-    qfile = os.path.join(tmp, "queries.txt")
-    core.write_lines(qfile, [e["query"] for e in examples[:a.queries]])
+    qfile = os.path.join(tmp, "queries.txt")  # the dev file's lines up to the last query measured: its sessions
+    core.write_lines(qfile, core.read_utf8_lines(a.dev)[:examples[:a.queries][-1]["line"]])  # give the context
     stats = []
     for k in range(a.repeats):  # fresh processes: latency and memory of each, medians over them
         sfile = os.path.join(tmp, f"stats{k}.json")
@@ -374,7 +389,8 @@ def plot(path, done, max_length):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fine_tuned", required=True, help="exported directory with infer_model.*")
-    ap.add_argument("--compressed", required=True, help="compress.py's width directory with pruned/int8/quant_emb")
+    ap.add_argument("--compressed", help="compress.py's width directory with pruned/int8/quant_emb (needed unless "
+                                         "--stages is infer_model alone)")
     ap.add_argument("--dev", required=True)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
@@ -394,8 +410,10 @@ def main():
     if a.child:
         print("RESULT " + json.dumps(measure(*a.child, a.dev, a.queries, a.repeats, a.memory_only, a.use_fast)))
         return
+    if a.compressed is None and set(a.stages) - {"infer_model"}:
+        ap.error("--compressed is needed for the stages " + ", ".join(sorted(set(a.stages) - {"infer_model"})))
     for d, flag in ((a.fine_tuned, "--fine_tuned"), (a.compressed, "--compressed")):
-        if not os.path.isdir(d):
+        if d is not None and not os.path.isdir(d):
             ap.error(f"{flag}: no such directory: {d}")
     if not os.path.isfile(a.dev):
         ap.error(f"--dev: data file not found: {a.dev}")
@@ -444,7 +462,7 @@ def main():
         for r in rows:
             if "_dev_outputs" in r:
                 d = os.path.dirname(r["model"])
-                examples = core.read_examples(a.dev, manifest.labels(d))
+                examples = dev_examples(a.dev, d)
                 try:
                     r["accuracy"] = round(100 * cpp_accuracy(r.pop("_dev_outputs"), examples, d)["accuracy"], 2)
                 except RuntimeError as e:

@@ -134,3 +134,32 @@ def test_a_model_without_context_ignores_it(trained_pico):
 
     p = Predictor.from_dir(str(trained_pico), backend="paddle_inference")
     assert p.predict(["取消", "古田"], contexts=[["播放周杰伦的稻香"], ["导航"]]) == p.predict(["取消", "古田"])
+
+
+def test_benchmark_feeds_the_context_to_python_and_cpp(context_model, session_subset, tmp_path):
+    """benchmarks/run.py on a context model (fine-tuned stage alone, no --compressed): the Python and C++ rows'
+    accuracies equal run_eval.py's, which reads each query's session; the C++ demo's token ids, context included,
+    are checked against PaddleNLP's by the script itself."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+
+    if not (shutil.which("g++") and shutil.which("cmake")):
+        print("SKIPPED: no g++/cmake: the C++ demo cannot be built")
+        pytest.skip("no g++/cmake")
+    build = tmp_path / "build"
+    p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True,
+                       env={**os.environ, "BUILD_DIR": str(build)}, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    dev = session_subset / "dev.txt"
+    run_py(["benchmarks/run.py", "--fine_tuned", str(context_model), "--stages", "infer_model", "--dev", str(dev),
+            "--queries", "12", "--repeats", "1", "--backends", "paddle", "cpp", "--tokenizers", "python",
+            "--cpp_demo", str(build / "infer_demo"), "--name", "ctx", "--out_dir", str(tmp_path)])
+    rows = json.load(open(tmp_path / "ctx.json"))["rows"]
+    assert [(r["backend"], "error" in r or "refused" in r) for r in rows] == [("paddle", False), ("cpp", False)], rows
+    p = run_py(["run_eval.py", "--infer_prefix", str(context_model / "infer_model"), "--test_path", str(dev),
+                "--do_eval"])
+    want = round(100 * json.loads(p.stdout.strip().splitlines()[-1])["accuracy"], 2)
+    assert [r["accuracy"] for r in rows] == [want, want]

@@ -9,7 +9,8 @@ import numpy as np
 from helpers import TOKENIZER_EDGE_CASES
 
 # (query, earlier turns oldest first): no context, 1, 2 and 3 turns, a turn longer than the whole budget, a query
-# that is truncated, WordPiece continuations, an empty turn (its [SEP] alone), every tokenizer edge case as a turn
+# that is truncated, WordPiece continuations, an empty turn (its [SEP] alone), every tokenizer edge case as a turn and
+# as a query (its offsets: PaddleNLP's offset mapping, quirks included)
 CONTEXT_CASES = [
     ("来一首周华健的花心", []),
     ("导航到古田", ["打电话给妈妈"]),
@@ -21,7 +22,7 @@ CONTEXT_CASES = [
     ("好", ["a", "", "b"]),
     ("好的", ["一二三", "四五六七"]),
     ("好的", ["一二", "三四五"]),
-] + [("那个呢", [turn]) for turn in TOKENIZER_EDGE_CASES]
+] + [("那个呢", [turn]) for turn in TOKENIZER_EDGE_CASES] + [(query, ["好的"]) for query in TOKENIZER_EDGE_CASES]
 
 # (max_seq_length, context_turns, max_context_length): none; one turn; two; a budget of 6 tokens, which a turn of 4
 # tokens leaves too small for another (budget < 2) and one of 3 leaves 2 (one token and its [SEP]); a budget larger

@@ -28,6 +28,11 @@ TOKENIZER_EDGE_CASES = [
     "打电话\u2028给妈妈", "a\u2029b", "a\x85b\x1cc\x0bd",
     # lower-casing is per character in PaddleNLP (no final sigma); CJK compatibility ideographs decompose
     "ΟΔΟΣ ΣΑΣ", "\uf900\uf901",
+    # special tokens typed in the text are split out first, exactly and case-sensitively, each kept as that token
+    # spanning its characters (whitespace around it, two in a row, one inside a word); a lower-case or broken spelling
+    # is ordinary text; a token the offset mapping cannot find before one spans one character
+    "播放[SEP]周杰伦", "[CLS]", "a[MASK]b", "[UNK]x", "[PAD]", "[sep]", "播放 [SEP] 歌", "[SEP][SEP]", "abc[MASK]def",
+    "[Mask]", "[[SEP]]", "Café[SEP]Déjà", "ＡＢ[SEP]", "a\u200b[SEP]\u3000b", "x[unk]y[SEP]",
 ]
 
 

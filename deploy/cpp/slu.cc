@@ -114,12 +114,12 @@ void LowerAndStripAccents(const Text& word, Text* out) {
 
 // PaddleNLP's _get_bert_like_offset_mapping, which the Python pipeline's slots come from: the query normalized one
 // character at a time (lower-cased, accents stripped, dropped characters removed; whitespace kept), each token
-// (without "##"; "[unk]" for [UNK]) searched for after the previous one found, and a token not found spanning the
-// gap between its neighbours (an [UNK] before another [UNK] spans one character). Python's negative indexing is
-// kept; an index past the end, where Python would raise, is clamped.
+// (without "##"; a special token lower-cased, e.g. "[unk]") searched for after the previous one found, and a token
+// not found spanning the gap between its neighbours (one before a special token spans one character). Python's
+// negative indexing is kept; an index past the end, where Python would raise, is clamped.
 std::vector<std::pair<int, int>> OffsetMapping(const Text& query, const std::vector<Text>& tokens,
-                                               const std::vector<bool>& unk, bool lower_case) {
-  // unk[t]: tokens[t] is [UNK], the only special token the tokenizer makes
+                                               const std::vector<bool>& special, bool lower_case) {
+  // special[t]: tokens[t] is a special token (an [UNK] of WordPiece or one typed in the query)
   Text text;
   std::vector<int> source;  // char_mapping: the query position of each normalized character
   uint32_t d[kMaxDecomposition];
@@ -145,7 +145,7 @@ std::vector<std::pair<int, int>> OffsetMapping(const Text& query, const std::vec
     auto it = std::search(text.begin() + std::min(offset, static_cast<long>(text.size())), text.end(),
                           token.begin(), token.end(), equal);
     long start = it == text.end() ? -1 : it - text.begin(), len = static_cast<long>(token.size());
-    if (start < 0 && !sigma && t + 1 < tokens.size() && unk[t + 1]) start = offset, len = 1;
+    if (start < 0 && !sigma && t + 1 < tokens.size() && special[t + 1]) start = offset, len = 1;
     found.push_back({start, start + len});
     if (start >= 0) offset = start + len;
   }
@@ -231,14 +231,25 @@ Tokenizer::Tokenizer(const std::string& vocab_path, bool lower_case) : lower_cas
   cls_ = vocab_["[CLS]"];
   sep_ = vocab_["[SEP]"];
   unk_ = vocab_["[UNK]"];
+  // ErnieTokenizer's special tokens. A vocabulary without [MASK] still has it split out, as PaddleNLP does (its id
+  // there is one past the vocabulary, which no model has; [UNK]'s here)
+  for (const char* name : {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"}) {  // [UNK] first (AppendTokens)
+    Special s{Text(name, name + std::strlen(name)), Text(name, name + std::strlen(name)), unk_};
+    if (lower_case_) for (uint32_t& c : s.offset_text) c = c >= 'A' && c <= 'Z' ? c + 32 : c;
+    auto it = vocab_.find(name);
+    if (it != vocab_.end()) s.id = it->second;
+    specials_.push_back(s);
+  }
 }
 
-Encoding Tokenizer::Encode(const std::vector<uint32_t>& query, int max_length) const {
+void Tokenizer::AppendTokens(const Text& query, size_t begin, size_t end, std::vector<int64_t>* ids,
+                             std::vector<Text>* pieces, std::vector<bool>* special) const {
   // 1. _clean_text, _tokenize_chinese_chars and the whitespace split. PaddleNLP lower-cases each character
   // first, which changes none of these classes (gen_unicode_tables.py checks).
   std::vector<Text> words(1);
   auto split = [&]() { if (!words.back().empty()) words.emplace_back(); };
-  for (uint32_t cp : query) {
+  for (size_t i = begin; i < end; ++i) {
+    uint32_t cp = query[i];
     if (chars::IsDropped(cp)) continue;
     if (chars::IsSpace(cp)) { split(); continue; }
     if (chars::IsCjk(cp)) { split(); words.back().push_back(cp); split(); continue; }
@@ -265,36 +276,56 @@ Encoding Tokenizer::Encode(const std::vector<uint32_t>& query, int max_length) c
     if (!cur.empty()) tokens.push_back(cur);
   }
   // 3. WordPiece, greedy longest match first; a word that cannot be split is one [UNK]
-  std::vector<int64_t> ids;
-  std::vector<Text> pieces;  // each id's text, for the offsets
-  std::vector<bool> unk;
-  const std::string unk_name = lower_case_ ? "[unk]" : "[UNK]";  // PaddleNLP lower-cases special tokens
-  const Text unk_text(unk_name.begin(), unk_name.end());
+  const Text& unk_text = specials_[0].offset_text;  // "[unk]": PaddleNLP lower-cases special tokens
   for (const Text& t : tokens) {
-    size_t first = ids.size(), start = 0;
+    size_t first = ids->size(), start = 0;
     bool bad = t.size() > 100;
     while (!bad && start < t.size()) {
-      size_t end = t.size();
+      size_t stop = t.size();
       int64_t found = -1;
-      for (; start < end; --end) {
-        auto it = vocab_.find((start > 0 ? "##" : "") + ToUtf8(t, start, end));
+      for (; start < stop; --stop) {
+        auto it = vocab_.find((start > 0 ? "##" : "") + ToUtf8(t, start, stop));
         if (it != vocab_.end()) { found = it->second; break; }
       }
       if (found < 0) { bad = true; break; }
-      ids.push_back(found);
-      pieces.emplace_back(t.begin() + start, t.begin() + end);
-      unk.push_back(false);
-      start = end;
+      ids->push_back(found);
+      pieces->emplace_back(t.begin() + start, t.begin() + stop);
+      special->push_back(false);
+      start = stop;
     }
     if (bad) {
-      ids.resize(first), pieces.resize(first), unk.resize(first);
-      ids.push_back(unk_);
-      pieces.push_back(unk_text);
-      unk.push_back(true);
+      ids->resize(first), pieces->resize(first), special->resize(first);
+      ids->push_back(unk_);
+      pieces->push_back(unk_text);
+      special->push_back(true);
     }
   }
+}
+
+Encoding Tokenizer::Encode(const std::vector<uint32_t>& query, int max_length) const {
+  // 0. PaddleNLP's tokenize() splits the special tokens typed in the query out first (tokens_trie, exact and
+  // case-sensitive; its per-character lower-casing keeps them and cannot make one) and tokenizes the text between
+  // them on its own (the whitespace it strips next to them would be dropped anyway)
+  std::vector<int64_t> ids;
+  std::vector<Text> pieces;  // each id's text, for the offsets
+  std::vector<bool> special;
+  size_t begin = 0;
+  for (size_t i = 0; i < query.size(); ++i) {
+    if (query[i] != '[') continue;
+    for (const Special& s : specials_) {
+      if (query.size() - i < s.text.size() || !std::equal(s.text.begin(), s.text.end(), query.begin() + i)) continue;
+      AppendTokens(query, begin, i, &ids, &pieces, &special);
+      ids.push_back(s.id);
+      pieces.push_back(s.offset_text);
+      special.push_back(true);
+      begin = i + s.text.size();
+      i = begin - 1;
+      break;
+    }
+  }
+  AppendTokens(query, begin, query.size(), &ids, &pieces, &special);
   // 4. offsets of every token, then [CLS] ... [SEP] truncated to max_length
-  std::vector<std::pair<int, int>> offs = OffsetMapping(query, pieces, unk, lower_case_);
+  std::vector<std::pair<int, int>> offs = OffsetMapping(query, pieces, special, lower_case_);
   Encoding enc;
   size_t keep = static_cast<size_t>(std::max(0, max_length - 2));
   enc.truncated = ids.size() > keep;

@@ -44,7 +44,7 @@ struct Encoding {
   std::vector<int64_t> ids;                    // [CLS] query [SEP], then any context turns (AddContext)
   std::vector<int64_t> token_types;            // 0 for [CLS] query [SEP], 1 for the context
   std::vector<std::pair<int, int>> offsets;    // code-point spans as PaddleNLP's offset mapping gives them,
-                                               // (0,0) for specials and the context
+                                               // (0,0) for the [CLS] and [SEP] around the query and the context
   bool truncated = false;                      // the query had more than max_length - 2 tokens
 };
 
@@ -62,9 +62,10 @@ int Ccc(uint32_t cp);         // canonical combining class
 std::vector<uint32_t> LowerDecomposed(uint32_t cp);
 }  // namespace chars
 
-// PaddleNLP's ErnieTokenizer: BasicTokenizer (clean, CJK, whitespace, lower-case + strip accents, punctuation and
-// symbols), WordpieceTokenizer and the offset mapping. Not ported: its special-token handling, so a query that
-// spells one (e.g. "[CLS]") is split like any other text, where PaddleNLP keeps it as that token.
+// PaddleNLP's ErnieTokenizer: the special tokens typed in the text split out first (tokens_trie: [CLS], [SEP],
+// [PAD], [UNK], [MASK], exactly and case-sensitively, each kept as that token), then on the text between them
+// BasicTokenizer (clean, CJK, whitespace, lower-case + strip accents, punctuation and symbols),
+// WordpieceTokenizer, and the offset mapping.
 class Tokenizer {
  public:
   // Reads vocab.txt as PaddleNLP does (UTF-8, lines ended by \n, \r\n or \r; id = line index, a repeated token
@@ -81,8 +82,18 @@ class Tokenizer {
   }
 
  private:
+  struct Special {
+    std::vector<uint32_t> text, offset_text;  // as typed; as the offset mapping searches it (lower-cased)
+    int64_t id;
+  };
+  // BasicTokenizer + WordPiece on query[begin, end): appends each token's id, its text for the offset mapping and
+  // whether it is a special token ([UNK])
+  void AppendTokens(const std::vector<uint32_t>& query, size_t begin, size_t end, std::vector<int64_t>* ids,
+                    std::vector<std::vector<uint32_t>>* pieces, std::vector<bool>* special) const;
+
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<bool> continuation_;
+  std::vector<Special> specials_;
   size_t lines_ = 0;
   int64_t pad_, cls_, sep_, unk_;
   bool lower_case_;

@@ -15,7 +15,9 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * PaddleNLP's ErnieTokenizer (BasicTokenizer + WordPiece) in plain Java, with character offsets. Character
+ * PaddleNLP's ErnieTokenizer in plain Java: the special tokens typed in the text split out first (exactly and
+ * case-sensitively, each kept as that token), BasicTokenizer + WordPiece on the text between them, and the character
+ * offsets of PaddleNLP's offset mapping. Character
  * classes come from java.lang.Character: on JDK 17 Unicode 13.0, the version of Python 3.9's unicodedata
  * (tests/test_deploy_android.py compares every code point); on a phone, the version of its Android release.
  * Uses only APIs of Android API level 23 (no streams, no String.codePoints()).
@@ -23,8 +25,8 @@ import java.util.Map;
 public final class Tokenizer {
     /**
      * Token ids ([CLS] query [SEP], then any context turns), their token types (0 for the query, 1 for the
-     * context), code-point offsets per token ((0,0) for specials and the context) and whether the query was
-     * truncated.
+     * context), code-point offsets per token as PaddleNLP's offset mapping gives them ((0,0) for the [CLS] and
+     * [SEP] around the query and for the context) and whether the query was truncated.
      */
     public static final class Encoding {
         public final long[] ids;
@@ -43,11 +45,16 @@ public final class Tokenizer {
     /** PaddleNLP's `_is_symbol` adds these to Unicode category S. */
     private static final int[] EXTRA_SYMBOLS = {0x00AD, 0x00B2, 0x00BA, 0x3007, 0x00B5, 0x00D8, 0x014B, 0x01B1};
     private static final int MAX_WORD_CHARS = 100;
+    /** ErnieTokenizer's special tokens, [UNK] first. */
+    private static final String[] SPECIALS = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
 
     private final Map<String, Long> vocab;
     private final BitSet continuation = new BitSet();  // the lines that start with "##"
     private final long pad, cls, sep, unk;
     private final boolean lowerCase;
+    /** Per special token: its id, and its text as the offset mapping searches it (lower-cased with lowerCase). */
+    private final long[] specialIds = new long[SPECIALS.length];
+    private final int[][] specialTexts = new int[SPECIALS.length][];
 
     public Tokenizer(InputStream vocabTxt, String name, boolean lowerCase) throws IOException {
         this.lowerCase = lowerCase;
@@ -59,6 +66,13 @@ public final class Tokenizer {
         cls = vocab.get("[CLS]");
         sep = vocab.get("[SEP]");
         unk = vocab.get("[UNK]");
+        // a vocabulary without [MASK] still has it split out, as PaddleNLP does (its id there is one past the
+        // vocabulary, which no model has; [UNK]'s here)
+        for (int k = 0; k < SPECIALS.length; k++) {
+            Long id = vocab.get(SPECIALS[k]);
+            specialIds[k] = id == null ? unk : id;
+            specialTexts[k] = codePoints(lowerCase ? SPECIALS[k].toLowerCase(Locale.ROOT) : SPECIALS[k]);
+        }
     }
 
     /** Token -> line index. A repeated token keeps its last line, as PaddleNLP's Vocab.load_vocabulary does;
@@ -157,17 +171,44 @@ public final class Tokenizer {
     /** Encode `query` (code points) to at most maxLength tokens including [CLS] and [SEP]. */
     public Encoding encode(int[] query, int maxLength) {
         List<Long> ids = new ArrayList<>();
-        List<int[]> offsets = new ArrayList<>();
-        for (List<int[]> word : basicTokens(query)) wordpiece(word, ids, offsets);
-        return frame(ids, offsets, maxLength);
+        List<int[]> pieces = new ArrayList<>();  // each token's text, as the offset mapping searches it
+        BitSet special = new BitSet();  // the tokens that are special: typed ones and WordPiece's [UNK]
+        // PaddleNLP's tokenize() splits the special tokens typed in the query out first (exact and case-sensitive;
+        // its per-character lower-casing keeps them and cannot make one) and tokenizes the text between them on its
+        // own (the whitespace it strips next to them would be dropped anyway)
+        int begin = 0;
+        for (int i = 0; i < query.length; i++) {
+            int k = query[i] == '[' ? specialAt(query, i) : -1;
+            if (k < 0) continue;
+            for (List<int[]> word : basicTokens(query, begin, i)) wordpiece(word, ids, pieces, special);
+            special.set(ids.size());
+            ids.add(specialIds[k]);
+            pieces.add(specialTexts[k]);
+            begin = i + SPECIALS[k].length();
+            i = begin - 1;
+        }
+        for (List<int[]> word : basicTokens(query, begin, query.length)) wordpiece(word, ids, pieces, special);
+        return frame(ids, offsetMapping(query, pieces, special), maxLength);
     }
 
-    /** BasicTokenizer: words of {code point, index in the query}, split at whitespace, around CJK characters,
-     * punctuation and symbols; lower-cased and accent-stripped when asked. */
-    private List<List<int[]>> basicTokens(int[] query) {
+    /** The special token spelled at query[i] (an index into SPECIALS), or -1. */
+    private static int specialAt(int[] query, int i) {
+        for (int k = 0; k < SPECIALS.length; k++) {
+            String name = SPECIALS[k];
+            int n = name.length();
+            boolean match = query.length - i >= n;
+            for (int j = 0; match && j < n; j++) match = query[i + j] == name.charAt(j);
+            if (match) return k;
+        }
+        return -1;
+    }
+
+    /** BasicTokenizer on query[begin, end): words of {code point, index in the query}, split at whitespace, around
+     * CJK characters, punctuation and symbols; lower-cased and accent-stripped when asked. */
+    private List<List<int[]>> basicTokens(int[] query, int begin, int end) {
         List<List<int[]>> tokens = new ArrayList<>();
         List<int[]> cur = new ArrayList<>();
-        for (int i = 0; i < query.length; i++) {
+        for (int i = begin; i < end; i++) {
             int cp = query[i];
             if (isDropped(cp)) continue;
             boolean cjk = isChinese(cp);  // tested before lower-casing, punctuation and symbols after
@@ -196,14 +237,21 @@ public final class Tokenizer {
         return new ArrayList<>();
     }
 
-    private static String text(List<int[]> chars, int b, int e) {
+    private static int[] chars(List<int[]> word, int b, int e) {
+        int[] out = new int[e - b];
+        for (int i = b; i < e; i++) out[i - b] = word.get(i)[0];
+        return out;
+    }
+
+    private static String text(List<int[]> word, int b, int e) {
         StringBuilder sb = new StringBuilder();
-        for (int i = b; i < e; i++) sb.appendCodePoint(chars.get(i)[0]);
+        for (int i = b; i < e; i++) sb.appendCodePoint(word.get(i)[0]);
         return sb.toString();
     }
 
-    /** WordPiece, greedy longest match first; a word with an unknown piece is one [UNK]. */
-    private void wordpiece(List<int[]> word, List<Long> ids, List<int[]> offsets) {
+    /** WordPiece, greedy longest match first; a word with an unknown piece is one [UNK]. Appends each token's id
+     * and text (without "##"), and marks an [UNK] special. */
+    private void wordpiece(List<int[]> word, List<Long> ids, List<int[]> pieces, BitSet special) {
         int n = ids.size();
         for (int start = 0, end; start < word.size() && word.size() <= MAX_WORD_CHARS; start = end) {
             Long found = null;
@@ -213,13 +261,88 @@ public final class Tokenizer {
             }
             if (found == null) break;
             ids.add(found);
-            offsets.add(new int[] {word.get(start)[1], word.get(end - 1)[1] + 1});
+            pieces.add(chars(word, start, end));
             if (end == word.size()) return;
         }
         ids.subList(n, ids.size()).clear();
-        offsets.subList(n, offsets.size()).clear();
+        pieces.subList(n, pieces.size()).clear();
+        special.set(ids.size());
         ids.add(unk);
-        offsets.add(new int[] {word.get(0)[1], word.get(word.size() - 1)[1] + 1});
+        pieces.add(specialTexts[0]);
+    }
+
+    /**
+     * PaddleNLP's _get_bert_like_offset_mapping, which the Python pipeline's slots come from: the query normalized
+     * one character at a time (lower-cased and accents stripped when asked, dropped characters removed, whitespace
+     * kept), each token (a special one lower-cased, e.g. "[unk]") searched for after the previous one found, and a
+     * token not found spanning the gap between its neighbours (one before a special token spans one character).
+     * Python's negative indexing is kept; an index past the end, where Python would raise, is clamped.
+     */
+    private int[][] offsetMapping(int[] query, List<int[]> tokens, BitSet special) {
+        int[] text = new int[query.length + 16];  // grown as needed: a character can lower-case and decompose to more
+        int[] source = new int[text.length];      // char_mapping: the query index of each normalized character
+        int len = 0;
+        for (int i = 0; i < query.length; i++) {
+            for (int c : lowerCase ? lowerAndStripAccents(query[i]) : new int[] {query[i]}) {
+                if (isDropped(c)) continue;
+                if (len == text.length) {
+                    text = Arrays.copyOf(text, 2 * len + 1);
+                    source = Arrays.copyOf(source, text.length);
+                }
+                text[len] = c;
+                source[len++] = i;
+            }
+        }
+        long[][] found = new long[tokens.size()][];  // [start, end) in text; start -1: not found
+        int offset = 0;
+        for (int t = 0; t < tokens.size(); t++) {
+            int[] token = tokens.get(t);
+            boolean sigma = false;
+            for (int c : token) sigma |= isSigma(c);
+            long start = indexOf(text, len, token, offset, sigma), n = token.length;
+            if (start < 0 && !sigma && t + 1 < tokens.size() && special.get(t + 1)) {
+                start = offset;
+                n = 1;
+            }
+            found[t] = new long[] {start, start + n};
+            if (start >= 0) offset = (int) (start + n);
+        }
+        int[][] out = new int[found.length][];
+        for (int t = 0; t < found.length; t++) {
+            long start = found[t][0], end = found[t][1];
+            if (start == -1) {
+                start = t == 0 ? 0 : found[t - 1][1];
+                end = t + 1 == found.length ? len : found[t + 1][0];
+            }
+            out[t] = new int[] {at(source, len, start), at(source, len, end - 1) + 1};
+        }
+        return out;
+    }
+
+    private static final int SIGMA = 0x3C3, FINAL_SIGMA = 0x3C2;
+
+    /** The first index >= from of `token` in text[0, len), or -1; with a sigma in the token both forms are one
+     * letter, as PaddleNLP compares them. */
+    private static int indexOf(int[] text, int len, int[] token, int from, boolean sigma) {
+        for (int i = Math.min(from, len); i + token.length <= len; i++) {
+            int j = 0;
+            while (j < token.length
+                    && (text[i + j] == token[j] || (sigma && isSigma(text[i + j]) && isSigma(token[j])))) {
+                j++;
+            }
+            if (j == token.length) return i;
+        }
+        return -1;
+    }
+
+    private static boolean isSigma(int c) {
+        return c == SIGMA || c == FINAL_SIGMA;
+    }
+
+    /** char_mapping[k] with Python's negative indexing, clamped to the ends (0 when empty). */
+    private static int at(int[] source, int len, long k) {
+        if (k < 0) k += len;
+        return len == 0 ? 0 : source[(int) Math.max(0, Math.min(k, len - 1))];
     }
 
     /**
@@ -254,7 +377,7 @@ public final class Tokenizer {
     }
 
     /** [CLS] ids [SEP], truncated to maxLength. */
-    private Encoding frame(List<Long> ids, List<int[]> offsets, int maxLength) {
+    private Encoding frame(List<Long> ids, int[][] offsets, int maxLength) {
         int keep = Math.max(0, maxLength - 2);
         int n = Math.min(keep, ids.size());
         long[] outIds = new long[n + 2];
@@ -263,7 +386,7 @@ public final class Tokenizer {
         outOffsets[0] = new int[] {0, 0};
         for (int i = 0; i < n; i++) {
             outIds[i + 1] = ids.get(i);
-            outOffsets[i + 1] = offsets.get(i);
+            outOffsets[i + 1] = offsets[i];
         }
         outIds[n + 1] = sep;
         outOffsets[n + 1] = new int[] {0, 0};

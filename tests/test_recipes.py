@@ -79,7 +79,7 @@ def test_recipe_script_averages_the_last_two_epochs_and_exports_constrained(pico
 
     out = tmp_path / "recipe"
     run_script("scripts/recipe_single.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
-                                                 DEV=corpus_subset / "dev.txt", EPOCHS="3"),
+                                                 DEV=corpus_subset / "dev.txt", EPOCHS="3", MLM_EPOCHS="0"),
                "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
     steps = sorted(int(d.name.split("-")[1]) for d in out.glob("checkpoint-*"))
     assert steps == [10, 20, 30]  # 600 lines / 64 = 10 steps an epoch, 3 epochs, --save_total_limit 3

@@ -210,3 +210,65 @@ def test_deployment_summary_names_each_backends_smallest_model(bench):
         row = next(r for r in rows if r["stage"] == d["stage"])
         assert d["speedup"] == round(base["p50_ms"] / row["p50_ms"], 2) and d["pss_mib"] == row["pss_mib"]
     assert "Deployment summary" in bench[1]
+
+
+CALLGRIND_OUT = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+pid: 4242
+cmd:  slu_bench --model_dir m --model_file m/pruned.onnx --input_file q.txt --repeat 2
+part: 1
+
+desc: I1 cache:
+desc: Timerange: Basic block 0 - 1000
+desc: Trigger: Program termination
+
+positions: line
+events: Ir
+summary: 0
+
+
+ob=(1) /opt/onnxruntime/lib/libonnxruntime.so.1.21.0
+fl=(1) ???
+fn=(1) MlasSgemmKernelFma3
+0 1500000
+cfn=(2) MlasSgemmCopyPackB
+calls=4 0
+0 250000
+
+totals: 2600000
+"""
+
+
+def test_ort_options_reads_callgrind_totals_and_takes_ratios_to_the_default():
+    """benchmarks/ort_options.py's pure parts on hand-written input: the totals line of a callgrind output,
+    slu_bench's one-line error among valgrind's lines, instructions per query and the ratio to the same model's
+    default setting, a failed setting kept with its error."""
+    ort = script_module("benchmarks/ort_options.py")
+
+    assert ort.callgrind_total(CALLGRIND_OUT) == 2_600_000  # totals, not summary (0) nor a cost line
+    with pytest.raises(ValueError, match="no totals line"):
+        ort.callgrind_total(CALLGRIND_OUT.split("totals:")[0])
+    stderr = ("==4242== Callgrind, a call-graph generating cache profiler\n==4242== Command: slu_bench ...\n"
+              "slu_bench: error: model file not found: m/none.onnx\n==4242== \n==4242== Events    : Ir\n")
+    assert ort.one_line_error(stderr, 1) == "slu_bench: error: model file not found: m/none.onnx"
+    assert ort.one_line_error("==7== Events    : Ir\n\n", 134) == "exit status 134"
+    runs = [{"model": "pruned", "setting": "default", "instructions": 2_000_000},
+            {"model": "pruned", "setting": "disable", "instructions": 2_600_000},
+            {"model": "pruned", "setting": "basic", "error": "slu_bench: error: bad model"},
+            {"model": "quant_emb", "setting": "disable", "instructions": 1_000_003}]
+    rows = ort.per_query_rows(runs, 4)
+    # 2,000,000 / 4 queries = 500,000 per query; 2,600,000 / 2,000,000 = 1.3; 1,000,003 / 4 = 250,000.75 -> 250,001
+    assert [(r.get("instructions_per_query"), r.get("ratio_to_default")) for r in rows] == \
+        [(500_000, 1.0), (650_000, 1.3), (None, None), (250_001, None)]
+    assert rows[2]["error"] == "slu_bench: error: bad model" and "instructions_per_query" not in rows[2]
+    assert [ort.cell(r) for r in rows] == ["0.50 M (1.000)", "0.65 M (1.300)", "failed: slu_bench: error: bad model",
+                                           "0.25 M"]
+    machine = {"valgrind": "3.19.0", "onnxruntime": "1.21.0", "queries": 4, "cpu": "x", "cores": 2,
+               "load_average_at_end": (1.0, 1.0, 1.0)}
+    md = ort.markdown(machine, rows, {("pruned", "all"): {"nodes": 3, "ops": {"MatMul": 2, "Attention": 1}},
+                                      ("pruned", "basic"): {"error": "slu_bench: error: bad model"}}, {})
+    assert "| setting | pruned | quant_emb |" in md
+    assert f"| disable: {ort.SETTINGS['disable'][0]} | 0.65 M (1.300) | 0.25 M |" in md
+    assert f"| basic: {ort.SETTINGS['basic'][0]} | failed: slu_bench: error: bad model |  |" in md
+    assert "| pruned | all | 3 | 2 | " + " | ".join(["0"] * (len(ort.OP_COLUMNS) - 2)) + " | 1 |" in md

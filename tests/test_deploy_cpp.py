@@ -256,6 +256,85 @@ def test_slu_bench_stats_json(demo, onnx_model, corpus_subset, tmp_path):
     assert "unknown flag --repeat" in one_line_error(p)
 
 
+SESSION_FLAGS = [["--graph_optimization", "disable"], ["--graph_optimization", "basic"],
+                 ["--graph_optimization", "extended"], ["--graph_optimization", "all"],
+                 ["--execution_mode", "parallel", "--inter_op_threads", "2"], ["--mem_pattern", "off"],
+                 ["--cpu_arena", "off"], ["--cpu_num_threads", "2", "--session_config", "session.intra_op.allow_spinning=0"]]
+
+
+def test_session_flags_give_the_same_answers(demo, onnx_model, corpus_subset, tmp_path):
+    """ONNX Runtime's session options (graph optimization level, execution mode, memory pattern, arena, config
+    entries) change how the model runs, not its answers: ids, intents and slots equal the default's, confidences to
+    1e-4; --optimized_model_file writes the optimized graph; a bad value is a one-line error naming the flag."""
+    dev = corpus_subset / "dev.txt"
+    default = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--batch_size", "4")
+    assert default.returncode == 0, default.stderr[-3000:]
+    want = json_rows(default.stdout)
+    assert len(want) == 150
+    for flags in SESSION_FLAGS:
+        p = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--batch_size", "4", *flags)
+        assert p.returncode == 0, (flags, p.stderr[-3000:])
+        rows = json_rows(p.stdout)
+        assert len(rows) == len(want), flags
+        for row, ref in zip(rows, want):
+            assert (row["query"], row["ids"], row["intent"], row["slot"], row["slot_ids"]) == \
+                (ref["query"], ref["ids"], ref["intent"], ref["slot"], ref["slot_ids"]), (flags, ref["query"])
+            assert row["confidence"] == pytest.approx(ref["confidence"], abs=1e-4), (flags, ref["query"])
+    import onnx
+
+    optimized = {}
+    for level in ("disable", "all"):
+        optimized[level] = tmp_path / f"{level}.onnx"
+        p = run_demo(bench_of(demo), "--model_dir", onnx_model, "--input_file", dev, "--repeat", "2",
+                     "--graph_optimization", level, "--optimized_model_file", optimized[level], "--mem_pattern", "off",
+                     "--cpu_arena", "off", "--execution_mode", "sequential", "--stats_json", tmp_path / "s.json")
+        assert p.returncode == 0 and json.load(open(tmp_path / "s.json"))["queries"] == 150, p.stderr[-3000:]
+    nodes = {k: len(onnx.load(str(v)).graph.node) for k, v in optimized.items()}
+    assert 0 < nodes["all"] < nodes["disable"], nodes  # fused (LayerNormalization, ...) at "all"
+    bad = [(["--graph_optimization", "fast"],
+            "--graph_optimization: graph optimization level must be disable, basic, extended or all, not 'fast'"),
+           (["--execution_mode", "async"], "--execution_mode: execution mode must be sequential or parallel, not 'async'"),
+           (["--mem_pattern", "yes"], "--mem_pattern must be on or off, not 'yes'"),
+           (["--cpu_arena", "1"], "--cpu_arena must be on or off, not '1'"),
+           (["--inter_op_threads", "0"], "--inter_op_threads must be at least 1"),
+           (["--session_config", "no_value"], "--session_config needs KEY=VALUE, not 'no_value'"),
+           (["--graph_optimization"], "missing value for --graph_optimization")]
+    for exe, name in ((demo, "infer_demo"), (bench_of(demo), "slu_bench")):
+        for flags, message in bad:
+            err = one_line_error(run_demo(exe, "--model_dir", onnx_model, "--text", "你好", *flags), name)
+            assert err == f"{name}: error: {message}", err
+
+
+def callgrind_instructions(exe, model, queries_file, out, *flags, valgrind_flags=()):
+    """The totals line (instructions) of slu_bench under callgrind with --instr-atstart=no."""
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                        *valgrind_flags, exe, "--model_dir", str(model), "--input_file", str(queries_file), *flags],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return int(next(x for x in open(out).read().splitlines() if x.startswith("totals:")).split()[1])
+
+
+def test_slu_bench_counts_session_run_alone_under_callgrind(demo, onnx_model, tmp_path):
+    """Where valgrind's callgrind.h was there at build time, slu_bench under callgrind (--instr-atstart=no) counts
+    the timed passes' Session::Run calls: two timed passes count twice one (the warm-up is not counted); the
+    parallel execution mode, whose graph runs on ONNX Runtime's inter-op threads, is counted too; with collection
+    off at start the main thread counts only what lies outside Session::Run (tokenizer, decoding), far less."""
+    if not (shutil.which("valgrind") and os.path.isfile("/usr/include/valgrind/callgrind.h")):
+        print("SKIPPED: no valgrind or valgrind/callgrind.h")
+        pytest.skip("no valgrind or valgrind/callgrind.h")
+    queries = tmp_path / "q.txt"
+    queries.write_text("播放周杰伦的稻香\n导航到北京西站\n打电话给妈妈\n", encoding="utf-8")
+    count = lambda *flags, **kw: callgrind_instructions(bench_of(demo), onnx_model, queries, tmp_path / "cg.out",
+                                                        *flags, **kw)
+    one_pass = count("--repeat", "2")
+    assert one_pass > 10000
+    assert count("--repeat", "3") == pytest.approx(2 * one_pass, rel=0.05)
+    parallel = count("--repeat", "2", "--execution_mode", "parallel", "--inter_op_threads", "2")
+    assert 0.8 * one_pass < parallel < 2 * one_pass
+    outside = count("--repeat", "2", valgrind_flags=["--collect-atstart=no"])
+    assert 0 < outside < 0.5 * one_pass
+
+
 def test_max_length_defaults_to_the_manifest(demo, onnx_model, corpus_subset):
     m = json.load(open(onnx_model / MANIFEST))
     dev = corpus_subset / "dev.txt"

@@ -3,6 +3,9 @@
 // not timed. Each call (one batch) is timed end to end (tokenizer + Session::Run + decoding), and the
 // tokenizer and Session::Run alone.
 //   ./slu_bench --model_dir output/nano --input_file queries.txt --repeat 4 --stats_json stats.json
+// Instruction counts of the timed Session::Run calls alone, on every thread (repeatable on a loaded machine),
+// where valgrind's callgrind.h was found at build time (benchmarks/ort_options.py runs it):
+//   valgrind --tool=callgrind --instr-atstart=no ./slu_bench --model_dir ... --repeat 2
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +16,24 @@
 
 #include "cli.h"
 #include "slu.h"
+
+// Under callgrind with --instr-atstart=no (and collection on at start, callgrind's default), instructions are
+// counted during the timed passes only: on this thread inside Session::Run alone (collection is per thread:
+// CALLGRIND_TOGGLE_COLLECT), on ONNX Runtime's own threads throughout, which work only inside Session::Run (the
+// parallel execution mode runs the graph on its inter-op threads; with 1 intra-op thread and sequential
+// execution there are none). With --collect-atstart=no this thread would count everything but Session::Run.
+// The requests are no-ops outside valgrind, and absent without its headers.
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define SLU_HAVE_CALLGRIND 1
+#endif
+#endif
+#ifndef SLU_HAVE_CALLGRIND
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#define CALLGRIND_TOGGLE_COLLECT
+#endif
 
 namespace {
 
@@ -71,7 +92,9 @@ void TimedCall(slu::Predictor* predictor, const cli::QueryBatch& batch, CallTime
   auto t0 = std::chrono::steady_clock::now();
   auto encodings = predictor->Encode(batch.queries, batch.contexts);
   auto t1 = std::chrono::steady_clock::now();
+  CALLGRIND_TOGGLE_COLLECT;  // this thread: on for Session::Run alone
   auto logits = predictor->Run(encodings);
+  CALLGRIND_TOGGLE_COLLECT;
   auto t2 = std::chrono::steady_clock::now();
   predictor->Decode(batch.queries, std::move(encodings), logits);
   auto t3 = std::chrono::steady_clock::now();
@@ -96,6 +119,8 @@ Stats Measure(slu::Predictor* predictor, const std::vector<cli::QueryBatch>& bat
   Stats s;
   s.queries = queries;
   for (const auto& batch : batches) predictor->Predict(batch.queries, batch.contexts);  // warm-up
+  CALLGRIND_START_INSTRUMENTATION;  // every thread counts from here (ONNX Runtime's inter-op threads, if any)...
+  CALLGRIND_TOGGLE_COLLECT;         // ...but this one only inside Session::Run (TimedCall)
   for (int rep = 1; rep < repeat; ++rep) {
     CallTimes pass;
     for (const auto& batch : batches) TimedCall(predictor, batch, &pass);
@@ -104,6 +129,8 @@ Stats Measure(slu::Predictor* predictor, const std::vector<cli::QueryBatch>& bat
     Append(pass, &s.calls);
     ++s.timed_passes;
   }
+  CALLGRIND_TOGGLE_COLLECT;
+  CALLGRIND_STOP_INSTRUMENTATION;
   return s;
 }
 

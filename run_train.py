@@ -31,7 +31,8 @@ def main(argv=None):
         return
 
     trainer = training.make_trainer(setup, data_args, args, train=args.do_train,
-                                    compute_metrics=training.make_compute_metrics(setup.labels, setup.slotless))
+                                    compute_metrics=training.make_compute_metrics(setup.labels, setup.slotless,
+                                                                                    setup.model.crf))
     max_positions = setup.model.config.max_position_embeddings
     if args.do_train:
         if setup.last_checkpoint:
@@ -53,7 +54,7 @@ def main(argv=None):
                                                setup.labels, model_args.dropout, bool(data_args.context_turns))
     if args.do_train or args.do_export:
         training.write_deploy_files(args.output_dir, setup.tokenizer, data_args, setup.labels, setup.slotless,
-                                    args.input_dtype, max_positions, setup.intent_types)
+                                    args.input_dtype, max_positions, setup.intent_types, setup.model.crf)
 
 
 if __name__ == "__main__":

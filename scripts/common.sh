@@ -52,8 +52,8 @@ launcher() {
 }
 
 # The measured best recipe (README, "Accuracy recipes"): train.sh for EPOCHS epochs keeping the last two epoch
-# checkpoints, average them into $OUTPUT/averaged, export that with constrained slot decoding and evaluate it on
-# DEV. Call after MODEL, OUTPUT, TRAIN, DEV are set; arguments are extra training flags (e.g. --context_turns 1).
+# checkpoints, average them into $OUTPUT/averaged, export that with the run's slot decoding (constrained unless
+# the arguments say otherwise) and evaluate it on DEV. Call after MODEL, OUTPUT, TRAIN, DEV are set; arguments are extra training flags (e.g. --context_turns 1).
 # MLM_EPOCHS=N first pretrains the encoder with masked LM on TRAIN for N epochs (run_pretrain.py, into
 # $OUTPUT/mlm) and fine-tunes from it.
 train_recipe() {
@@ -72,8 +72,7 @@ train_recipe() {
   # shellcheck disable=SC2086  # two paths without spaces (the checkpoint names)
   "$PY" scripts/average_checkpoints.py --output_dir "$OUTPUT/averaged" $last_two
   "$PY" run_train.py --device "${DEVICE:-cpu}" --model_name_or_path "$OUTPUT/averaged" \
-      --output_dir "$OUTPUT/averaged" --train_path "$TRAIN" --dev_path "$DEV" --do_export --input_dtype int32 \
-      --slot_decoding constrained
+      --output_dir "$OUTPUT/averaged" --train_path "$TRAIN" --dev_path "$DEV" --do_export --input_dtype int32
   "$PY" run_eval.py --infer_prefix "$OUTPUT/averaged/infer_model" --test_path "$DEV" --do_eval \
       --per_device_eval_batch_size 256 --output_dir "$OUTPUT/averaged"
 }

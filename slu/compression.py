@@ -103,13 +103,14 @@ def make_custom_evaluate(labels, slotless, log):
 
 
 def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, data_args, intent_types=None,
-                 batch_size=256):
+                 batch_size=256, crf_scores=None):
     """Dev accuracy (Paddle Inference, with the run's slot decoding), size and parameter count of each exported
     stage."""
     from slu.predictor import Predictor, PythonTokenizer, create_runtime
 
     vocab = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])]
-    decoder = core.SlotDecoder(labels, data_args.slot_decoding, intent_types, core.continuation_ids(vocab))
+    decoder = core.SlotDecoder(labels, data_args.slot_decoding, intent_types, core.continuation_ids(vocab),
+                               crf_scores)
     rows = []
     for name, prefix in stage_prefixes:
         predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
@@ -205,7 +206,7 @@ def run(setup, model_args, data_args, args):
 
     def export_deploy_files():
         training.write_deploy_files(width_dir, tokenizer, data_args, labels, setup.slotless, args.input_dtype,
-                                    pruned_positions[0], setup.intent_types)
+                                    pruned_positions[0], setup.intent_types, setup.model.crf)
 
     def save_pruned(self):
         """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
@@ -240,7 +241,9 @@ def run(setup, model_args, data_args, args):
                                model_args.dropout, context)
     stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
     stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
-    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args, setup.intent_types)
+    crf_scores = setup.model.crf.scores() if setup.model.crf is not None else None
+    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args, setup.intent_types,
+                        crf_scores=crf_scores)
     title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
              f"width {w_arg}, dev {len(setup.dev_ex)} queries")
     table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)

@@ -318,17 +318,22 @@ class SlotDecoder:
     among O, B-t for the slot types t seen with the predicted intent in training (none for slot-less intents),
     and I-t only when the token before is B-t or I-t (valid BIO); a WordPiece continuation ("##...") takes the
     label of the word's first piece, as I-t (or O), so no entity starts or ends inside a word. Special tokens and
-    padding (offsets (0, 0)) get PAD and end entities.
+    padding (offsets (0, 0)) get PAD and end entities. "crf": the same constraints, but the best label sequence of
+    each run of query tokens under a CRF slot head's scores (emissions = slot logits, plus the learned `transitions`
+    {"start": [L], "end": [L], "transitions": [L][L]}), found by Viterbi.
     """
 
-    MODES = ("argmax", "constrained")
+    MODES = ("argmax", "constrained", "crf")
 
-    def __init__(self, labels, mode="argmax", intent_types=None, continuation_ids=()):
+    def __init__(self, labels, mode="argmax", intent_types=None, continuation_ids=(), transitions=None):
         if mode not in self.MODES:
             raise UsageError(f"slot decoding must be one of {', '.join(self.MODES)}, not {mode!r}")
+        if mode == "crf" and transitions is None:
+            raise UsageError("slot decoding crf needs the CRF transition scores of a model trained with --use_crf")
         self.labels, self.mode = labels, mode
         self.intent_types = dict(intent_types or {})
         self.continuation_ids = frozenset(continuation_ids)
+        self.transitions = check_transitions(transitions, len(labels.slots)) if transitions is not None else None
 
     def slot_ids(self, intent_id, token_ids, offsets, slot_logits):
         """Label ids for the first len(offsets) tokens of `slot_logits` [T, slot labels]."""
@@ -337,8 +342,10 @@ class SlotDecoder:
         logits = np.asarray(slot_logits)
         if self.mode == "argmax":
             return [int(x) for x in logits[:len(offsets)].argmax(-1)]
-        slot2id = self.labels.slot2id
         allowed = self.intent_types.get(self.labels.intents[intent_id], self.labels.slot_types)
+        if self.mode == "crf":
+            return self._viterbi_ids(allowed, token_ids, offsets, logits)
+        slot2id = self.labels.slot2id
         begin = [slot2id["O"]] + [slot2id["B-" + t] for t in allowed]
         out, prev = [], None  # prev: the label (string) of the token before, None after a special token
         for k, (s, e) in enumerate(offsets):
@@ -355,6 +362,75 @@ class SlotDecoder:
             out.append(sid)
             prev = self.labels.slots[sid]
         return out
+
+
+    def _viterbi_ids(self, allowed, token_ids, offsets, logits):
+        out, k = [PAD_SLOT_ID] * len(offsets), 0
+        while k < len(offsets):  # each run of query tokens (special tokens and padding have offsets (0, 0))
+            if offsets[k][1] <= offsets[k][0]:
+                k += 1
+                continue
+            end = k
+            while end < len(offsets) and offsets[end][1] > offsets[end][0]:
+                end += 1
+            continuing = [j > k and int(token_ids[j]) in self.continuation_ids for j in range(k, end)]
+            out[k:end] = constrained_viterbi(logits[k:end], self.transitions, self.labels, allowed, continuing)
+            k = end
+        return out
+
+
+def check_transitions(transitions, num_labels, where="slot_transitions"):
+    """CRF scores as float arrays (start [L], end [L], transitions [L, L]); UsageError naming the field otherwise."""
+    import numpy as np
+
+    if not isinstance(transitions, dict):
+        raise UsageError(f"{where} must be an object with start, end and transitions")
+    out = {}
+    for key, shape in (("start", (num_labels,)), ("end", (num_labels,)), ("transitions", (num_labels, num_labels))):
+        try:
+            value = np.asarray(transitions.get(key), dtype="float64")
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}.{key} must hold numbers") from None
+        if value.shape != shape or not np.isfinite(value).all():
+            raise UsageError(f"{where}.{key} must be finite numbers of shape {list(shape)} (the slot labels), "
+                             f"not shape {list(value.shape)}")
+        out[key] = value
+    return out
+
+
+def constrained_viterbi(emissions, crf, labels, allowed_types, continuing):
+    """The label ids of the highest-scoring sequence (start + emissions + transitions + end) for one run of query
+    tokens, among sequences that use O and the `allowed_types` only, are valid BIO (I-t after B-t or I-t), and
+    where a token with continuing[k] (a WordPiece "##" piece) keeps its word's entity (O after O, I-t after
+    B-t or I-t). `emissions` [n, L]; `crf` as check_transitions returns."""
+    import numpy as np
+
+    slot2id = labels.slot2id
+    candidates = ["O"] + [p + t for t in allowed_types for p in ("B-", "I-")]
+    cand_ids = [slot2id[c] for c in candidates]
+    n, c = len(emissions), len(candidates)
+    emit = np.asarray(emissions, dtype="float64")[:, cand_ids]
+    trans = crf["transitions"][np.ix_(cand_ids, cand_ids)].copy()
+    for j, label in enumerate(candidates):  # I-t only after B-t or I-t
+        if label.startswith("I-"):
+            trans[[i for i, prev in enumerate(candidates) if prev[2:] != label[2:]], j] = -np.inf
+    inside = np.array([x.startswith("I-") for x in candidates])
+    # a continuation piece: O only after O, and never B-t (I-t is already tied to its type)
+    word_trans = np.full_like(trans, -np.inf)
+    word_trans[0, 0] = trans[0, 0]
+    word_trans[:, inside] = trans[:, inside]
+    score = crf["start"][cand_ids] + emit[0]
+    score[inside] = -np.inf  # no I-t at the start of a run
+    back = np.zeros((n, c), dtype=int)
+    for k in range(1, n):
+        step = score[:, None] + (word_trans if continuing[k] else trans)
+        back[k] = step.argmax(0)
+        score = step.max(0) + emit[k]
+    score = score + crf["end"][cand_ids]
+    best = [int(score.argmax())]
+    for k in range(n - 1, 0, -1):
+        best.append(int(back[k][best[-1]]))
+    return [cand_ids[j] for j in reversed(best)]
 
 
 def continuation_ids(vocab):

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 
-from slu.core import DataError, LabelSet, UsageError, read_utf8_lines, save_json
+from slu.core import DataError, LabelSet, UsageError, check_transitions, read_utf8_lines, save_json
 
 NAME = "deploy_config.json"
 FORMAT = "ernie-tiny-slu/1"
@@ -21,16 +21,16 @@ class ManifestError(UsageError):
 
 
 TOKEN_TYPE_NAME = "token_type_ids"
-SLOT_DECODINGS = ("argmax", "constrained")
+SLOT_DECODINGS = ("argmax", "constrained", "crf")
 
 
 def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
           pad_token_id=0, models=None, context_turns=0, max_context_length=0, intent_slot_types=None,
-          slot_decoding="argmax"):
+          slot_decoding="argmax", slot_transitions=None):
     inputs = [{"name": INPUT_NAME, "dtype": input_dtype, "shape": [-1, -1]}]
     if context_turns:
         inputs.append({"name": TOKEN_TYPE_NAME, "dtype": input_dtype, "shape": [-1, -1]})
-    return {
+    m = {
         "format": FORMAT,
         "max_seq_length": int(max_seq_length),
         "max_position_embeddings": int(max_position_embeddings),
@@ -55,6 +55,9 @@ def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless
         "intent_slot_types": dict(intent_slot_types or {}),
         "slot_decoding": slot_decoding,
     }
+    if slot_transitions is not None:
+        m["slot_transitions"] = slot_transitions
+    return m
 
 
 def exported_models(directory):
@@ -112,6 +115,13 @@ def check_optional(m, path):
     if m["slot_decoding"] not in SLOT_DECODINGS:
         raise ManifestError(f"{path}: slot_decoding must be one of {', '.join(SLOT_DECODINGS)}, "
                             f"not {m['slot_decoding']!r}")
+    if m.get("slot_transitions") is not None:
+        try:
+            check_transitions(m["slot_transitions"], m["num_slot_labels"])
+        except UsageError as e:
+            raise ManifestError(f"{path}: {e}") from None
+    elif m["slot_decoding"] == "crf":
+        raise ManifestError(f"{path}: slot_decoding crf needs slot_transitions (a model trained with --use_crf)")
     types = m["intent_slot_types"]
     if not isinstance(types, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v)
                                               for v in types.values()):

@@ -17,7 +17,7 @@ class JointErnie(ErniePretrainedModel):
     slot_logits [B, T, slot_dim]).
     """
 
-    def __init__(self, config, intent_dim=11, slot_dim=32, dropout=None):
+    def __init__(self, config, intent_dim=11, slot_dim=32, dropout=None, use_crf=None):
         super().__init__(config)
         # PaddleNLP 2.8 initialises weights after __init__; calling self.apply(self.init_weights)
         # here raises a TypeError on that release.
@@ -26,6 +26,11 @@ class JointErnie(ErniePretrainedModel):
         self.dropout = nn.Dropout(dropout if dropout is not None else config.hidden_dropout_prob)
         self.intent_classifier = nn.Linear(config.hidden_size, intent_dim)
         self.slot_classifier = nn.Linear(config.hidden_size, slot_dim)
+        # A CRF slot head: the slot logits are its emissions; its transition scores are trained by JointLoss and
+        # written to deploy_config.json (the exported graph is the same). The config remembers it.
+        self.use_crf = bool(getattr(config, "use_crf", False) if use_crf is None else use_crf)
+        config.use_crf = self.use_crf
+        self.crf = LinearChainCrf(slot_dim) if self.use_crf else None
         width_mult = getattr(config, "width_mult", 1.0) or 1.0
         if width_mult < 1.0:  # a DynaBERT width-pruned model saved by compress.py
             shrink_width(self.ernie, width_mult)
@@ -65,16 +70,67 @@ def shrink_width(ernie, width_mult):
     return ernie
 
 
-class JointLoss(nn.Layer):
-    """Intent cross entropy + slot cross entropy (optionally label-smoothed); slot label PAD (0) is ignored."""
+class LinearChainCrf(nn.Layer):
+    """Start, end and label-to-label scores of a linear-chain CRF over slot labels (JointBERT's --use_crf)."""
 
-    def __init__(self, ignore_index=PAD_SLOT_ID, label_smoothing=0.0):
+    def __init__(self, num_labels):
+        super().__init__()
+        init = nn.initializer.Uniform(-0.1, 0.1)
+        self.start = self.create_parameter([num_labels], default_initializer=init)
+        self.end = self.create_parameter([num_labels], default_initializer=init)
+        self.transitions = self.create_parameter([num_labels, num_labels], default_initializer=init)
+
+    def scores(self):
+        """The scores as lists, for deploy_config.json (core.SlotDecoder's "crf" mode reads them)."""
+        return {"start": self.start.numpy().tolist(), "end": self.end.numpy().tolist(),
+                "transitions": self.transitions.numpy().tolist()}
+
+    def nll(self, emissions, labels, mask):
+        """Mean over rows of -log p(labels | emissions) over the positions where `mask` is true, which must be one
+        contiguous run per row (the query's tokens: slot label != PAD). emissions [B, T, L], labels [B, T]."""
+        mask = mask.astype(emissions.dtype)
+        num_labels = emissions.shape[-1]
+        labels = labels.astype("int64")
+        prev_mask = paddle.concat([paddle.zeros_like(mask[:, :1]), mask[:, :-1]], axis=1)
+        next_mask = paddle.concat([mask[:, 1:], paddle.zeros_like(mask[:, :1])], axis=1)
+        gold_emit = paddle.take_along_axis(emissions, labels.unsqueeze(-1), axis=-1).squeeze(-1)
+        prev_labels = paddle.concat([labels[:, :1], labels[:, :-1]], axis=1)
+        gold_trans = paddle.gather(self.transitions.reshape([-1]), (prev_labels * num_labels + labels).reshape([-1]))
+        gold = (mask * gold_emit + mask * prev_mask * gold_trans.reshape(labels.shape) +
+                mask * (1 - prev_mask) * paddle.gather(self.start, labels.reshape([-1])).reshape(labels.shape) +
+                mask * (1 - next_mask) * paddle.gather(self.end, labels.reshape([-1])).reshape(labels.shape)).sum(1)
+        # forward algorithm; alpha is carried unchanged through masked-out positions
+        alpha = paddle.zeros_like(emissions[:, 0])
+        started = paddle.zeros_like(mask[:, :1])
+        for t in range(emissions.shape[1]):
+            m = mask[:, t:t + 1]
+            first = self.start.unsqueeze(0) + emissions[:, t]
+            following = paddle.logsumexp(alpha.unsqueeze(2) + self.transitions.unsqueeze(0), axis=1) + emissions[:, t]
+            alpha = m * (started * following + (1 - started) * first) + (1 - m) * alpha
+            started = paddle.maximum(started, m)
+        log_z = paddle.logsumexp(alpha + self.end.unsqueeze(0), axis=1)
+        has_tokens = started.squeeze(1)
+        return ((log_z - gold) * has_tokens).sum() / paddle.clip(has_tokens.sum(), min=1.0)
+
+
+class JointLoss(nn.Layer):
+    """Intent cross entropy + slot cross entropy (optionally label-smoothed); slot label PAD (0) is ignored.
+    With `crf` (the model's LinearChainCrf) the slot loss is the CRF's negative log-likelihood of the query's
+    labels, averaged over queries as JointBERT does."""
+
+    def __init__(self, ignore_index=PAD_SLOT_ID, label_smoothing=0.0, crf=None):
         super().__init__()
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+        self._crf = [crf] if crf is not None else []  # a list: the parameters stay the model's alone
 
     def forward(self, outputs, labels):
         intent_logits, slot_logits = outputs[0], outputs[1]
         intent_label, slot_label = labels[0], labels[1]
+        if self._crf:
+            intent_label = intent_label.reshape([-1]).astype("int64")
+            intent_loss = (smoothed_cross_entropy(intent_logits, intent_label, self.label_smoothing)
+                           if self.label_smoothing else F.cross_entropy(intent_logits, intent_label.unsqueeze(-1)))
+            return intent_loss + self._crf[0].nll(slot_logits, slot_label, slot_label != self.ignore_index)
         slot_logits = slot_logits.reshape([-1, slot_logits.shape[-1]])
         if self.label_smoothing:
             return (smoothed_cross_entropy(intent_logits, intent_label, self.label_smoothing) +

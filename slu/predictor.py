@@ -212,7 +212,8 @@ class Predictor:
         tokenizer = fast_tokenizer_from_dir(model_dir) if use_fast else PythonTokenizer.from_dir(model_dir)
         decoder = core.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
                                    core.continuation_ids(core.read_utf8_lines(os.path.join(model_dir,
-                                                                                           config["vocab_file"]))))
+                                                                                           config["vocab_file"]))),
+                                   config.get("slot_transitions"))
         return cls(runtime, tokenizer, labels, length, config["input_dtype"], batch_size, config["slotless_intents"],
                    config["context_turns"], config["max_context_length"], decoder)
 

@@ -32,6 +32,17 @@ class ModelArguments:
     )
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the intent and slot heads."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the intent and slot losses."})
+    use_crf: bool = field(default=False, metadata={
+        "help": "A CRF slot head (as JointBERT's --use_crf): the slot loss is the CRF's negative log-likelihood, and "
+                "the export writes its transition scores for --slot_decoding crf. A model directory trained with it "
+                "keeps it without the flag."})
+    distill_from: Optional[str] = field(default=None, metadata={
+        "help": "Distil from this fine-tuned model directory (run_train.py output; same labels, and a vocabulary "
+                "that holds every token of the student's): its logits, softened by --distill_temperature, are "
+                "extra targets for the intent and the slots."})
+    distill_alpha: float = field(default=0.5, metadata={
+        "help": "Weight of the distillation loss; 1 - alpha goes to the loss on the gold labels."})
+    distill_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the distillation."})
 
 
 @dataclass
@@ -60,8 +71,9 @@ class DataArguments:
         "help": "Probability that a training query with slots is seen, each time it is drawn, with every slot value "
                 "replaced by another value of the same type from the training set (0: off)."})
     slot_decoding: Optional[str] = field(default=None, metadata={
-        "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default) or constrained (slot "
-                "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder). "
+        "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default), constrained (slot "
+                "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder) or crf "
+                "(the same constraints, Viterbi under a --use_crf model's scores). "
                 "Default when --model_name_or_path is an exported directory: its own."})
 
 
@@ -87,6 +99,18 @@ def check_args(model_args, data_args, args):
         errors.append(f"--slot_substitution is a probability, not {data_args.slot_substitution}")
     if not 0.0 <= model_args.label_smoothing < 1.0:
         errors.append(f"--label_smoothing must be in [0, 1), not {model_args.label_smoothing}")
+    if model_args.use_crf and args.world_size > 1:
+        errors.append("--use_crf trains in one process only (the CRF's scores live in the loss, which data-parallel "
+                      "training does not synchronise)")
+    if model_args.distill_from is not None:
+        if not args.do_train:
+            errors.append("--distill_from needs --do_train")
+        if not os.path.isdir(model_args.distill_from):
+            errors.append(f"--distill_from {model_args.distill_from}: no such directory")
+        if not 0.0 <= model_args.distill_alpha <= 1.0:
+            errors.append(f"--distill_alpha must be in [0, 1], not {model_args.distill_alpha}")
+        if not model_args.distill_temperature > 0:
+            errors.append(f"--distill_temperature must be positive, not {model_args.distill_temperature}")
     if data_args.ignore_index != PAD_SLOT_ID:
         errors.append(f"--ignore_index must be {PAD_SLOT_ID} (the PAD slot label, which the metric skips), "
                       f"not {data_args.ignore_index}")
@@ -159,6 +183,15 @@ class Setup:
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
         self.label_smoothing = model_args.label_smoothing
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
+        if data_args.slot_decoding == "crf" and not self.model.use_crf:
+            raise core.UsageError(f"--slot_decoding crf: {model_args.model_name_or_path} has no CRF slot head "
+                                  "(train it with --use_crf)")
+        self.teacher = None
+        if model_args.distill_from and args.do_train:
+            from slu.distillation import Teacher
+
+            self.teacher = Teacher(model_args.distill_from, self.tokenizer, self.labels, data_args,
+                                   model_args.distill_alpha, model_args.distill_temperature)
 
     @staticmethod
     def _saved_manifest(model_dir):
@@ -177,7 +210,8 @@ class Setup:
         # process made before: build the trained model in a fresh name scope so a resumed run matches.
         with paddle.utils.unique_name.guard():
             model = JointErnie.from_pretrained(model_path, intent_dim=len(self.labels.intents),
-                                               slot_dim=len(self.labels.slots), dropout=model_args.dropout)
+                                               slot_dim=len(self.labels.slots), dropout=model_args.dropout,
+                                               use_crf=model_args.use_crf or None)
         total = data_args.max_seq_length + data_args.max_context_length
         if total > model.config.max_position_embeddings:
             what = f"--max_seq_length {data_args.max_seq_length} " + (
@@ -329,6 +363,21 @@ class JointTrainer(Trainer):
             os.replace(done + ".tmp", done)
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)  # by step: mtimes can tie
 
+    teacher = None  # a distillation.Teacher: its softened logits are extra training targets
+
+    def compute_loss(self, model, inputs, return_outputs=False):
+        if self.teacher is None or not model.training:
+            return super().compute_loss(model, inputs, return_outputs)
+        from slu.distillation import distillation_loss
+
+        slot_label = inputs["slot_label"]
+        teacher_logits = self.teacher.logits(inputs)
+        hard, (_, outputs) = super().compute_loss(model, inputs, return_outputs=True)
+        alpha = self.teacher.alpha
+        loss = (1 - alpha) * hard + alpha * distillation_loss(outputs, teacher_logits, slot_label,
+                                                              self.teacher.temperature)
+        return (loss, (loss, outputs)) if return_outputs else loss
+
     def _rotate_checkpoints(self, *args, **kwargs):
         if not getattr(self, "_rotation_deferred", False):
             super()._rotate_checkpoints(*args, **kwargs)
@@ -352,18 +401,31 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
     if train:
         train_set = (SubstitutingDataset(setup.train_ex, encode, data_args.slot_substitution, args.seed)
                      if data_args.slot_substitution > 0 else encode(setup.train_ex))
-    return JointTrainer(model=setup.model, criterion=JointLoss(data_args.ignore_index, setup.label_smoothing),
-                        args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
-                        eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
-                        tokenizer=setup.tokenizer, **kwargs)
+    trainer = JointTrainer(model=setup.model,
+                           criterion=JointLoss(data_args.ignore_index, setup.label_smoothing, setup.model.crf),
+                           args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
+                           eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
+                           tokenizer=setup.tokenizer, **kwargs)
+    trainer.teacher = getattr(setup, "teacher", None)
+    return trainer
 
 
-def make_compute_metrics(labels, slotless):
+def make_compute_metrics(labels, slotless, crf=None):
+    """Sentence and intent accuracy of the Trainer's evaluation: slot argmax, or with `crf` (the model's
+    LinearChainCrf) the Viterbi path over each query's tokens under its current scores."""
     def compute_metrics(p):
         intent_logits, slot_logits = p.predictions[0], p.predictions[1]
         intent_gold, slot_gold = p.label_ids[0], p.label_ids[1]
-        return core.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, np.argmax(slot_logits, -1),
-                                     slot_gold, labels, slotless)
+        slot_pred = np.argmax(slot_logits, -1)
+        if crf is not None:
+            scores = core.check_transitions(crf.scores(), len(labels.slots))
+            for k, gold in enumerate(slot_gold):
+                query = np.flatnonzero(gold != PAD_SLOT_ID)
+                if len(query):
+                    slot_pred[k, query] = core.constrained_viterbi(slot_logits[k, query], scores, labels,
+                                                                   labels.slot_types, [False] * len(query))
+        return core.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, slot_pred, slot_gold, labels,
+                                     slotless)
     return compute_metrics
 
 
@@ -443,8 +505,9 @@ def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, co
 
 
 def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_dtype, max_position_embeddings,
-                       intent_types=None):
-    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json."""
+                       intent_types=None, crf=None):
+    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json (with a
+    CRF slot head's scores when `crf` is given)."""
     os.makedirs(directory, exist_ok=True)
     tokenizer.save_pretrained(directory)
     core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
@@ -453,5 +516,6 @@ def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_
     config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
                             len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id,
                             context_turns=data_args.context_turns, max_context_length=data_args.max_context_length,
-                            intent_slot_types=intent_types, slot_decoding=data_args.slot_decoding)
+                            intent_slot_types=intent_types, slot_decoding=data_args.slot_decoding,
+                            slot_transitions=crf.scores() if crf is not None else None)
     return manifest.write(directory, config)

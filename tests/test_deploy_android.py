@@ -345,6 +345,8 @@ def test_deploy_config_must_be_utf8(java, tmp_path):
     ({"context_turns": 1, "max_context_length": 17},
      "max_seq_length 16 + max_context_length 17 exceed max_position_embeddings 32"),
     ({"slot_decoding": "viterbi"}, 'slot_decoding must be argmax or constrained, not "viterbi"'),
+    ({"slot_decoding": "crf"}, "slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the Java port; "
+                               "export the model with --slot_decoding constrained"),
     ({"intent_slot_types": ["song"]}, "intent_slot_types must map intents to lists of slot types"),
     ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
     ({"intent_slot_types": {"OTHERS": [1]}}, "intent_slot_types must map intents to lists of slot types"),

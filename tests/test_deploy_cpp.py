@@ -630,6 +630,8 @@ def test_context_flags_and_refusals(demo, context_model, onnx_model, tmp_path):
              ({"max_context_length": 1}, "context_turns 2 needs max_context_length >= 2"),
              ({"max_context_length": m["max_position_embeddings"]}, "max_seq_length + max_context_length exceed"),
              ({"slot_decoding": "viterbi"}, 'slot_decoding must be one of argmax, constrained, not "viterbi"'),
+             ({"slot_decoding": "crf"}, "slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the C++ "
+                                        "demo; export the model with --slot_decoding constrained"),
              ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
              ({"intent_slot_types": {"OTHERS": ["nosuch"]}},
               'intent_slot_types: intent "OTHERS" allows slot type "nosuch", which the slot labels lack'),

@@ -766,6 +766,9 @@ void OptionalFields(const JsonObject& m, PredictorOptions* o) {
     throw std::runtime_error("max_seq_length + max_context_length exceed the " +
                              std::to_string(o->max_position_embeddings) + " position embeddings");
   o->slot_decoding = m.count("slot_decoding") ? StringField(m, "slot_decoding") : "argmax";
+  if (o->slot_decoding == "crf")
+    throw std::runtime_error("slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the C++ demo; "
+                             "export the model with --slot_decoding constrained");
   if (o->slot_decoding != "argmax" && o->slot_decoding != "constrained")
     throw std::runtime_error("slot_decoding must be one of argmax, constrained, not \"" +
                              JsonEscape(o->slot_decoding) + "\"");

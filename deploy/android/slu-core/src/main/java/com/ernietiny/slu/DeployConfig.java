@@ -94,6 +94,10 @@ public final class DeployConfig {
                     + " exceed max_position_embeddings " + maxPositionEmbeddings);
         }
         slotDecoding = f.has("slot_decoding") ? f.string("slot_decoding") : SlotDecoder.ARGMAX;
+        if (slotDecoding.equals("crf")) {
+            throw f.error("slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the Java port; export "
+                    + "the model with --slot_decoding constrained");
+        }
         if (!slotDecoding.equals(SlotDecoder.ARGMAX) && !slotDecoding.equals(SlotDecoder.CONSTRAINED)) {
             throw f.invalid("slot_decoding", SlotDecoder.ARGMAX + " or " + SlotDecoder.CONSTRAINED);
         }

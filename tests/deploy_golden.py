@@ -36,10 +36,19 @@ SLOT_TABLE = {"OTHERS": [], "music.pause": [], "music.play": ["singer", "song", 
               "phone_call.make_a_phone_call": ["phone_num", "contact_name"]}
 
 
+def crf_scores(labels, seed=0):
+    """Seeded CRF scores over `labels`' slot labels, as a --use_crf export writes them (float32 values)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels.slots)
+    return {key: rng.normal(0, 1, shape).astype("float32").tolist()
+            for key, shape in (("start", n), ("end", n), ("transitions", (n, n)))}
+
+
 def write_model_dir(path, vocab_path, labels, max_seq_length=16, context_turns=0, max_context_length=0,
                     slot_decoding="argmax", intent_slot_types=None):
     """A model directory without a model: `vocab_path`, the label files of `labels` and a deploy_config.json that
-    manifest.build writes with these settings (and manifest.check_optional accepts)."""
+    manifest.build writes with these settings (and manifest.check_optional accepts); slot_decoding "crf" gets the
+    scores of crf_scores(labels)."""
     from slu import core, manifest
 
     path.mkdir()
@@ -49,7 +58,8 @@ def write_model_dir(path, vocab_path, labels, max_seq_length=16, context_turns=0
     vocab = core.read_utf8_lines(str(path / "vocab.txt"))
     m = manifest.build(max_seq_length, 512, "int64", labels, [], len(vocab), True, vocab.index("[PAD]"),
                        context_turns=context_turns, max_context_length=max_context_length,
-                       intent_slot_types=intent_slot_types, slot_decoding=slot_decoding)
+                       intent_slot_types=intent_slot_types, slot_decoding=slot_decoding,
+                       slot_transitions=crf_scores(labels) if slot_decoding == "crf" else None)
     manifest.check_optional(m, str(path))
     core.save_json(str(path / manifest.NAME), m)
     return path
@@ -148,7 +158,8 @@ def decode_case_file(path, cases):
 def expected_slot_ids(labels, vocab, mode, table, cases):
     from slu import core
 
-    decoder = core.SlotDecoder(labels, mode, table, core.continuation_ids(vocab))
+    decoder = core.SlotDecoder(labels, mode, table, core.continuation_ids(vocab),
+                               crf_scores(labels) if mode == "crf" else None)
     return [decoder.slot_ids(intent, ids, offsets, logits) for intent, ids, offsets, logits in cases]
 
 

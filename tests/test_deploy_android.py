@@ -344,9 +344,10 @@ def test_deploy_config_must_be_utf8(java, tmp_path):
     ({"context_turns": 1, "max_context_length": 1}, "context_turns 1 needs max_context_length >= 2"),
     ({"context_turns": 1, "max_context_length": 17},
      "max_seq_length 16 + max_context_length 17 exceed max_position_embeddings 32"),
-    ({"slot_decoding": "viterbi"}, 'slot_decoding must be argmax or constrained, not "viterbi"'),
-    ({"slot_decoding": "crf"}, "slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the Java port; "
-                               "export the model with --slot_decoding constrained"),
+    ({"slot_decoding": "viterbi"}, 'slot_decoding must be argmax, constrained or crf, not "viterbi"'),
+    ({"slot_decoding": "crf"}, "slot_decoding crf needs slot_transitions (a model trained with --use_crf)"),
+    ({"slot_transitions": {"start": [0.0], "end": [0.0], "transitions": [[0.0]]}},
+     "slot_transitions must hold start [32], end [32] and transitions [32][32] of numbers (the slot labels)"),
     ({"intent_slot_types": ["song"]}, "intent_slot_types must map intents to lists of slot types"),
     ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
     ({"intent_slot_types": {"OTHERS": [1]}}, "intent_slot_types must map intents to lists of slot types"),
@@ -565,10 +566,10 @@ def test_context_encoding_equals_add_context(java, pico_dir, labels, python_toke
         assert max_context_length > 30 or any(r["token_type_ids"].count(1) == max_context_length for r in rows)
 
 
-@pytest.mark.parametrize("mode", ["constrained", "argmax"])
+@pytest.mark.parametrize("mode", ["constrained", "argmax", "crf"])
 def test_slot_decoding_equals_slot_decoder(java, pico_dir, labels, tmp_path, mode):
-    """SlotDecoder as deploy_config.json sets it (slot_decoding, intent_slot_types): the slot label ids of seeded
-    random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table
+    """SlotDecoder as deploy_config.json sets it (slot_decoding, crf with seeded scores, intent_slot_types): the slot
+    label ids of seeded random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table
     lacks, ties, special tokens inside) equal core.SlotDecoder's."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
                                       intent_slot_types=deploy_golden.SLOT_TABLE)
@@ -579,6 +580,9 @@ def test_slot_decoding_equals_slot_decoder(java, pico_dir, labels, tmp_path, mod
     assert len(rows) == len(expected) == len(cases)
     for k, (row, exp) in enumerate(zip(rows, expected)):
         assert row == exp, k
+    if mode == "crf":  # the test's own premise: the scores change answers that greedy decoding gives
+        greedy = deploy_golden.expected_slot_ids(labels, vocab, "constrained", deploy_golden.SLOT_TABLE, cases)
+        assert sum(g != e for g, e in zip(greedy, expected)) > 10
 
 
 @pytest.mark.parametrize("mode", ["constrained", "argmax"])

@@ -489,10 +489,10 @@ def test_context_encoding_equals_add_context(demo, pico_dir, labels, python_toke
         assert max_context_length > 30 or any(r["token_type_ids"].count(1) == max_context_length for r in rows)
 
 
-@pytest.mark.parametrize("mode", ["constrained", "argmax"])
+@pytest.mark.parametrize("mode", ["constrained", "argmax", "crf"])
 def test_slot_decoding_equals_slot_decoder(demo, pico_dir, labels, tmp_path, mode):
-    """slot_decoding and intent_slot_types from deploy_config.json: the slot label ids of seeded random logits
-    (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table lacks, ties,
+    """slot_decoding (crf with seeded scores) and intent_slot_types from deploy_config.json: the slot label ids of
+    seeded random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table lacks, ties,
     special tokens inside) equal core.SlotDecoder's."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
                                       intent_slot_types=deploy_golden.SLOT_TABLE)
@@ -503,6 +503,9 @@ def test_slot_decoding_equals_slot_decoder(demo, pico_dir, labels, tmp_path, mod
     assert len(rows) == len(expected) == len(cases)
     for k, (row, exp) in enumerate(zip(rows, expected)):
         assert row == exp, k
+    if mode == "crf":  # the test's own premise: the scores change answers that greedy decoding gives
+        greedy = deploy_golden.expected_slot_ids(labels, vocab, "constrained", deploy_golden.SLOT_TABLE, cases)
+        assert sum(g != e for g, e in zip(greedy, expected)) > 10
     if mode == "constrained":  # the test's own premise: continuations, I- labels and every slot-less answer
         assert any(labels.slots[x].startswith("I-") for r in rows for x in r)
 
@@ -629,9 +632,11 @@ def test_context_flags_and_refusals(demo, context_model, onnx_model, tmp_path):
     cases = [({"context_turns": 0, "max_context_length": 0}, "model.onnx has 2 inputs, but"),
              ({"max_context_length": 1}, "context_turns 2 needs max_context_length >= 2"),
              ({"max_context_length": m["max_position_embeddings"]}, "max_seq_length + max_context_length exceed"),
-             ({"slot_decoding": "viterbi"}, 'slot_decoding must be one of argmax, constrained, not "viterbi"'),
-             ({"slot_decoding": "crf"}, "slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the C++ "
-                                        "demo; export the model with --slot_decoding constrained"),
+             ({"slot_decoding": "viterbi"}, 'slot_decoding must be one of argmax, constrained, crf, not "viterbi"'),
+             ({"slot_decoding": "crf"}, "slot_decoding crf needs slot_transitions (a model trained with --use_crf)"),
+             ({"slot_decoding": "crf", "slot_transitions": {"start": [0.0], "end": [0.0], "transitions": [[0.0]]}},
+              "slot_transitions must hold start ["),
+             ({"slot_transitions": {"start": "0"}}, "slot_transitions must be an object of number arrays"),
              ({"intent_slot_types": {"OTHERS": "song"}}, "intent_slot_types must map intents to lists of slot types"),
              ({"intent_slot_types": {"OTHERS": ["nosuch"]}},
               'intent_slot_types: intent "OTHERS" allows slot type "nosuch", which the slot labels lack'),

@@ -73,7 +73,7 @@ void Encode(const slu::PredictorOptions& o, const std::string& cases) {
 void Decode(const slu::PredictorOptions& o, const std::string& cases) {
   slu::Tokenizer tokenizer(o.vocab_path, o.do_lower_case);
   auto intents = slu::ReadLabels(o.intent_label_path), slots = slu::ReadLabels(o.slot_label_path);
-  slu::SlotDecoder decoder(o.slot_decoding, intents, slots, o.intent_slot_types);
+  slu::SlotDecoder decoder(o.slot_decoding, intents, slots, o.intent_slot_types, o.slot_transitions);
   for (const std::string& line : Lines(cases)) {
     std::vector<std::string> cols = Split(line, '\t');
     if (cols.size() != 4) throw std::runtime_error("a decode case has 4 tab-separated columns: " + line);

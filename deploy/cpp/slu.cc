@@ -396,12 +396,25 @@ std::vector<Slot> DecodeSlots(const std::vector<uint32_t>& query, const std::vec
 }
 
 SlotDecoder::SlotDecoder(const std::string& mode, const std::vector<std::string>& intent_labels,
-                         const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types)
+                         const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types,
+                         const CrfScores& crf)
     : num_slot_labels_(slot_labels.size()) {
-  if (mode != "argmax" && mode != "constrained")
-    throw std::runtime_error("slot decoding must be one of argmax, constrained, not \"" + JsonEscape(mode) + "\"");
-  constrained_ = mode == "constrained";
+  if (mode != "argmax" && mode != "constrained" && mode != "crf")
+    throw std::runtime_error("slot decoding must be one of argmax, constrained, crf, not \"" + JsonEscape(mode) +
+                             "\"");
+  crf_ = mode == "crf";
+  constrained_ = mode != "argmax";
   if (!constrained_) return;
+  if (crf_) {
+    const size_t S = slot_labels.size();
+    if (crf.empty())
+      throw std::runtime_error("slot decoding crf needs the CRF transition scores of a model trained with --use_crf");
+    if (crf.start.size() != S || crf.end.size() != S || crf.transitions.size() != S * S)
+      throw std::runtime_error("slot_transitions must hold start [" + std::to_string(S) + "], end [" +
+                               std::to_string(S) + "] and transitions [" + std::to_string(S) + "][" +
+                               std::to_string(S) + "] (the slot labels)");
+    scores_ = crf;
+  }
   std::map<std::string, int> id;  // a repeated label keeps its last line, as LabelSet's dict does
   std::vector<std::string> types;  // LabelSet.slot_types: the B-/I- types in label order
   for (size_t k = 0; k < slot_labels.size(); ++k) {
@@ -426,15 +439,18 @@ SlotDecoder::SlotDecoder(const std::string& mode, const std::vector<std::string>
   for (const std::string& intent : intent_labels) {
     auto it = intent_slot_types.find(intent);
     const std::vector<std::string>& allowed = it == intent_slot_types.end() ? types : it->second;
-    std::vector<int> begin{o_};
+    std::vector<int> begin{o_}, candidates{o_};
     for (const std::string& t : allowed) {
       auto b = id.find("B-" + t);
       if (b == id.end())
         throw std::runtime_error("intent_slot_types: intent \"" + JsonEscape(intent) + "\" allows slot type \"" +
                                  JsonEscape(t) + "\", which the slot labels lack");
       begin.push_back(b->second);
+      candidates.push_back(b->second);
+      candidates.push_back(id.at("I-" + t));
     }
     begin_.push_back(std::move(begin));
+    candidates_.push_back(std::move(candidates));
   }
 }
 
@@ -447,6 +463,20 @@ std::vector<int> SlotDecoder::SlotIds(int intent, const Tokenizer& tokenizer, co
     for (size_t k = 0; k < n; ++k) {
       const float* row = logits + k * S;
       out.push_back(static_cast<int>(std::max_element(row, row + S) - row));
+    }
+    return out;
+  }
+  if (crf_) {
+    out.assign(n, 0);  // PAD for special tokens and padding
+    for (size_t k = 0; k < n;) {
+      if (offsets[k].second <= offsets[k].first) {
+        ++k;
+        continue;
+      }
+      size_t end = k;
+      while (end < n && offsets[end].second > offsets[end].first) ++end;
+      Viterbi(intent, tokenizer, ids, k, end, logits, &out);
+      k = end;
     }
     return out;
   }
@@ -473,6 +503,49 @@ std::vector<int> SlotDecoder::SlotIds(int intent, const Tokenizer& tokenizer, co
     prev = sid;
   }
   return out;
+}
+
+void SlotDecoder::Viterbi(int intent, const Tokenizer& tokenizer, const std::vector<int64_t>& ids, size_t from,
+                          size_t to, const float* logits, std::vector<int>* out) const {
+  const std::vector<int>& cand = candidates_.at(intent);
+  const size_t C = cand.size(), S = num_slot_labels_;
+  const double kNone = -std::numeric_limits<double>::infinity();
+  std::vector<bool> inside(C);
+  for (size_t j = 0; j < C; ++j) inside[j] = cand[j] != o_ && inside_[cand[j]] == cand[j];
+  // allowed(i, j, continuing): I-t only after B-t or I-t; a continuation piece: O only after O, never B-t
+  auto allowed = [&](size_t i, size_t j, bool continuing) {
+    if (inside[j] && inside_[cand[i]] != cand[j]) return false;
+    if (continuing) return inside[j] || (j == 0 && i == 0);
+    return true;
+  };
+  std::vector<double> score(C), next(C);
+  for (size_t j = 0; j < C; ++j)
+    score[j] = inside[j] ? kNone : scores_.start[cand[j]] + static_cast<double>(logits[from * S + cand[j]]);
+  std::vector<std::vector<size_t>> back(to - from, std::vector<size_t>(C, 0));
+  for (size_t k = from + 1; k < to; ++k) {
+    const bool continuing = k < ids.size() && tokenizer.IsContinuation(ids[k]);
+    for (size_t j = 0; j < C; ++j) {
+      double best = kNone;
+      size_t arg = 0;
+      for (size_t i = 0; i < C; ++i) {
+        const double v = allowed(i, j, continuing) ? score[i] + scores_.transitions[cand[i] * S + cand[j]] : kNone;
+        if (v > best) best = v, arg = i;
+      }
+      back[k - from][j] = arg;
+      next[j] = best + static_cast<double>(logits[k * S + cand[j]]);
+    }
+    score.swap(next);
+  }
+  size_t last = 0;
+  double best = kNone;
+  for (size_t j = 0; j < C; ++j) {
+    const double v = score[j] + scores_.end[cand[j]];
+    if (v > best) best = v, last = j;
+  }
+  for (size_t k = to; k-- > from;) {
+    (*out)[k] = cand[last];
+    if (k > from) last = back[k - from][last];
+  }
 }
 
 std::string JsonEscape(const std::string& s) {
@@ -766,12 +839,34 @@ void OptionalFields(const JsonObject& m, PredictorOptions* o) {
     throw std::runtime_error("max_seq_length + max_context_length exceed the " +
                              std::to_string(o->max_position_embeddings) + " position embeddings");
   o->slot_decoding = m.count("slot_decoding") ? StringField(m, "slot_decoding") : "argmax";
-  if (o->slot_decoding == "crf")
-    throw std::runtime_error("slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the C++ demo; "
-                             "export the model with --slot_decoding constrained");
-  if (o->slot_decoding != "argmax" && o->slot_decoding != "constrained")
-    throw std::runtime_error("slot_decoding must be one of argmax, constrained, not \"" +
+  if (o->slot_decoding != "argmax" && o->slot_decoding != "constrained" && o->slot_decoding != "crf")
+    throw std::runtime_error("slot_decoding must be one of argmax, constrained, crf, not \"" +
                              JsonEscape(o->slot_decoding) + "\"");
+  auto crf = m.find("slot_transitions");
+  if (crf != m.end() && crf->second.kind != JsonValue::kNull) {
+    const std::string what = "slot_transitions must be an object of number arrays start, end and transitions";
+    if (crf->second.kind != JsonValue::kObject) throw std::runtime_error(what);
+    auto numbers = [&](const JsonValue& v, std::vector<double>* into) {
+      if (v.kind != JsonValue::kArray) throw std::runtime_error(what);
+      for (const JsonValue& x : v.items) {
+        if (x.kind != JsonValue::kNumber) throw std::runtime_error(what);
+        into->push_back(x.number);
+      }
+    };
+    bool start = false, end = false, transitions = false;
+    for (const auto& member : crf->second.members) {
+      if (member.first == "start") numbers(member.second, &o->slot_transitions.start), start = true;
+      if (member.first == "end") numbers(member.second, &o->slot_transitions.end), end = true;
+      if (member.first == "transitions") {
+        if (member.second.kind != JsonValue::kArray) throw std::runtime_error(what);
+        for (const JsonValue& row : member.second.items) numbers(row, &o->slot_transitions.transitions);
+        transitions = true;
+      }
+    }
+    if (!start || !end || !transitions) throw std::runtime_error(what);
+  }
+  if (o->slot_decoding == "crf" && o->slot_transitions.empty())
+    throw std::runtime_error("slot_decoding crf needs slot_transitions (a model trained with --use_crf)");
   auto table = m.find("intent_slot_types");
   if (table == m.end()) return;
   const std::string what = "intent_slot_types must map intents to lists of slot types";
@@ -856,7 +951,7 @@ int CheckedMaxLength(const PredictorOptions& o) {
 SlotDecoder CheckedDecoder(const PredictorOptions& o, const std::vector<std::string>& intent_labels,
                           const std::vector<std::string>& slot_labels) {
   try {
-    return SlotDecoder(o.slot_decoding, intent_labels, slot_labels, o.intent_slot_types);
+    return SlotDecoder(o.slot_decoding, intent_labels, slot_labels, o.intent_slot_types, o.slot_transitions);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error((o.manifest.empty() ? "" : o.manifest + ": ") + e.what());
   }

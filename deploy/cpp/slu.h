@@ -121,25 +121,39 @@ std::vector<Slot> DecodeSlots(const std::vector<uint32_t>& query, const std::vec
 
 using IntentSlotTypes = std::map<std::string, std::vector<std::string>>;  // intent -> the slot types it allows
 
+// A CRF slot head's scores over the S slot labels (deploy_config.json's slot_transitions): start [S], end [S],
+// transitions [S * S] row-major (row = previous label). Empty when the model has none.
+struct CrfScores {
+  std::vector<double> start, end, transitions;
+  bool empty() const { return start.empty(); }
+};
+
 // core.SlotDecoder: slot label ids per token from slot logits. "argmax": each token's best label. "constrained":
 // left to right, each token takes its best label among O, B-t for the slot types t of the predicted intent
 // (`intent_slot_types`; an intent it lacks allows every type, in slot label order) and I-t when the token before
 // is B-t or I-t; a WordPiece continuation takes the label of the token before, as I-t (or O); special tokens and
 // padding (offsets end <= start) get PAD (0) and end entities. Of equal logits the first candidate in the order
-// O, B-types, I- wins, as Python's max() keeps.
+// O, B-types, I- wins, as Python's max() keeps. "crf": core.constrained_viterbi on each run of query tokens: the
+// best sequence under `crf`'s scores among those the same constraints allow, in double precision, ties to the
+// first candidate in the order O, then B-t, I-t for each allowed type (numpy's argmax).
 class SlotDecoder {
  public:
   // Throws std::runtime_error for another mode, slot labels without O (constrained) or a type without both B- and
-  // I- labels, and an intent_slot_types entry naming a slot type the labels lack.
+  // I- labels, an intent_slot_types entry naming a slot type the labels lack, and (crf) scores of other sizes.
   SlotDecoder(const std::string& mode, const std::vector<std::string>& intent_labels,
-              const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types);
+              const std::vector<std::string>& slot_labels, const IntentSlotTypes& intent_slot_types,
+              const CrfScores& crf = CrfScores());
   // `logits`: [ids.size(), num_slot_labels] row-major (the first ids.size() rows of a padded batch item).
   std::vector<int> SlotIds(int intent, const Tokenizer& tokenizer, const std::vector<int64_t>& ids,
                            const std::vector<std::pair<int, int>>& offsets, const float* logits) const;
   bool constrained() const { return constrained_; }
 
  private:
-  bool constrained_ = false;
+  void Viterbi(int intent, const Tokenizer& tokenizer, const std::vector<int64_t>& ids, size_t from, size_t to,
+               const float* logits, std::vector<int>* out) const;
+  bool constrained_ = false, crf_ = false;
+  CrfScores scores_;
+  std::vector<std::vector<int>> candidates_;  // per intent: O, then B-t, I-t for each type it allows
   size_t num_slot_labels_;
   int o_ = 0;
   std::vector<std::vector<int>> begin_;  // per intent: O then the B- labels it allows
@@ -182,8 +196,9 @@ struct PredictorOptions {
   // Dialogue context (the model then has a second input, token_type_ids) and slot decoding; an older manifest
   // lacks these fields: no context, argmax.
   int context_turns = 0, max_context_length = 0;
-  std::string slot_decoding = "argmax";  // or "constrained"
+  std::string slot_decoding = "argmax";  // or "constrained" or "crf"
   IntentSlotTypes intent_slot_types;
+  CrfScores slot_transitions;
   SessionSettings session;
 };
 

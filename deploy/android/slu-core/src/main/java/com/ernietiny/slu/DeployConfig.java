@@ -31,11 +31,13 @@ public final class DeployConfig {
     /** Dialogue context: a model exported with contextTurns > 0 takes token_type_ids too, and encodes up to
      * contextTurns earlier turns in maxContextLength tokens after the query. 0 and 0 in an older manifest. */
     public final int contextTurns, maxContextLength;
-    /** "argmax" (an older manifest's) or "constrained": see {@link SlotDecoder}. */
+    /** "argmax" (an older manifest's), "constrained" or "crf": see {@link SlotDecoder}. */
     public final String slotDecoding;
     /** intent -> the slot types constrained decoding allows it (an intent it lacks allows every type); read-only,
      * empty in an older manifest. */
     public final Map<String, List<String>> intentSlotTypes;
+    /** A CRF slot head's scores (slot_transitions), sized by num_slot_labels; null when the model has none. */
+    public final SlotDecoder.CrfScores slotTransitions;
 
     /** Reads and checks a manifest (closing `in`): IOException if unreadable or not JSON, else
      * IllegalArgumentException if a field is missing or invalid. */
@@ -94,12 +96,15 @@ public final class DeployConfig {
                     + " exceed max_position_embeddings " + maxPositionEmbeddings);
         }
         slotDecoding = f.has("slot_decoding") ? f.string("slot_decoding") : SlotDecoder.ARGMAX;
-        if (slotDecoding.equals("crf")) {
-            throw f.error("slot_decoding crf (Viterbi over a CRF slot head's scores) is not in the Java port; export "
-                    + "the model with --slot_decoding constrained");
+        if (!slotDecoding.equals(SlotDecoder.ARGMAX) && !slotDecoding.equals(SlotDecoder.CONSTRAINED)
+                && !slotDecoding.equals(SlotDecoder.CRF)) {
+            throw f.invalid("slot_decoding", SlotDecoder.ARGMAX + ", " + SlotDecoder.CONSTRAINED + " or "
+                    + SlotDecoder.CRF);
         }
-        if (!slotDecoding.equals(SlotDecoder.ARGMAX) && !slotDecoding.equals(SlotDecoder.CONSTRAINED)) {
-            throw f.invalid("slot_decoding", SlotDecoder.ARGMAX + " or " + SlotDecoder.CONSTRAINED);
+        slotTransitions = f.has("slot_transitions") && f.members.get("slot_transitions") != JsonReader.NULL
+                ? f.crfScores("slot_transitions", numSlotLabels) : null;
+        if (slotDecoding.equals(SlotDecoder.CRF) && slotTransitions == null) {
+            throw f.error("slot_decoding crf needs slot_transitions (a model trained with --use_crf)");
         }
         intentSlotTypes = f.has("intent_slot_types") ? f.typeTable("intent_slot_types")
                 : Collections.<String, List<String>>emptyMap();
@@ -177,6 +182,34 @@ public final class DeployConfig {
                 out.put((String) e.getKey(), Collections.unmodifiableList(types));
             }
             return Collections.unmodifiableMap(out);
+        }
+
+        /** {"start": [n], "end": [n], "transitions": [n][n]} of numbers. */
+        SlotDecoder.CrfScores crfScores(String key, int n) {
+            Object v = members.get(key);
+            IllegalArgumentException bad = error(key + " must hold start [" + n + "], end [" + n + "] and transitions ["
+                    + n + "][" + n + "] of numbers (the slot labels)");
+            if (!(v instanceof Map)) throw bad;
+            Map<?, ?> m = (Map<?, ?>) v;
+            Object rows = m.get("transitions");
+            if (!(rows instanceof List) || ((List<?>) rows).size() != n) throw bad;
+            double[][] transitions = new double[n][];
+            for (int i = 0; i < n; i++) transitions[i] = numbers(((List<?>) rows).get(i), n, bad);
+            return new SlotDecoder.CrfScores(numbers(m.get("start"), n, bad), numbers(m.get("end"), n, bad),
+                    transitions);
+        }
+
+        private static double[] numbers(Object v, int n, IllegalArgumentException bad) {
+            if (!(v instanceof List) || ((List<?>) v).size() != n) throw bad;
+            double[] out = new double[n];
+            for (int i = 0; i < n; i++) {
+                Object x = ((List<?>) v).get(i);
+                if (x instanceof Double) out[i] = (Double) x;
+                else if (x instanceof BigInteger) out[i] = ((BigInteger) x).doubleValue();
+                else throw bad;
+                if (Double.isNaN(out[i]) || Double.isInfinite(out[i])) throw bad;
+            }
+            return out;
         }
 
         IllegalArgumentException error(String what) {

@@ -13,15 +13,21 @@ import java.util.Map;
  * slot label order) and I-t when the token before is B-t or I-t; a WordPiece continuation ("##...") takes the
  * label of the token before, as I-t (or O); special tokens and padding (offsets end <= start) get PAD (0) and end
  * entities. Of equal logits the first candidate in the order O, B-types, I- wins, as Python's max() keeps.
+ * "crf": core.constrained_viterbi on each run of query tokens: the best label sequence under a CRF slot head's
+ * scores among those the same constraints allow, in double precision, ties to the first candidate in the order O,
+ * then B-t, I-t for each allowed type (numpy's argmax).
  */
 public final class SlotDecoder {
     public static final String ARGMAX = "argmax";
     public static final String CONSTRAINED = "constrained";
+    public static final String CRF = "crf";
     private static final int PAD = 0;
 
     private final List<String> intentLabels, slotLabels;
     private final Tokenizer tokenizer;
     private final boolean constrained;
+    private final CrfScores crf;   // crf mode's scores, else null
+    private final int[][] candidates;  // per intent: O, then B-t, I-t for each type it allows
     private final int o;
     private final int[][] begin;  // per intent: O, then the B- labels it allows
     private final int[] inside;   // per label: its type's I- label for a B-/I- label, else -1
@@ -38,16 +44,34 @@ public final class SlotDecoder {
      */
     public SlotDecoder(String mode, List<String> intentLabels, List<String> slotLabels,
                        Map<String, List<String>> intentSlotTypes, Tokenizer tokenizer) {
-        if (!mode.equals(ARGMAX) && !mode.equals(CONSTRAINED)) {
-            throw new IllegalArgumentException("slot decoding must be " + ARGMAX + " or " + CONSTRAINED + ", not "
-                    + mode);
+        this(mode, intentLabels, slotLabels, intentSlotTypes, tokenizer, null);
+    }
+
+    /** As above; mode "crf" needs `crf`, the scores of a model trained with --use_crf, sized by the slot labels. */
+    public SlotDecoder(String mode, List<String> intentLabels, List<String> slotLabels,
+                       Map<String, List<String>> intentSlotTypes, Tokenizer tokenizer, CrfScores crf) {
+        if (!mode.equals(ARGMAX) && !mode.equals(CONSTRAINED) && !mode.equals(CRF)) {
+            throw new IllegalArgumentException("slot decoding must be " + ARGMAX + ", " + CONSTRAINED + " or " + CRF
+                    + ", not " + mode);
+        }
+        int s = slotLabels.size();
+        if (mode.equals(CRF) && crf == null) {
+            throw new IllegalArgumentException("slot decoding crf needs the CRF transition scores of a model trained "
+                    + "with --use_crf");
+        }
+        if (mode.equals(CRF) && (crf.start.length != s || crf.end.length != s || crf.transitions.length != s
+                || !allRows(crf.transitions, s))) {
+            throw new IllegalArgumentException("slot_transitions must hold start [" + s + "], end [" + s
+                    + "] and transitions [" + s + "][" + s + "] (the slot labels)");
         }
         this.intentLabels = intentLabels;
         this.slotLabels = slotLabels;
         this.tokenizer = tokenizer;
-        constrained = mode.equals(CONSTRAINED);
+        this.crf = mode.equals(CRF) ? crf : null;
+        constrained = !mode.equals(ARGMAX);
         inside = new int[slotLabels.size()];
         begin = new int[intentLabels.size()][];
+        candidates = new int[intentLabels.size()][];
         if (!constrained) {
             o = -1;
             return;
@@ -77,6 +101,8 @@ public final class SlotDecoder {
             List<String> allowed = intentSlotTypes.containsKey(intent) ? intentSlotTypes.get(intent) : types;
             begin[i] = new int[allowed.size() + 1];
             begin[i][0] = o;
+            candidates[i] = new int[2 * allowed.size() + 1];
+            candidates[i][0] = o;
             for (int k = 0; k < allowed.size(); k++) {
                 Integer b = id.get("B-" + allowed.get(k));
                 if (b == null) {
@@ -84,8 +110,15 @@ public final class SlotDecoder {
                             + "\" allows slot type \"" + allowed.get(k) + "\", which the slot labels lack");
                 }
                 begin[i][k + 1] = b;
+                candidates[i][2 * k + 1] = b;
+                candidates[i][2 * k + 2] = inside[b];
             }
         }
+    }
+
+    private static boolean allRows(double[][] rows, int n) {
+        for (double[] row : rows) if (row == null || row.length != n) return false;
+        return true;
     }
 
     private static boolean isBio(String label) {
@@ -105,6 +138,19 @@ public final class SlotDecoder {
                 int arg = 0;
                 for (int k = 1; k < s; k++) if (logits[t * s + k] > logits[t * s + arg]) arg = k;
                 out[t] = arg;
+            }
+            return out;
+        }
+        if (crf != null) {
+            for (int t = 0; t < out.length; ) {  // PAD (0) stays on special tokens and padding
+                if (offsets[t][1] <= offsets[t][0]) {
+                    t++;
+                    continue;
+                }
+                int end = t;
+                while (end < out.length && offsets[end][1] > offsets[end][0]) end++;
+                viterbi(intent, ids, t, end, logits, out);
+                t = end;
             }
             return out;
         }
@@ -129,6 +175,65 @@ public final class SlotDecoder {
             prev = sid;
         }
         return out;
+    }
+
+    private void viterbi(int intent, long[] ids, int from, int to, float[] logits, int[] out) {
+        int[] cand = candidates[intent];
+        int c = cand.length, s = slotLabels.size();
+        boolean[] in = new boolean[c];
+        for (int j = 0; j < c; j++) in[j] = cand[j] != o && inside[cand[j]] == cand[j];
+        double[] score = new double[c], next = new double[c];
+        for (int j = 0; j < c; j++) {
+            score[j] = in[j] ? Double.NEGATIVE_INFINITY : crf.start[cand[j]] + (double) logits[from * s + cand[j]];
+        }
+        int[][] back = new int[to - from][c];
+        for (int k = from + 1; k < to; k++) {
+            boolean continuing = k < ids.length && tokenizer.isContinuation(ids[k]);
+            for (int j = 0; j < c; j++) {
+                double best = Double.NEGATIVE_INFINITY;
+                int arg = 0;
+                for (int i = 0; i < c; i++) {
+                    // I-t only after B-t or I-t; a continuation piece: O only after O, never B-t
+                    boolean ok = !(in[j] && inside[cand[i]] != cand[j])
+                            && (!continuing || in[j] || (i == 0 && j == 0));
+                    double v = ok ? score[i] + crf.transitions[cand[i]][cand[j]] : Double.NEGATIVE_INFINITY;
+                    if (v > best) {
+                        best = v;
+                        arg = i;
+                    }
+                }
+                back[k - from][j] = arg;
+                next[j] = best + (double) logits[k * s + cand[j]];
+            }
+            double[] swap = score;
+            score = next;
+            next = swap;
+        }
+        int last = 0;
+        double best = Double.NEGATIVE_INFINITY;
+        for (int j = 0; j < c; j++) {
+            double v = score[j] + crf.end[cand[j]];
+            if (v > best) {
+                best = v;
+                last = j;
+            }
+        }
+        for (int k = to - 1; k >= from; k--) {
+            out[k] = cand[last];
+            if (k > from) last = back[k - from][last];
+        }
+    }
+
+    /** A CRF slot head's scores over the slot labels (deploy_config.json's slot_transitions; row = previous). */
+    public static final class CrfScores {
+        public final double[] start, end;
+        public final double[][] transitions;
+
+        public CrfScores(double[] start, double[] end, double[][] transitions) {
+            this.start = start;
+            this.end = end;
+            this.transitions = transitions;
+        }
     }
 
     public static final class Slot {

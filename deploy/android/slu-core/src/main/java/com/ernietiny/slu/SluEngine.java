@@ -77,7 +77,8 @@ public final class SluEngine {
         config.checkLabels(intents.size(), slots.size());
         SlotDecoder decoder;
         try {
-            decoder = new SlotDecoder(config.slotDecoding, intents, slots, config.intentSlotTypes, tokenizer);
+            decoder = new SlotDecoder(config.slotDecoding, intents, slots, config.intentSlotTypes, tokenizer,
+                    config.slotTransitions);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(config.source + ": " + e.getMessage());
         }

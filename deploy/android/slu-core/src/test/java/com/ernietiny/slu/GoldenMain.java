@@ -203,7 +203,8 @@ public final class GoldenMain {
         Tokenizer tok = new Tokenizer(new FileInputStream(new File(dir, c.vocabFile)), c.vocabFile, c.doLowerCase);
         List<String> intents = Labels.read(new FileInputStream(new File(dir, c.intentLabelFile)), c.intentLabelFile);
         List<String> slots = Labels.read(new FileInputStream(new File(dir, c.slotLabelFile)), c.slotLabelFile);
-        SlotDecoder decoder = new SlotDecoder(c.slotDecoding, intents, slots, c.intentSlotTypes, tok);
+        SlotDecoder decoder = new SlotDecoder(c.slotDecoding, intents, slots, c.intentSlotTypes, tok,
+                c.slotTransitions);
         for (String line : lines(cases)) {
             String[] cols = line.split("\t", -1);
             String[] pairs = cols[2].split(" ");

@@ -133,7 +133,7 @@ def test_predictor_decodes_by_viterbi_over_the_exported_scores(crf_model, corpus
     m["slot_transitions"]["transitions"][labels.O][labels.O] = -1000.0
     m["intent_slot_types"] = {}
     core.save_json(str(export / manifest.NAME), m)
-    predictor = Predictor.from_dir(str(export), backend="paddle")
+    predictor = Predictor.from_dir(str(export), backend="paddle_inference")
     crf = core.check_transitions(m["slot_transitions"], len(labels.slots))
     vocab = core.read_utf8_lines(str(export / "vocab.txt"))
     queries = [line.split("\t")[1] for line in (corpus_subset / "dev.txt").read_text(encoding="utf-8").splitlines()

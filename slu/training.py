@@ -209,9 +209,11 @@ class Setup:
         # Optimizer state in a checkpoint is keyed by parameter names, which depend on how many layers the
         # process made before: build the trained model in a fresh name scope so a resumed run matches.
         with paddle.utils.unique_name.guard():
+            # use_crf only when asked: PaddleNLP copies keyword arguments that name config fields into the config,
+            # so use_crf=None would switch off the CRF head that a saved config.json turns on
+            crf = {"use_crf": True} if model_args.use_crf else {}
             model = JointErnie.from_pretrained(model_path, intent_dim=len(self.labels.intents),
-                                               slot_dim=len(self.labels.slots), dropout=model_args.dropout,
-                                               use_crf=model_args.use_crf or None)
+                                               slot_dim=len(self.labels.slots), dropout=model_args.dropout, **crf)
         total = data_args.max_seq_length + data_args.max_context_length
         if total > model.config.max_position_embeddings:
             what = f"--max_seq_length {data_args.max_seq_length} " + (

@@ -120,6 +120,17 @@ def test_training_with_use_crf_exports_the_learned_scores(crf_model):
     assert np.abs(state["crf.transitions"].numpy()).max() > 0.1
 
 
+def test_a_crf_model_directory_keeps_its_head_without_the_flag(crf_model, tmp_path):
+    """Exporting again from the trained directory (as the recipe does after averaging), with no --use_crf: the CRF
+    head and its decoding come from config.json and deploy_config.json."""
+    out = tmp_path / "again"
+    run_py(["run_train.py", "--model_name_or_path", str(crf_model), "--output_dir", str(out), "--do_export",
+            "--device", "cpu", "--input_dtype", "int32"])
+    m, trained = manifest.read(str(out)), manifest.read(str(crf_model))
+    assert m["slot_decoding"] == "crf"
+    assert m["slot_transitions"] == trained["slot_transitions"]
+
+
 def test_predictor_decodes_by_viterbi_over_the_exported_scores(crf_model, corpus_subset, labels, tmp_path):
     """The wiring: the predictor's slots are constrained_viterbi (checked against enumeration above) over the
     runtime's logits with deploy_config.json's scores. In a copy of the export every intent may take every slot type

@@ -70,7 +70,7 @@ def test_label_smoothing_matches_its_formula_and_skips_pad():
     assert abs(float(got) - want) < 1e-5
 
 
-def test_recipe_script_averages_the_last_two_epochs_and_exports_constrained(pico_dir, corpus_subset, tmp_path):
+def test_recipe_script_averages_the_last_two_epochs_and_exports_crf(pico_dir, corpus_subset, tmp_path):
     import json
 
     import paddle
@@ -85,9 +85,10 @@ def test_recipe_script_averages_the_last_two_epochs_and_exports_constrained(pico
     assert steps == [10, 20, 30]  # 600 lines / 64 = 10 steps an epoch, 3 epochs, --save_total_limit 3
     a, b = (paddle.load(str(out / f"checkpoint-{s}" / "model_state.pdparams")) for s in steps[-2:])
     avg = paddle.load(str(out / "averaged" / "model_state.pdparams"))
-    key = "intent_classifier.weight"
-    assert np.allclose(avg[key].numpy(), (a[key].numpy() + b[key].numpy()) / 2, atol=1e-6)
+    for key in ("intent_classifier.weight", "crf.transitions"):
+        assert np.allclose(avg[key].numpy(), (a[key].numpy() + b[key].numpy()) / 2, atol=1e-6)
     config = json.load(open(out / "averaged" / "deploy_config.json"))
-    assert config["slot_decoding"] == "constrained" and config["context_turns"] == 0
+    assert config["slot_decoding"] == "crf" and config["context_turns"] == 0
+    assert np.allclose(config["slot_transitions"]["transitions"], avg["crf.transitions"].numpy(), atol=1e-6)
     assert (out / "averaged" / "infer_model.pdmodel").is_file()
     assert 0 < json.load(open(out / "averaged" / "eval_results.json"))["accuracy"] <= 1

@@ -134,7 +134,7 @@ def test_recipe_script_pretrains_first_when_asked(pico_dir, corpus_subset, tmp_p
     key = "encoder.layers.0.linear1.weight"
     assert np.array_equal(fine_tune_start["ernie." + key].numpy(), mlm["ernie." + key].numpy())
     assert not np.allclose(mlm["ernie." + key].numpy(), start[key].numpy())
-    assert json.load(open(out / "averaged" / "deploy_config.json"))["slot_decoding"] == "constrained"
+    assert json.load(open(out / "averaged" / "deploy_config.json"))["slot_decoding"] == "crf"
     assert 0 < json.load(open(out / "averaged" / "eval_results.json"))["accuracy"] <= 1
 
 

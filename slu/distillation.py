@@ -6,12 +6,11 @@ import os
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from paddlenlp.transformers import AutoTokenizer
 
 from slu import core, manifest
-from slu.core import PAD_SLOT_ID, UsageError
-from slu.model import JointErnie
+from slu.core import UsageError
+from slu.model import JointErnie, intent_slot_kl
 
 
 class Teacher:
@@ -61,12 +60,4 @@ class Teacher:
 def distillation_loss(student, teacher, slot_label, temperature):
     """T^2 * (mean over queries of KL(teacher || student) of the intent distribution + mean over the query tokens
     (slot label != PAD) of KL of the slot-label distribution), both at temperature T."""
-    def kl(student_logits, teacher_logits):
-        log_p = F.log_softmax(teacher_logits / temperature, axis=-1)
-        log_q = F.log_softmax(student_logits / temperature, axis=-1)
-        return (log_p.exp() * (log_p - log_q)).sum(-1)
-
-    intent = kl(student[0], teacher[0]).mean()
-    mask = (slot_label != PAD_SLOT_ID).astype(student[1].dtype)
-    slot = (kl(student[1], teacher[1]) * mask).sum() / paddle.clip(mask.sum(), min=1.0)
-    return temperature * temperature * (intent + slot)
+    return temperature * temperature * intent_slot_kl(teacher, student, slot_label, temperature)

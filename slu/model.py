@@ -141,6 +141,27 @@ class JointLoss(nn.Layer):
         return intent_loss + slot_loss
 
 
+def intent_slot_kl(p_outputs, q_outputs, slot_label, temperature=1.0):
+    """Mean over queries of KL(p || q) of the intent distribution + mean over the query's tokens (slot label !=
+    PAD) of KL(p || q) of the slot-label distribution; both softmaxes at `temperature`. Outputs are (intent
+    logits, slot logits) pairs."""
+    def kl(p_logits, q_logits):
+        log_p = F.log_softmax(p_logits / temperature, axis=-1)
+        log_q = F.log_softmax(q_logits / temperature, axis=-1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+    intent = kl(p_outputs[0], q_outputs[0]).mean()
+    mask = (slot_label != PAD_SLOT_ID).astype(p_outputs[1].dtype)
+    slot = (kl(p_outputs[1], q_outputs[1]) * mask).sum() / paddle.clip(mask.sum(), min=1.0)
+    return intent + slot
+
+
+def rdrop_loss(first, second, slot_label):
+    """R-Drop's regulariser (Liang et al., 2021): the symmetric KL divergence (the mean of both directions) between
+    the intent and slot distributions of two runs of the same batch under different dropout."""
+    return 0.5 * (intent_slot_kl(first, second, slot_label) + intent_slot_kl(second, first, slot_label))
+
+
 def smoothed_cross_entropy(logits, label, epsilon, ignore_index=None):
     """Mean over the kept rows of (1 - epsilon) * NLL + epsilon * (mean NLL over every class). Written out because
     paddle's label_smoothing turns labels soft, and soft labels make it drop ignore_index."""

@@ -18,7 +18,7 @@ from paddlenlp.trainer import Trainer
 from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
 from paddlenlp.utils.log import logger
 
-from slu.model import JointErnie, JointLoss, to_static_input_spec
+from slu.model import JointErnie, JointLoss, rdrop_loss, to_static_input_spec
 
 DEFAULT_MAX_SEQ_LENGTH = 16
 
@@ -43,6 +43,10 @@ class ModelArguments:
     distill_alpha: float = field(default=0.5, metadata={
         "help": "Weight of the distillation loss; 1 - alpha goes to the loss on the gold labels."})
     distill_temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the distillation."})
+    rdrop_alpha: float = field(default=0.0, metadata={
+        "help": "R-Drop: run each training batch twice (different dropout), train on the mean of the two losses plus "
+                "this weight times the symmetric KL divergence between the two runs' intent and slot distributions. "
+                "0 (default) is off; it doubles the forward and backward work of a step."})
 
 
 @dataclass
@@ -99,6 +103,10 @@ def check_args(model_args, data_args, args):
         errors.append(f"--slot_substitution is a probability, not {data_args.slot_substitution}")
     if not 0.0 <= model_args.label_smoothing < 1.0:
         errors.append(f"--label_smoothing must be in [0, 1), not {model_args.label_smoothing}")
+    if not model_args.rdrop_alpha >= 0.0:
+        errors.append(f"--rdrop_alpha must be 0 (off) or positive, not {model_args.rdrop_alpha}")
+    elif model_args.rdrop_alpha and not args.do_train:
+        errors.append("--rdrop_alpha needs --do_train (it is a fine-tuning loss)")
     if model_args.use_crf and args.world_size > 1:
         errors.append("--use_crf trains in one process only (the CRF's scores live in the loss, which data-parallel "
                       "training does not synchronise)")
@@ -181,7 +189,7 @@ class Setup:
                                       f"{CHECKPOINT_DONE}; the run stopped while writing it)")
             if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
-        self.label_smoothing = model_args.label_smoothing
+        self.label_smoothing, self.rdrop_alpha = model_args.label_smoothing, model_args.rdrop_alpha
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
         if data_args.slot_decoding == "crf" and not self.model.use_crf:
             raise core.UsageError(f"--slot_decoding crf: {model_args.model_name_or_path} has no CRF slot head "
@@ -366,18 +374,23 @@ class JointTrainer(Trainer):
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)  # by step: mtimes can tie
 
     teacher = None  # a distillation.Teacher: its softened logits are extra training targets
+    rdrop_alpha = 0.0  # > 0: R-Drop (model.rdrop_loss) between two runs of each training batch
 
     def compute_loss(self, model, inputs, return_outputs=False):
-        if self.teacher is None or not model.training:
+        if not model.training or (self.teacher is None and not self.rdrop_alpha):
             return super().compute_loss(model, inputs, return_outputs)
-        from slu.distillation import distillation_loss
-
         slot_label = inputs["slot_label"]
-        teacher_logits = self.teacher.logits(inputs)
-        hard, (_, outputs) = super().compute_loss(model, inputs, return_outputs=True)
-        alpha = self.teacher.alpha
-        loss = (1 - alpha) * hard + alpha * distillation_loss(outputs, teacher_logits, slot_label,
-                                                              self.teacher.temperature)
+        teacher_logits = self.teacher.logits(inputs) if self.teacher is not None else None
+        loss, (_, outputs) = super().compute_loss(model, dict(inputs), return_outputs=True)  # it pops the labels
+        if self.rdrop_alpha:
+            second_loss, (_, second) = super().compute_loss(model, dict(inputs), return_outputs=True)
+            loss = (loss + second_loss) / 2 + self.rdrop_alpha * rdrop_loss(outputs, second, slot_label)
+        if self.teacher is not None:
+            from slu.distillation import distillation_loss
+
+            alpha = self.teacher.alpha
+            loss = (1 - alpha) * loss + alpha * distillation_loss(outputs, teacher_logits, slot_label,
+                                                                  self.teacher.temperature)
         return (loss, (loss, outputs)) if return_outputs else loss
 
     def _rotate_checkpoints(self, *args, **kwargs):
@@ -409,6 +422,7 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
                            eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
                            tokenizer=setup.tokenizer, **kwargs)
     trainer.teacher = getattr(setup, "teacher", None)
+    trainer.rdrop_alpha = getattr(setup, "rdrop_alpha", 0.0)
     return trainer
 
 

@@ -163,3 +163,29 @@ def test_benchmark_feeds_the_context_to_python_and_cpp(context_model, session_su
                 "--do_eval"])
     want = round(100 * json.loads(p.stdout.strip().splitlines()[-1])["accuracy"], 2)
     assert [r["accuracy"] for r in rows] == [want, want]
+
+
+def test_compression_keeps_the_context(context_model, session_subset, labels, tmp_path):
+    """scripts/compress.sh on a context model: every stage takes the second segment, scores what its report says
+    on the sessions' dev queries, and still answers by the earlier turn."""
+    from slu.predictor import Predictor
+
+    out = tmp_path / "compressed"
+    run_script("scripts/compress.sh", dict(MODEL=context_model, OUTPUT=out, TRAIN=session_subset / "train.txt",
+                                           DEV=session_subset / "dev.txt"),
+               "--width_mult_list", "1/2", "--max_steps", "20", "--save_steps", "10",
+               "--per_device_train_batch_size", "32")
+    w = out / "width_mult_0.5"
+    config = json.load(open(w / "deploy_config.json"))
+    assert (config["context_turns"], config["max_context_length"]) == (1, 16)
+    rows = {r["model"]: r for r in json.load(open(out / "compress_report.json"))["stages"]}
+    for stage in ("pruned", "int8", "quant_emb"):
+        assert feed_names(str(w / f"{stage}.pdmodel")) == ["input_ids", "token_type_ids"]
+        p = run_py(["run_eval.py", "--infer_prefix", str(w / stage), "--test_path", str(session_subset / "dev.txt"),
+                    "--do_eval"])
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+        assert round(100 * got["accuracy"], 2) == rows[str(w / stage)]["accuracy"]
+    p = Predictor.from_dir(str(w), model_prefix="quant_emb", backend="paddle_inference")
+    after_music = p.forward(["取消"], [["播放周杰伦的稻香"]])[3]
+    after_route = p.forward(["取消"], [["导航到古田"]])[3]
+    assert not np.allclose(after_music, after_route, atol=1e-4)

@@ -190,6 +190,8 @@ class Setup:
             if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
         self.label_smoothing, self.rdrop_alpha = model_args.label_smoothing, model_args.rdrop_alpha
+        if self.rdrop_alpha and args.do_train:
+            logger.info(f"R-Drop: each training batch runs twice, KL weight {self.rdrop_alpha}")
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
         if data_args.slot_decoding == "crf" and not self.model.use_crf:
             raise core.UsageError(f"--slot_decoding crf: {model_args.model_name_or_path} has no CRF slot head "

@@ -70,7 +70,7 @@ def test_label_smoothing_matches_its_formula_and_skips_pad():
     assert abs(float(got) - want) < 1e-5
 
 
-def test_recipe_script_averages_the_last_two_epochs_and_exports_crf(pico_dir, corpus_subset, tmp_path):
+def test_recipe_script_trains_with_rdrop_averages_the_last_two_epochs_and_exports_crf(pico_dir, corpus_subset, tmp_path):
     import json
 
     import paddle
@@ -78,9 +78,10 @@ def test_recipe_script_averages_the_last_two_epochs_and_exports_crf(pico_dir, co
     from conftest import run_script
 
     out = tmp_path / "recipe"
-    run_script("scripts/recipe_single.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
-                                                 DEV=corpus_subset / "dev.txt", EPOCHS="3", MLM_EPOCHS="0"),
-               "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
+    p = run_script("scripts/recipe_single.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
+                                                     DEV=corpus_subset / "dev.txt", EPOCHS="3", MLM_EPOCHS="0"),
+                   "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
+    assert "R-Drop: each training batch runs twice, KL weight 1.0" in p.stdout + p.stderr
     steps = sorted(int(d.name.split("-")[1]) for d in out.glob("checkpoint-*"))
     assert steps == [10, 20, 30]  # 600 lines / 64 = 10 steps an epoch, 3 epochs, --save_total_limit 3
     a, b = (paddle.load(str(out / f"checkpoint-{s}" / "model_state.pdparams")) for s in steps[-2:])

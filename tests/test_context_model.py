@@ -189,3 +189,18 @@ def test_compression_keeps_the_context(context_model, session_subset, labels, tm
     after_music = p.forward(["取消"], [["播放周杰伦的稻香"]])[3]
     after_route = p.forward(["取消"], [["导航到古田"]])[3]
     assert not np.allclose(after_music, after_route, atol=1e-4)
+
+
+def test_the_context_recipe_trains_a_crf_context_model(pico_dir, session_subset, labels, tmp_path):
+    """scripts/recipe_context.sh: two epochs with the earlier turn, averaged, exported for CRF decoding with the
+    second segment, and evaluated on the sessions' dev queries."""
+    out = tmp_path / "recipe"
+    p = run_script("scripts/recipe_context.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=session_subset / "train.txt",
+                                                      DEV=session_subset / "dev.txt", EPOCHS="2"),
+                   "--per_device_train_batch_size", "32", "--load_best_model_at_end", "False")
+    config = json.load(open(out / "averaged" / "deploy_config.json"))
+    assert (config["context_turns"], config["slot_decoding"]) == (1, "crf")
+    assert np.array(config["slot_transitions"]["transitions"]).shape == (len(labels.slots), len(labels.slots))
+    assert feed_names(str(out / "averaged" / "infer_model.pdmodel")) == ["input_ids", "token_type_ids"]
+    printed = json.loads(p.stdout.strip().splitlines()[-1])
+    assert printed["examples"] == len(dev_examples(session_subset, labels))

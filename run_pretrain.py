@@ -28,6 +28,7 @@ def main(argv=None):
         raise SystemExit("run_pretrain.py: error: " + "; ".join(errors))
     paddle.set_device(args.device)
     paddle.seed(args.seed)
+    training.log_cpu_threads(args.device)
 
     labels = core.LabelSet.from_files(pre_args.intent_label_path, pre_args.slot_label_path)
     examples = core.read_examples(pre_args.train_path, labels, pre_args.skip_malformed)

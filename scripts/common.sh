@@ -5,6 +5,10 @@ PY="$ROOT/.venv/bin/python"
 export PPNLP_HOME="${PPNLP_HOME:-$ROOT/work/ppnlp_home}"   # PaddleNLP cache; nothing is downloaded into it
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONUNBUFFERED=1 GLOG_minloglevel=2 FLAGS_call_stack_level=1
+# Paddle's CPU kernels run one thread per process unless OMP_NUM_THREADS says otherwise; two threads train nano
+# about 1.5 times as fast on 2 cores (docs/results.md). Each of the NPROC processes gets an equal share of the cores.
+CORES=$(nproc)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( CORES / ${NPROC:-1} > 1 ? CORES / ${NPROC:-1} : 1 ))}"
 
 # Upstream's fine-tuning/compression flags shared by train.sh and compress.sh (stated once, here). Call after
 # MODEL, OUTPUT, TRAIN, DEV, DEVICE, LR and EPOCHS are set; the script adds its own flags, then the user's ("$@"),

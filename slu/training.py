@@ -190,6 +190,8 @@ class Setup:
             if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
         self.label_smoothing, self.rdrop_alpha = model_args.label_smoothing, model_args.rdrop_alpha
+        if args.do_train or args.do_compress:
+            log_cpu_threads(args.device)
         if self.rdrop_alpha and args.do_train:
             logger.info(f"R-Drop: each training batch runs twice, KL weight {self.rdrop_alpha}")
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
@@ -341,6 +343,14 @@ class LengthGroupedBatchSampler(paddle.io.DistributedBatchSampler):
 
 
 CHECKPOINT_DONE = ".checkpoint_done"  # PaddleNLP's name for the marker (it writes one only under FLAG_LLM_PDC)
+
+
+def log_cpu_threads(device):
+    """Paddle's CPU kernels use one OpenMP thread unless OMP_NUM_THREADS says otherwise (scripts/common.sh sets
+    it to the cores per training process): say which, so that a slow run shows why."""
+    if str(device).startswith("cpu"):
+        threads = os.environ.get("OMP_NUM_THREADS") or "1 (OMP_NUM_THREADS is unset)"
+        logger.info(f"CPU threads per process: {threads}")
 
 
 def last_complete_checkpoint(output_dir):

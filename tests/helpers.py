@@ -1,7 +1,9 @@
-"""Test-only code: loading a script's module by path, and rebuilding the dynamic-graph QAT model that compression
+"""Test-only code: loading a script's module by path, numpy log-softmax and KL divergence, and rebuilding the dynamic-graph QAT model that compression
 saved int8.pdmodel from."""
 import importlib.util
 import os
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,3 +84,15 @@ def load_qat_model(width_dir):
     wrapped = WithMask(model)
     wrapped.eval()
     return wrapped
+
+
+def log_softmax(x, t=1.0):
+    x = x / t
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def numpy_kl(p_logits, q_logits, t=1.0):
+    """KL(softmax(p / t) || softmax(q / t)) over the last axis."""
+    lp, lq = log_softmax(p_logits, t), log_softmax(q_logits, t)
+    return (np.exp(lp) * (lp - lq)).sum(-1)

@@ -1,6 +1,7 @@
 """Data-parallel training: the length-grouped sampler shards across ranks, and scripts/train.sh with NPROC=2 runs
 two CPU processes (Paddle's launcher) that train on different data, checkpoint, resume and export."""
 import json
+import os
 import re
 import textwrap
 
@@ -59,13 +60,15 @@ def test_two_cpu_processes_train_on_different_data_resume_and_export(pico_dir, c
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(LOG_BATCHES)
     env = dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt",
-               LR="1e-3", NPROC="2", PYTHONPATH=hook, SLU_TEST_BATCH_LOG=tmp_path / "batches")
+               LR="1e-3", NPROC="2", PYTHONPATH=hook, SLU_TEST_BATCH_LOG=tmp_path / "batches", OMP_NUM_THREADS="")
     extra = ["--per_device_train_batch_size", "32", "--save_steps", "5", "--eval_steps", "5", "--save_total_limit", "1",
              "--load_best_model_at_end", "False", "--overwrite_output_dir", "False"]
     run_script("scripts/train.sh", env, *extra, "--max_steps", "15")
     for r in (0, 1):
         log = (out / "launch_log" / f"workerlog.{r}").read_text()
         assert re.search(r"world_size\s+: 2", log) and re.search(r"dataset_rank\s+: " + str(r), log)
+        # the cores shared between the two processes (at least one thread each)
+        assert re.search(rf"CPU threads per process: {max(1, len(os.sched_getaffinity(0)) // 2)}\b", log)
     seen = [[json.loads(x)["batch"] for x in open(f"{tmp_path / 'batches'}.{r}") if json.loads(x)["epoch"] == 0]
             for r in (0, 1)]
     # 600 train queries = 19 batches of 32: rank 0 trains on batches 0, 2, .., 18, rank 1 on 1, 3, .., 17 and then

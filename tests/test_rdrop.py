@@ -8,17 +8,8 @@ import paddle
 import pytest
 
 from conftest import run_py
+from helpers import log_softmax, numpy_kl
 from slu import core
-
-
-def log_softmax(x):
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
-def numpy_kl(p_logits, q_logits):
-    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
-    return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
 def numpy_rdrop(first, second, slot_label):

@@ -1,5 +1,7 @@
 """Training-recipe options on hand-worked cases: slot-value substitution and label smoothing."""
+import os
 import random
+import re
 
 import numpy as np
 
@@ -79,9 +81,12 @@ def test_recipe_script_trains_with_rdrop_averages_the_last_two_epochs_and_export
 
     out = tmp_path / "recipe"
     p = run_script("scripts/recipe_single.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt",
-                                                     DEV=corpus_subset / "dev.txt", EPOCHS="3", MLM_EPOCHS="0"),
+                                                     DEV=corpus_subset / "dev.txt", EPOCHS="3", MLM_EPOCHS="0",
+                                                     OMP_NUM_THREADS=""),
                    "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
     assert "R-Drop: each training batch runs twice, KL weight 1.0" in p.stdout + p.stderr
+    # one process: every core of this machine (Paddle would use one thread without OMP_NUM_THREADS)
+    assert re.search(rf"CPU threads per process: {len(os.sched_getaffinity(0))}\b", p.stdout + p.stderr)
     steps = sorted(int(d.name.split("-")[1]) for d in out.glob("checkpoint-*"))
     assert steps == [10, 20, 30]  # 600 lines / 64 = 10 steps an epoch, 3 epochs, --save_total_limit 3
     a, b = (paddle.load(str(out / f"checkpoint-{s}" / "model_state.pdparams")) for s in steps[-2:])

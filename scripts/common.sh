@@ -5,15 +5,22 @@ PY="$ROOT/.venv/bin/python"
 export PPNLP_HOME="${PPNLP_HOME:-$ROOT/work/ppnlp_home}"   # PaddleNLP cache; nothing is downloaded into it
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PYTHONUNBUFFERED=1 GLOG_minloglevel=2 FLAGS_call_stack_level=1
+
 # Paddle's CPU kernels run one thread per process unless OMP_NUM_THREADS says otherwise; two threads train nano
-# about 1.5 times as fast on 2 cores (docs/results.md). Each of the NPROC processes gets an equal share of the cores.
-CORES=$(nproc)
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( CORES / ${NPROC:-1} > 1 ? CORES / ${NPROC:-1} : 1 ))}"
+# about 1.5 times as fast on 2 cores (docs/environment.md). Training commands (train.sh, compress.sh, the recipes)
+# give each of the NPROC processes an equal share of the cores. Only they: with OMP_NUM_THREADS above 1 Paddle
+# prints a two-line warning at every start, which would bury run_eval.py's one-line errors.
+training_threads() {
+  local cores
+  cores=$(nproc)
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( cores / ${NPROC:-1} > 1 ? cores / ${NPROC:-1} : 1 ))}"
+}
 
 # Upstream's fine-tuning/compression flags shared by train.sh and compress.sh (stated once, here). Call after
 # MODEL, OUTPUT, TRAIN, DEV, DEVICE, LR and EPOCHS are set; the script adds its own flags, then the user's ("$@"),
 # which win because the last occurrence of a flag counts.
 trainer_args() {
+  training_threads
   TRAINER_ARGS=(
     --device "$DEVICE"
     --model_name_or_path "$MODEL"
@@ -61,6 +68,7 @@ launcher() {
 # MLM_EPOCHS=N first pretrains the encoder with masked LM on TRAIN for N epochs (run_pretrain.py, into
 # $OUTPUT/mlm) and fine-tunes from it.
 train_recipe() {
+  training_threads
   if [ "${MLM_EPOCHS:-0}" != 0 ]; then
     "$PY" run_pretrain.py --device "${DEVICE:-cpu}" --model_name_or_path "$MODEL" --train_path "$TRAIN" \
         --output_dir "$OUTPUT/mlm" --num_train_epochs "$MLM_EPOCHS" --learning_rate "${MLM_LR:-1e-3}" \

@@ -347,10 +347,10 @@ CHECKPOINT_DONE = ".checkpoint_done"  # PaddleNLP's name for the marker (it writ
 
 def log_cpu_threads(device):
     """Paddle's CPU kernels use one OpenMP thread unless OMP_NUM_THREADS says otherwise (scripts/common.sh sets
-    it to the cores per training process): say which, so that a slow run shows why."""
+    it to the cores per training process): say which, so that a slow run shows why. Importing Paddle sets the
+    variable to 1 when it is unset, so it is always there by now."""
     if str(device).startswith("cpu"):
-        threads = os.environ.get("OMP_NUM_THREADS") or "1 (OMP_NUM_THREADS is unset)"
-        logger.info(f"CPU threads per process: {threads}")
+        logger.info(f"CPU threads per process: {os.environ.get('OMP_NUM_THREADS', '1')}")
 
 
 def last_complete_checkpoint(output_dir):

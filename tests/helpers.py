@@ -1,5 +1,5 @@
-"""Test-only code: loading a script's module by path, numpy log-softmax and KL divergence, and rebuilding the dynamic-graph QAT model that compression
-saved int8.pdmodel from."""
+"""Test-only code: loading a script's module by path, numpy log-softmax and KL divergence, and rebuilding the
+dynamic-graph QAT model that compression saved int8.pdmodel from."""
 import importlib.util
 import os
 

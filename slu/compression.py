@@ -30,6 +30,20 @@ STAGES = (("fine-tuned", None), ("+ pruning (vocab + width)", "pruned"),
           ("+ INT8 matmul (QAT)", "int8"), ("+ INT8 embeddings", "quant_emb"))
 
 
+FP32_HEADS = ("ernie.pooler.dense", "intent_classifier", "slot_classifier")
+
+
+def keep_heads_fp32(model):
+    """Mark the pooler and the two classifiers so that QAT leaves them alone (PaddleSlim skips a layer whose
+    skip_quant is True); they produce the logits directly, where one rounding step costs most."""
+    layers = dict(model.named_sublayers())
+    missing = [name for name in FP32_HEADS if name not in layers]
+    if missing:
+        raise core.UsageError(f"--qat_fp32_heads: the model has no {', '.join(missing)} layer")
+    for name in FP32_HEADS:
+        layers[name].skip_quant = True
+
+
 def normalise_strategy(strategy):
     parts = [p.strip() for p in (strategy or "").split("+") if p.strip()]
     order = {"dynabert": 0, "ptq": 1, "qat": 1, "embeddings": 2}
@@ -224,6 +238,9 @@ def run(setup, model_args, data_args, args):
     def quant(self, model_dir, strategy):
         if strategy in ("qat", "ptq"):
             save_pruned(self)
+        if strategy == "qat" and model_args.qat_fp32_heads:
+            keep_heads_fp32(self.model)
+            logger.info(f"QAT leaves {', '.join(FP32_HEADS)} in FP32 (--qat_fp32_heads)")
         return original_quant(model_dir, strategy)
 
     trainer.quant = types.MethodType(quant, trainer)

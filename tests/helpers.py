@@ -61,13 +61,16 @@ def load_qat_model(width_dir):
     import paddle
     from paddleslim import QAT
 
-    from slu import manifest
+    from slu import compression, manifest
     from slu.model import JointErnie
 
     labels = manifest.labels(width_dir)
     model = JointErnie.from_pretrained(width_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
+    state = paddle.load(os.path.join(width_dir, "best_quant.pdparams"))
+    if not any(k.startswith("intent_classifier.") and "quant" in k for k in state):  # --qat_fp32_heads
+        compression.keep_heads_fp32(model)
     QAT(config=qat_config()).quantize(model)
-    model.set_state_dict(paddle.load(os.path.join(width_dir, "best_quant.pdparams")))
+    model.set_state_dict(state)
 
     class WithMask(paddle.nn.Layer):
         """ERNIE derives its attention mask's dtype from the pooler's weight, which QAT wraps away (PaddleNLP

@@ -29,6 +29,44 @@ def dev_queries(corpus_subset, n=64):
     return [l.split("\t")[1] for l in open(corpus_subset / "dev.txt", encoding="utf-8") if "\t" in l][:n]
 
 
+def assert_int8_matches_qat_model(width_dir, ids):
+    """The INT8 program against the dynamic-graph QAT model it was saved from (fake-quant layers); returns the
+    QAT model's logits."""
+    import paddle
+
+    from helpers import load_qat_model
+    from slu.predictor import PaddleInferenceRuntime
+
+    qat = [t.numpy() for t in load_qat_model(str(width_dir))(paddle.to_tensor(ids))]
+    # the program as exported, quantization simulated in float (MKLDNN off): measured max difference about 1% of
+    # the largest logit, from activation rounding
+    int8 = PaddleInferenceRuntime(str(width_dir / "int8"), mkldnn=False)(ids)
+    np.testing.assert_allclose(int8[0], qat[0], atol=0.02 * np.abs(qat[0]).max())
+    np.testing.assert_allclose(int8[1], qat[1], atol=0.02 * np.abs(qat[1]).max())
+    assert (int8[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
+    # Paddle Inference's INT8 oneDNN path (the default runtime) computes in INT8: further off (about 4%), same answers
+    onednn = PaddleInferenceRuntime(str(width_dir / "int8"))(ids)
+    assert (onednn[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
+    assert (onednn[1].argmax(-1) == qat[1].argmax(-1)).mean() >= 0.95
+    return qat
+
+
+def weight_matmuls(pdmodel):
+    """(quantized, plain): how many matmuls of a static program multiply by a dequantized INT8 weight, and how
+    many by an FP32 parameter."""
+    from slu import program
+
+    block = program.read_program(str(pdmodel)).blocks[0]
+    params = {v.name for v in block.vars if v.persistable}
+    quantized = plain = 0
+    for op in block.ops:
+        if op.type in ("matmul", "matmul_v2"):
+            y = next(a for i in op.inputs if i.parameter == "Y" for a in i.arguments)
+            quantized += y.endswith(".quantized.dequantized")
+            plain += y in params
+    return quantized, plain
+
+
 def test_stage_files_and_sizes_shrink(compressed, trained_pico):
     w = compressed / "width_mult_0.5"
     for name in ["model_state.pdparams", "config.json", "pruned.pdmodel", "int8.pdmodel", "int8.pdiparams",
@@ -69,20 +107,7 @@ def test_width_pruned_weights_reload_and_static_agrees(compressed, corpus_subset
     static = PaddleInferenceRuntime(str(w / "pruned"))(ids)
     np.testing.assert_allclose(static[0], dyn[0], atol=1e-4)
     np.testing.assert_allclose(static[1], dyn[1], atol=1e-4)
-    # INT8 stages against the dynamic-graph QAT model they were saved from (fake-quant layers)
-    from helpers import load_qat_model
-
-    qat = [t.numpy() for t in load_qat_model(str(w))(paddle.to_tensor(ids))]
-    # the program as exported, quantization simulated in float (MKLDNN off): measured max difference about 1% of
-    # the largest logit, from activation rounding
-    int8 = PaddleInferenceRuntime(str(w / "int8"), mkldnn=False)(ids)
-    np.testing.assert_allclose(int8[0], qat[0], atol=0.02 * np.abs(qat[0]).max())
-    np.testing.assert_allclose(int8[1], qat[1], atol=0.02 * np.abs(qat[1]).max())
-    assert (int8[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
-    # Paddle Inference's INT8 oneDNN path (the default runtime) computes in INT8: further off (about 4%), same answers
-    onednn = PaddleInferenceRuntime(str(w / "int8"))(ids)
-    assert (onednn[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
-    assert (onednn[1].argmax(-1) == qat[1].argmax(-1)).mean() >= 0.95
+    qat = assert_int8_matches_qat_model(w, ids)
     emb = PaddleInferenceRuntime(str(w / "quant_emb"))(ids)  # + log-quantized embeddings: close, not equal
     assert (emb[0].argmax(-1) == qat[0].argmax(-1)).mean() >= 0.95
     assert (emb[1].argmax(-1) == qat[1].argmax(-1)).mean() >= 0.95
@@ -143,3 +168,24 @@ def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, 
     p = compress(trained_pico, tmp_path / "out", corpus_subset, *extra, check=False)
     assert p.returncode != 0 and message in p.stderr, p.stderr[-1500:]
     assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+def test_qat_fp32_heads_leaves_pooler_and_classifiers_unquantized(trained_pico, compressed, corpus_subset, tmp_path):
+    compress(trained_pico, tmp_path, corpus_subset, "--strategy", "dynabert+qat", "--width_mult_list", "0.5",
+             "--max_steps", "10", "--save_steps", "10", "--qat_fp32_heads")
+    w = tmp_path / "width_mult_0.5"
+    # pico: 3 encoder layers of 6 weight matmuls (q, k, v, attention output, two feed-forward), then the pooler
+    # and the two classifiers
+    assert weight_matmuls(w / "int8.pdmodel") == (18, 3)
+    assert weight_matmuls(compressed / "width_mult_0.5" / "int8.pdmodel") == (21, 0)  # the default: all of them
+    assert weight_matmuls(trained_pico / "infer_model.pdmodel") == (0, 21)
+    assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)))
+
+
+def test_qat_fp32_heads_needs_compression(trained_pico, corpus_subset, tmp_path):
+    p = run_py(["run_train.py", "--model_name_or_path", str(trained_pico), "--train_path",
+                str(corpus_subset / "train.txt"), "--dev_path", str(corpus_subset / "dev.txt"), "--output_dir",
+                str(tmp_path / "x"), "--device", "cpu", "--do_train", "--qat_fp32_heads"], check=False)
+    assert p.returncode != 0
+    assert "--qat_fp32_heads needs --do_compress" in p.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()

@@ -110,7 +110,7 @@ def check_args(model_args, data_args, args):
         errors.append(f"--rdrop_alpha must be 0 (off) or positive, not {model_args.rdrop_alpha}")
     elif model_args.rdrop_alpha and not args.do_train:
         errors.append("--rdrop_alpha needs --do_train (it is a fine-tuning loss)")
-    if model_args.qat_fp32_heads and not getattr(args, "do_compress", False):
+    if model_args.qat_fp32_heads and not args.do_compress:
         errors.append("--qat_fp32_heads needs --do_compress (it changes what QAT quantizes)")
     if model_args.use_crf and args.world_size > 1:
         errors.append("--use_crf trains in one process only (the CRF's scores live in the loss, which data-parallel "

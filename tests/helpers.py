@@ -55,9 +55,9 @@ def qat_config():
     }
 
 
-def load_qat_model(width_dir):
+def load_qat_model(width_dir, fp32_heads=False):
     """The dynamic-graph QAT model of a width directory (pruned JointErnie + fake-quant layers + the best QAT
-    weights), i.e. the model that int8.pdmodel was saved from."""
+    weights), i.e. the model that int8.pdmodel was saved from; `fp32_heads`: compressed with --qat_fp32_heads."""
     import paddle
     from paddleslim import QAT
 
@@ -66,11 +66,10 @@ def load_qat_model(width_dir):
 
     labels = manifest.labels(width_dir)
     model = JointErnie.from_pretrained(width_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
-    state = paddle.load(os.path.join(width_dir, "best_quant.pdparams"))
-    if not any(k.startswith("intent_classifier.") and "quant" in k for k in state):  # --qat_fp32_heads
+    if fp32_heads:
         compression.keep_heads_fp32(model)
     QAT(config=qat_config()).quantize(model)
-    model.set_state_dict(state)
+    model.set_state_dict(paddle.load(os.path.join(width_dir, "best_quant.pdparams")))
 
     class WithMask(paddle.nn.Layer):
         """ERNIE derives its attention mask's dtype from the pooler's weight, which QAT wraps away (PaddleNLP

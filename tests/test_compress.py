@@ -29,7 +29,7 @@ def dev_queries(corpus_subset, n=64):
     return [l.split("\t")[1] for l in open(corpus_subset / "dev.txt", encoding="utf-8") if "\t" in l][:n]
 
 
-def assert_int8_matches_qat_model(width_dir, ids):
+def assert_int8_matches_qat_model(width_dir, ids, fp32_heads=False):
     """The INT8 program against the dynamic-graph QAT model it was saved from (fake-quant layers); returns the
     QAT model's logits."""
     import paddle
@@ -37,7 +37,7 @@ def assert_int8_matches_qat_model(width_dir, ids):
     from helpers import load_qat_model
     from slu.predictor import PaddleInferenceRuntime
 
-    qat = [t.numpy() for t in load_qat_model(str(width_dir))(paddle.to_tensor(ids))]
+    qat = [t.numpy() for t in load_qat_model(str(width_dir), fp32_heads)(paddle.to_tensor(ids))]
     # the program as exported, quantization simulated in float (MKLDNN off): measured max difference about 1% of
     # the largest logit, from activation rounding
     int8 = PaddleInferenceRuntime(str(width_dir / "int8"), mkldnn=False)(ids)
@@ -179,7 +179,7 @@ def test_qat_fp32_heads_leaves_pooler_and_classifiers_unquantized(trained_pico, 
     assert weight_matmuls(w / "int8.pdmodel") == (18, 3)
     assert weight_matmuls(compressed / "width_mult_0.5" / "int8.pdmodel") == (21, 0)  # the default: all of them
     assert weight_matmuls(trained_pico / "infer_model.pdmodel") == (0, 21)
-    assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)))
+    assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)), fp32_heads=True)
 
 
 def test_qat_fp32_heads_needs_compression(trained_pico, corpus_subset, tmp_path):

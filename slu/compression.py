@@ -44,6 +44,50 @@ def keep_heads_fp32(model):
         layers[name].skip_quant = True
 
 
+def distil_qat_from_pruned(trainer, alpha, temperature):
+    """Make QAT learn from the width-pruned FP32 model as well as from the gold labels: its loss becomes
+    (1 - alpha) * trainer.criterion + alpha * slu.distillation.distillation_loss against a frozen copy of
+    trainer.model taken now, before QAT rewrites that model in place. PaddleNLP's QAT loop hands the criterion
+    only (logits, labels), so the batch that the teacher needs is recorded as the train loader yields it."""
+    import copy
+    import inspect
+
+    import paddle
+
+    from slu.distillation import distillation_loss
+
+    teacher = copy.deepcopy(trainer.model)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.stop_gradient = True
+    teacher_inputs = inspect.signature(teacher.forward).parameters
+    slot_index = list(trainer.args.label_names).index("slot_label")
+    current = {}
+    make_loader, gold_loss = trainer.get_train_dataloader, trainer.criterion
+
+    class RecordingLoader:
+        def __init__(self, loader):
+            self.loader = loader
+
+        def __len__(self):
+            return len(self.loader)
+
+        def __iter__(self):
+            for batch in self.loader:
+                current["batch"] = {k: v for k, v in batch.items() if k in teacher_inputs}  # before labels go
+                yield batch
+
+    def criterion(logits, labels):
+        with paddle.no_grad():
+            teacher_logits = teacher(**current["batch"])
+        return (1 - alpha) * gold_loss(logits, labels) + \
+            alpha * distillation_loss(logits, teacher_logits, labels[slot_index], temperature)
+
+    trainer.get_train_dataloader = lambda: RecordingLoader(make_loader())
+    trainer.criterion = criterion
+    return teacher
+
+
 def normalise_strategy(strategy):
     parts = [p.strip() for p in (strategy or "").split("+") if p.strip()]
     order = {"dynabert": 0, "ptq": 1, "qat": 1, "embeddings": 2}
@@ -241,6 +285,10 @@ def run(setup, model_args, data_args, args):
         if strategy == "qat" and model_args.qat_fp32_heads:
             keep_heads_fp32(self.model)
             logger.info(f"QAT leaves {', '.join(FP32_HEADS)} in FP32 (--qat_fp32_heads)")
+        if strategy == "qat" and model_args.qat_distill_alpha:
+            distil_qat_from_pruned(self, model_args.qat_distill_alpha, model_args.distill_temperature)
+            logger.info(f"QAT distils from the width-pruned FP32 model: weight {model_args.qat_distill_alpha}, "
+                        f"temperature {model_args.distill_temperature} (--qat_distill_alpha)")
         return original_quant(model_dir, strategy)
 
     trainer.quant = types.MethodType(quant, trainer)

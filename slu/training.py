@@ -50,6 +50,10 @@ class ModelArguments:
     qat_fp32_heads: bool = field(default=False, metadata={
         "help": "Compression: leave the pooler and the intent and slot classifiers out of QAT, so that they stay FP32 "
                 "(3 of the 27 matmuls of nano). Off (default): every Linear layer is quantized, as upstream."})
+    qat_distill_alpha: float = field(default=0.0, metadata={
+        "help": "Compression: QAT's loss becomes (1 - A) * the loss on the gold labels + A * T^2 * the KL divergence "
+                "from the width-pruned FP32 model's intent and slot distributions (T: --distill_temperature). "
+                "0 (default): the gold labels only, as upstream."})
 
 
 @dataclass
@@ -112,6 +116,12 @@ def check_args(model_args, data_args, args):
         errors.append("--rdrop_alpha needs --do_train (it is a fine-tuning loss)")
     if model_args.qat_fp32_heads and not args.do_compress:
         errors.append("--qat_fp32_heads needs --do_compress (it changes what QAT quantizes)")
+    if not 0.0 <= model_args.qat_distill_alpha <= 1.0:
+        errors.append(f"--qat_distill_alpha must be in [0, 1], not {model_args.qat_distill_alpha}")
+    elif model_args.qat_distill_alpha and not args.do_compress:
+        errors.append("--qat_distill_alpha needs --do_compress (it is a QAT loss)")
+    elif model_args.qat_distill_alpha and not model_args.distill_temperature > 0:
+        errors.append(f"--distill_temperature must be positive, not {model_args.distill_temperature}")
     if model_args.use_crf and args.world_size > 1:
         errors.append("--use_crf trains in one process only (the CRF's scores live in the loss, which data-parallel "
                       "training does not synchronise)")

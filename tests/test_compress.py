@@ -163,6 +163,8 @@ def test_other_supported_strategies(trained_pico, corpus_subset, tmp_path, strat
     (["--width_mult_list", "1.5"], "--width_mult_list value '1.5' is not a number between 0 and 1"),
     (["--width_mult_list", "0.5", "0.75"], "--width_mult_list takes one width"),
     (["--do_train"], "--do_compress cannot be combined with --do_train"),
+    (["--qat_distill_alpha", "1.5"], "--qat_distill_alpha must be in [0, 1], not 1.5"),
+    (["--qat_distill_alpha", "0.5", "--distill_temperature", "0"], "--distill_temperature must be positive, not 0.0"),
 ])
 def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, extra, message):
     p = compress(trained_pico, tmp_path / "out", corpus_subset, *extra, check=False)
@@ -188,4 +190,76 @@ def test_qat_fp32_heads_needs_compression(trained_pico, corpus_subset, tmp_path)
                 str(tmp_path / "x"), "--device", "cpu", "--do_train", "--qat_fp32_heads"], check=False)
     assert p.returncode != 0
     assert "--qat_fp32_heads needs --do_compress" in p.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()
+
+
+def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def kl(p_logits, q_logits, t):
+    lp, lq = log_softmax(p_logits / t), log_softmax(q_logits / t)
+    return (np.exp(lp) * (lp - lq)).sum(-1)
+
+
+def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned_model(trained_pico, labels):
+    """distil_qat_from_pruned: the loss is 0.75 * gold + 0.25 * T^2 * (intent KL + mean slot KL over the query's
+    tokens) against the model as it was when QAT began, even after training has changed the model."""
+    import types
+
+    import paddle
+
+    from slu.compression import distil_qat_from_pruned
+    from slu.model import JointErnie, JointLoss
+
+    model = JointErnie.from_pretrained(str(trained_pico), intent_dim=len(labels.intents), slot_dim=len(labels.slots))
+    model.eval()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(3, 200, size=(4, 7))
+    slot_label = rng.integers(1, len(labels.slots), size=(4, 7))
+    slot_label[:, 0] = slot_label[:, -1] = slot_label[3, 4:] = 0  # [CLS], [SEP], padding: PAD, left out of the mean
+    batch = {"input_ids": paddle.to_tensor(ids), "token_type_ids": paddle.zeros([4, 7], "int64"),
+             "intent_label": paddle.to_tensor(rng.integers(0, len(labels.intents), size=(4, 1))),
+             "slot_label": paddle.to_tensor(slot_label)}
+    with paddle.no_grad():
+        before = [t.numpy() for t in model(batch["input_ids"], token_type_ids=batch["token_type_ids"])]
+    gold = JointLoss()
+    trainer = types.SimpleNamespace(model=model, criterion=gold, get_train_dataloader=lambda: [dict(batch)],
+                                    args=types.SimpleNamespace(label_names=["intent_label", "slot_label"]))
+    distil_qat_from_pruned(trainer, 0.25, 2.0)
+    for name, p in model.named_parameters():  # what QAT's steps do to the student; the teacher must not follow
+        if name.startswith("intent_classifier") or name.startswith("slot_classifier"):
+            p.set_value(p.numpy() + rng.normal(0, 0.5, size=p.shape).astype("float32"))
+
+    loader = trainer.get_train_dataloader()
+    assert len(loader) == 1
+    got_batch = next(iter(loader))
+    labels_given = (got_batch.pop("intent_label"), got_batch.pop("slot_label"))  # as the QAT loop pops them
+    with paddle.no_grad():
+        logits = model(got_batch["input_ids"], token_type_ids=got_batch["token_type_ids"])
+        got = float(trainer.criterion(logits, labels_given))
+        gold_value = float(gold(logits, labels_given))
+    after = [t.numpy() for t in logits]
+    assert not np.allclose(after[0], before[0], atol=1e-3)
+    mask = slot_label != 0
+    soft = 4.0 * (kl(before[0], after[0], 2.0).mean() + kl(before[1], after[1], 2.0)[mask].mean())
+    assert soft > 0.01
+    assert abs(got - (0.75 * gold_value + 0.25 * soft)) < 1e-4 * max(1.0, got)
+
+
+def test_qat_distillation_runs_inside_the_compression(trained_pico, corpus_subset, tmp_path):
+    p = compress(trained_pico, tmp_path, corpus_subset, "--strategy", "dynabert+qat", "--width_mult_list", "0.5",
+                 "--max_steps", "10", "--save_steps", "10", "--qat_distill_alpha", "0.5")
+    assert "QAT distils from the width-pruned FP32 model: weight 0.5, temperature 2.0" in p.stdout + p.stderr
+    w = tmp_path / "width_mult_0.5"
+    assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)))
+
+
+def test_qat_distillation_needs_compression(trained_pico, corpus_subset, tmp_path):
+    p = run_py(["run_train.py", "--model_name_or_path", str(trained_pico), "--train_path",
+                str(corpus_subset / "train.txt"), "--dev_path", str(corpus_subset / "dev.txt"), "--output_dir",
+                str(tmp_path / "x"), "--device", "cpu", "--do_train", "--qat_distill_alpha", "0.5"], check=False)
+    assert p.returncode != 0
+    assert "--qat_distill_alpha needs --do_compress" in p.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x").exists()

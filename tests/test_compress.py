@@ -248,10 +248,14 @@ def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned
     assert abs(got - (0.75 * gold_value + 0.25 * soft)) < 1e-4 * max(1.0, got)
 
 
-def test_qat_distillation_runs_inside_the_compression(trained_pico, corpus_subset, tmp_path):
+@pytest.mark.parametrize("extra, distils", [([], True), (["--qat_distill_alpha", "0"], False)])
+def test_compress_sh_distils_in_qat_unless_told_not_to(trained_pico, corpus_subset, tmp_path, extra, distils):
+    """compress.sh's QAT distils from the pruned model by default (docs/results.md, twelfth amendment); the
+    INT8 program it saves is still the QAT model's."""
     p = compress(trained_pico, tmp_path, corpus_subset, "--strategy", "dynabert+qat", "--width_mult_list", "0.5",
-                 "--max_steps", "10", "--save_steps", "10", "--qat_distill_alpha", "0.5")
-    assert "QAT distils from the width-pruned FP32 model: weight 0.5, temperature 2.0" in p.stdout + p.stderr
+                 "--max_steps", "10", "--save_steps", "10", *extra)
+    line = "QAT distils from the width-pruned FP32 model: weight 0.5, temperature 2.0 (--qat_distill_alpha)"
+    assert (line in p.stdout + p.stderr) == distils
     w = tmp_path / "width_mult_0.5"
     assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)))
 

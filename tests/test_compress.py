@@ -193,16 +193,6 @@ def test_qat_fp32_heads_needs_compression(trained_pico, corpus_subset, tmp_path)
     assert not (tmp_path / "x").exists()
 
 
-def log_softmax(x):
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
-def kl(p_logits, q_logits, t):
-    lp, lq = log_softmax(p_logits / t), log_softmax(q_logits / t)
-    return (np.exp(lp) * (lp - lq)).sum(-1)
-
-
 def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned_model(trained_pico, labels):
     """distil_qat_from_pruned: the loss is 0.75 * gold + 0.25 * T^2 * (intent KL + mean slot KL over the query's
     tokens) against the model as it was when QAT began, even after training has changed the model."""
@@ -210,6 +200,7 @@ def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned
 
     import paddle
 
+    from helpers import numpy_kl
     from slu.compression import distil_qat_from_pruned
     from slu.model import JointErnie, JointLoss
 
@@ -243,7 +234,7 @@ def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned
     after = [t.numpy() for t in logits]
     assert not np.allclose(after[0], before[0], atol=1e-3)
     mask = slot_label != 0
-    soft = 4.0 * (kl(before[0], after[0], 2.0).mean() + kl(before[1], after[1], 2.0)[mask].mean())
+    soft = 4.0 * (numpy_kl(before[0], after[0], 2.0).mean() + numpy_kl(before[1], after[1], 2.0)[mask].mean())
     assert soft > 0.01
     assert abs(got - (0.75 * gold_value + 0.25 * soft)) < 1e-4 * max(1.0, got)
 

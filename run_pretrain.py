@@ -39,14 +39,18 @@ def main(argv=None):
         raise core.UsageError(f"{pre_args.model_name_or_path}: the vocabulary has no [MASK] token")
     with paddle.utils.unique_name.guard():  # parameter names match on resume (see training.Setup)
         model = pretraining.ErnieMaskedLM.from_pretrained(pre_args.model_name_or_path)
-    if pre_args.max_seq_length > model.config.max_position_embeddings:
-        raise core.UsageError(f"--max_seq_length {pre_args.max_seq_length} exceeds the "
+    context_length = (16 * pre_args.context_turns if pre_args.max_context_length is None
+                      else pre_args.max_context_length) if pre_args.context_turns else 0
+    if pre_args.max_seq_length + context_length > model.config.max_position_embeddings:
+        raise core.UsageError(f"--max_seq_length {pre_args.max_seq_length} + context {context_length} exceed the "
                               f"{model.config.max_position_embeddings} position embeddings")
-    encoded = training.encode_examples(examples, tokenizer, labels, pre_args.max_seq_length)
+    core.attach_context(examples, pre_args.context_turns)
+    encoded = training.encode_examples(examples, tokenizer, labels, pre_args.max_seq_length,
+                                       pre_args.context_turns, context_length)
     dataset = pretraining.MaskingDataset(encoded, labels, tokenizer, pre_args.mask_prob,
                                          pre_args.mask_unit == "slot", args.seed)
     logger.info(f"masked-LM pretraining on {len(dataset)} queries of {pre_args.train_path}; mask_prob "
-                f"{pre_args.mask_prob}, units: {pre_args.mask_unit}")
+                f"{pre_args.mask_prob}, units: {pre_args.mask_unit}; context turns: {pre_args.context_turns}")
     trainer = training.JointTrainer(model=model, args=args, train_dataset=dataset, tokenizer=tokenizer,
                                     data_collator=pretraining.MaskingCollator(tokenizer.pad_token_id))
     last = None

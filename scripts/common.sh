@@ -66,14 +66,17 @@ launcher() {
 # checkpoints, average them into $OUTPUT/averaged, export that with the run's slot decoding (constrained unless
 # the arguments say otherwise) and evaluate it on DEV. Call after MODEL, OUTPUT, TRAIN, DEV are set; arguments are extra training flags (e.g. --context_turns 1).
 # MLM_EPOCHS=N first pretrains the encoder with masked LM on TRAIN for N epochs (run_pretrain.py, into
-# $OUTPUT/mlm) and fine-tunes from it.
+# $OUTPUT/mlm; MLM_ARGS: more run_pretrain.py flags) and fine-tunes from it.
 train_recipe() {
   training_threads
+  local mlm_args=()
+  read -r -a mlm_args <<< "${MLM_ARGS:-}"
   if [ "${MLM_EPOCHS:-0}" != 0 ]; then
     "$PY" run_pretrain.py --device "${DEVICE:-cpu}" --model_name_or_path "$MODEL" --train_path "$TRAIN" \
         --output_dir "$OUTPUT/mlm" --num_train_epochs "$MLM_EPOCHS" --learning_rate "${MLM_LR:-1e-3}" \
         --per_device_train_batch_size 256 --warmup_ratio 0.1 --weight_decay 0.01 --save_strategy epoch \
-        --save_total_limit 1 --logging_steps 50 --disable_tqdm True --seed "${SEED:-42}"
+        --save_total_limit 1 --logging_steps 50 --disable_tqdm True --seed "${SEED:-42}" \
+        "${mlm_args[@]}"
     MODEL="$OUTPUT/mlm"
   fi
   LR=${LR:-1e-3} EPOCHS=${EPOCHS:-4} bash "$ROOT/scripts/train.sh" --save_total_limit 3 \

@@ -3,8 +3,9 @@
 # session as a second segment (--context_turns 2, 32 tokens for both) and a CRF slot head, the last two epochs
 # averaged, CRF (Viterbi) slot decoding. Its measured start is the masked-LM encoder of a recipe_single.sh run:
 # MODEL=<that run's OUTPUT>/mlm (83.95 dev; one earlier turn gave 83.64 in the same conditions). R-Drop, which the
-# single-utterance recipe keeps, lost 0.73 with one turn. MLM_EPOCHS=20 would pretrain here instead (not
-# measured). TRAIN and DEV must keep whole sessions in order (scripts/split_data.py --split_by session).
+# single-utterance recipe keeps, lost 0.73 with one turn. MLM_EPOCHS=N pretrains here instead, on the queries
+# with the same two earlier turns as context (MLM_ARGS). TRAIN and DEV must keep whole sessions in order
+# (scripts/split_data.py --split_by session).
 #   MODEL=work/pretrained/ernie-3.0-tiny-nano-v2-zh TRAIN=work/nlpcc_sessions/train.txt \
 #     DEV=work/nlpcc_sessions/dev.txt OUTPUT=output/nano_context bash scripts/recipe_context.sh
 set -euo pipefail
@@ -13,5 +14,6 @@ MODEL=${MODEL:-ernie-3.0-tiny-nano-v2-zh}
 OUTPUT=${OUTPUT:-output/nano_context}
 TRAIN=${TRAIN:-data/train.txt}
 DEV=${DEV:-data/dev.txt}
-export MODEL OUTPUT TRAIN DEV
+MLM_ARGS=${MLM_ARGS:---context_turns 2 --max_context_length 32}
+export MODEL OUTPUT TRAIN DEV MLM_ARGS
 train_recipe --context_turns 2 --max_context_length 32 --use_crf --slot_decoding crf "$@"

@@ -35,6 +35,12 @@ class PretrainArguments:
         "help": "slot: an annotated slot value is masked as a whole (ERNIE's entity masking); token: tokens one "
                 "by one (BERT)."})
     skip_malformed: bool = field(default=False, metadata={"help": "Skip (and count) malformed data lines."})
+    context_turns: int = field(default=0, metadata={
+        "help": "Earlier turns of the session as a second segment (token type 1), as run_train.py --context_turns "
+                "encodes them: visible, never masked, so masked query tokens can be predicted from the dialogue. "
+                "0: the query alone."})
+    max_context_length: Optional[int] = field(default=None, metadata={
+        "help": "Tokens for the context turns and their [SEP]s (default 16 per turn, as run_train.py)."})
 
 
 def check_args(pre_args):
@@ -47,6 +53,10 @@ def check_args(pre_args):
         errors.append(f"--mask_unit must be one of {', '.join(MASK_UNITS)}, not {pre_args.mask_unit!r}")
     if pre_args.max_seq_length < 3:
         errors.append("--max_seq_length must be at least 3 ([CLS], one token, [SEP])")
+    if pre_args.context_turns < 0:
+        errors.append(f"--context_turns must be 0 or more, not {pre_args.context_turns}")
+    if pre_args.max_context_length is not None and pre_args.max_context_length < 2:
+        errors.append("--max_context_length must be at least 2 (one token and its [SEP])")
     return errors
 
 
@@ -91,12 +101,20 @@ def mask_query(ids, units, mask_prob, rng, mask_id, vocab_size, special_ids):
     return ids, positions, originals
 
 
+def query_length(item):
+    """Tokens of `[CLS] query [SEP]` at the start of an encoded item (all of it without context, whose tokens have
+    type 1)."""
+    types = item.get("token_type_ids")
+    return len(item["input_ids"]) - (sum(types) if types is not None else 0)
+
+
 class MaskingDataset(paddle.io.Dataset):
-    """Encoded training queries, masked anew each time one is drawn (seeded)."""
+    """Encoded training queries, masked anew each time one is drawn (seeded). Only the query is masked; context
+    tokens (token type 1), where the items have them, are passed through with their token_type_ids."""
 
     def __init__(self, encoded, labels, tokenizer, mask_prob, whole_slots, seed):
         self.encoded, self.mask_prob = encoded, mask_prob
-        self.units = [mask_units(x["slot_label"], labels, whole_slots) for x in encoded]
+        self.units = [mask_units(x["slot_label"][:query_length(x)], labels, whole_slots) for x in encoded]
         self.lengths = [len(x["input_ids"]) for x in encoded]
         self.mask_id, self.vocab_size = tokenizer.mask_token_id, len(tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
@@ -109,11 +127,15 @@ class MaskingDataset(paddle.io.Dataset):
         x = self.encoded[index]
         ids, positions, originals = mask_query(x["input_ids"], self.units[index], self.mask_prob, self.rng,
                                                self.mask_id, self.vocab_size, self.special_ids)
-        return {"input_ids": ids, "positions": positions, "originals": originals}
+        item = {"input_ids": ids, "positions": positions, "originals": originals}
+        if "token_type_ids" in x:
+            item["token_type_ids"] = x["token_type_ids"]
+        return item
 
 
 class MaskingCollator:
-    """Pads input_ids; masked_positions index the flattened [B * T] batch, masked_labels hold the original ids."""
+    """Pads input_ids (and token_type_ids, with 0, where the items have them); masked_positions index the flattened
+    [B * T] batch, masked_labels hold the original ids."""
 
     def __init__(self, pad_token_id):
         self.pad_token_id = pad_token_id
@@ -123,8 +145,11 @@ class MaskingCollator:
         width = input_ids.shape[1]
         positions = [k * width + p for k, b in enumerate(batch) for p in b["positions"]]
         originals = [t for b in batch for t in b["originals"]]
-        return {"input_ids": input_ids, "masked_positions": np.array(positions, dtype="int64"),
-                "masked_labels": np.array(originals, dtype="int64")}
+        out = {"input_ids": input_ids, "masked_positions": np.array(positions, dtype="int64"),
+               "masked_labels": np.array(originals, dtype="int64")}
+        if "token_type_ids" in batch[0]:
+            out["token_type_ids"] = core.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
+        return out
 
 
 class ErnieMaskedLM(ErniePretrainedModel):

@@ -204,3 +204,24 @@ def test_the_context_recipe_trains_a_crf_context_model(pico_dir, session_subset,
     assert feed_names(str(out / "averaged" / "infer_model.pdmodel")) == ["input_ids", "token_type_ids"]
     printed = json.loads(p.stdout.strip().splitlines()[-1])
     assert printed["examples"] == len(dev_examples(session_subset, labels))
+
+
+def test_context_recipe_pretrains_on_the_dialogue_when_asked(pico_dir, session_subset, tmp_path):
+    """MLM_EPOCHS with recipe_context.sh: the masked LM sees the earlier turns as a type-1 segment, so the type-1
+    embedding is trained; from queries alone it gets no gradient and only weight decay (at most steps * lr * 0.01 of
+    it) could move it. The fine-tuning starts from that encoder."""
+    import paddle
+
+    out = tmp_path / "recipe"
+    run_script("scripts/recipe_context.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=session_subset / "train.txt",
+                                                  DEV=session_subset / "dev.txt", EPOCHS="2", MLM_EPOCHS="2"),
+               "--per_device_train_batch_size", "64", "--load_best_model_at_end", "False")
+    (checkpoint,) = (out / "mlm").glob("checkpoint-*")
+    steps = json.load(open(checkpoint / "trainer_state.json"))["global_step"]
+    key = "embeddings.token_type_embeddings.weight"
+    start = paddle.load(str(pico_dir / "model_state.pdparams"))[key].numpy()[1]
+    mlm = paddle.load(str(out / "mlm" / "model_state.pdparams"))["ernie." + key].numpy()[1]
+    decay_only = steps * 1e-3 * 0.01 * np.abs(start).max()
+    assert np.abs(mlm - start).max() > 20 * decay_only, (np.abs(mlm - start).max(), decay_only)
+    fine_tune_start = paddle.load(str(out / "pretrained_model" / "model_state.pdparams"))["ernie." + key].numpy()[1]
+    assert np.array_equal(fine_tune_start, mlm)

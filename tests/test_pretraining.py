@@ -72,6 +72,30 @@ def test_collator_indexes_the_flattened_padded_batch():
     assert out["masked_labels"].tolist() == [7, 8, 9]
 
 
+class FakeTokenizer:
+    mask_token_id, all_special_ids = 3, [0, 1, 2, 3]
+
+    def __len__(self):
+        return 50
+
+
+def test_with_context_only_the_query_is_masked_and_token_types_pass_through(labels):
+    # [CLS] 播 周 杰 [SEP] | 上 一 句 [SEP]: the query's singer value is one unit; the context is never a unit
+    item = {"input_ids": [1, 11, 12, 13, 2, 21, 22, 23, 2], "token_type_ids": [0, 0, 0, 0, 0, 1, 1, 1, 1],
+            "slot_label": slot_ids(labels, ["PAD", "O", "B-singer", "I-singer", "PAD", "PAD", "PAD", "PAD", "PAD"])}
+    dataset = pretraining.MaskingDataset([item], labels, FakeTokenizer(), 0.9, True, seed=0)
+    assert dataset.units == [[[1], [2, 3]]]
+    for _ in range(20):
+        drawn = dataset[0]
+        assert drawn["positions"] == [1, 2, 3]  # 0.9 * 3 query tokens: all of them, never a context token
+        assert drawn["input_ids"][4:] == [2, 21, 22, 23, 2]
+        assert drawn["token_type_ids"] == item["token_type_ids"]
+    batch = pretraining.MaskingCollator(pad_token_id=0)([drawn, {"input_ids": [1, 3, 2], "positions": [1],
+                                                                  "originals": [9], "token_type_ids": [0, 0, 0]}])
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 0, 1, 1, 1, 1], [0] * 9]
+    assert batch["masked_positions"].tolist() == [1, 2, 3, 9 + 1]
+
+
 def test_masked_lm_loss_is_cross_entropy_of_tied_output_embeddings():
     import paddle
     from paddlenlp.transformers import ErnieConfig

@@ -166,6 +166,8 @@ def test_recipe_script_pretrains_first_when_asked(pico_dir, corpus_subset, tmp_p
     (["--mask_unit", "word"], "--mask_unit must be one of slot, token, not 'word'"),
     (["--mask_prob", "0"], "--mask_prob must be in (0, 1), not 0.0"),
     (["--max_seq_length", "2"], "--max_seq_length must be at least 3"),
+    (["--context_turns", "-1"], "--context_turns must be 0 or more, not -1"),
+    (["--context_turns", "1", "--max_context_length", "1"], "--max_context_length must be at least 2"),
 ])
 def test_bad_settings_are_one_line_errors(pico_dir, flags, message, tmp_path):
     p = run_py(["run_pretrain.py", "--model_name_or_path", str(pico_dir), "--train_path", INTENT_LABELS,

@@ -4,7 +4,8 @@
 # averaged, CRF (Viterbi) slot decoding. Its measured start is the masked-LM encoder of a recipe_single.sh run:
 # MODEL=<that run's OUTPUT>/mlm (83.95 dev; one earlier turn gave 83.64 in the same conditions). R-Drop, which the
 # single-utterance recipe keeps, lost 0.73 with one turn. MLM_EPOCHS=N pretrains here instead, on the queries
-# with the same two earlier turns as context (MLM_ARGS). TRAIN and DEV must keep whole sessions in order
+# with the same two earlier turns as context (MLM_ARGS): 15 epochs from random initialisation gave 84.00, not kept
+# (52 minutes in all). TRAIN and DEV must keep whole sessions in order
 # (scripts/split_data.py --split_by session).
 #   MODEL=work/pretrained/ernie-3.0-tiny-nano-v2-zh TRAIN=work/nlpcc_sessions/train.txt \
 #     DEV=work/nlpcc_sessions/dev.txt OUTPUT=output/nano_context bash scripts/recipe_context.sh

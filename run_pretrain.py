@@ -39,7 +39,7 @@ def main(argv=None):
         raise core.UsageError(f"{pre_args.model_name_or_path}: the vocabulary has no [MASK] token")
     with paddle.utils.unique_name.guard():  # parameter names match on resume (see training.Setup)
         model = pretraining.ErnieMaskedLM.from_pretrained(pre_args.model_name_or_path)
-    context_length = (16 * pre_args.context_turns if pre_args.max_context_length is None
+    context_length = (training.CONTEXT_TOKENS_PER_TURN * pre_args.context_turns if pre_args.max_context_length is None
                       else pre_args.max_context_length) if pre_args.context_turns else 0
     if pre_args.max_seq_length + context_length > model.config.max_position_embeddings:
         raise core.UsageError(f"--max_seq_length {pre_args.max_seq_length} + context {context_length} exceed the "

@@ -15,6 +15,8 @@ MODEL=${MODEL:-ernie-3.0-tiny-nano-v2-zh}
 OUTPUT=${OUTPUT:-output/nano_context}
 TRAIN=${TRAIN:-data/train.txt}
 DEV=${DEV:-data/dev.txt}
-MLM_ARGS=${MLM_ARGS:---context_turns 2 --max_context_length 32}
+CONTEXT_FLAGS="--context_turns 2 --max_context_length 32"  # the fine-tuning's, and the masked LM's by default
+MLM_ARGS=${MLM_ARGS:-$CONTEXT_FLAGS}
 export MODEL OUTPUT TRAIN DEV MLM_ARGS
-train_recipe --context_turns 2 --max_context_length 32 --use_crf --slot_decoding crf "$@"
+# shellcheck disable=SC2086  # CONTEXT_FLAGS is four words without spaces
+train_recipe $CONTEXT_FLAGS --use_crf --slot_decoding crf "$@"

@@ -21,6 +21,7 @@ from paddlenlp.utils.log import logger
 from slu.model import JointErnie, JointLoss, rdrop_loss, to_static_input_spec
 
 DEFAULT_MAX_SEQ_LENGTH = 16
+CONTEXT_TOKENS_PER_TURN = 16  # --max_context_length's default: this many tokens per earlier turn
 
 
 @dataclass
@@ -184,7 +185,7 @@ class Setup:
             data_args.context_turns = saved["context_turns"] if saved else 0
         if data_args.max_context_length is None:
             data_args.max_context_length = (saved["max_context_length"] if saved and saved["context_turns"]
-                                            else 16 * data_args.context_turns)
+                                            else CONTEXT_TOKENS_PER_TURN * data_args.context_turns)
         if not data_args.context_turns:
             data_args.max_context_length = 0
         if data_args.slot_decoding is None:

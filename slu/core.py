@@ -320,31 +320,55 @@ class SlotDecoder:
     label of the word's first piece, as I-t (or O), so no entity starts or ends inside a word. Special tokens and
     padding (offsets (0, 0)) get PAD and end entities. "crf": the same constraints, but the best label sequence of
     each run of query tokens under a CRF slot head's scores (emissions = slot logits, plus the learned `transitions`
-    {"start": [L], "end": [L], "transitions": [L][L]}), found by Viterbi.
+    {"start": [L], "end": [L], "transitions": [L][L]}), found by Viterbi. "joint": the intent is chosen with the
+    slots: the intent k and sequence that maximise log p(k) + the CRF score of k's best constrained sequence (the
+    CRF's log partition does not depend on k, so this is the argmax of log p(intent) + log p(slots)).
     """
 
-    MODES = ("argmax", "constrained", "crf")
+    MODES = ("argmax", "constrained", "crf", "joint")
+    NEEDS_CRF = ("crf", "joint")
 
     def __init__(self, labels, mode="argmax", intent_types=None, continuation_ids=(), transitions=None):
         if mode not in self.MODES:
             raise UsageError(f"slot decoding must be one of {', '.join(self.MODES)}, not {mode!r}")
-        if mode == "crf" and transitions is None:
-            raise UsageError("slot decoding crf needs the CRF transition scores of a model trained with --use_crf")
+        if mode in self.NEEDS_CRF and transitions is None:
+            raise UsageError(f"slot decoding {mode} needs the CRF transition scores of a model trained with --use_crf")
         self.labels, self.mode = labels, mode
         self.intent_types = dict(intent_types or {})
         self.continuation_ids = frozenset(continuation_ids)
         self.transitions = check_transitions(transitions, len(labels.slots)) if transitions is not None else None
 
+    def decode(self, intent_logits, token_ids, offsets, slot_logits):
+        """(intent id, slot label ids for the first len(offsets) tokens) of one query: the intent's argmax and
+        slot_ids under it, or in "joint" mode both chosen together."""
+        import numpy as np
+
+        intent_logits = np.asarray(intent_logits, dtype="float64")
+        if self.mode != "joint":
+            intent_id = int(intent_logits.argmax())
+            return intent_id, self.slot_ids(intent_id, token_ids, offsets, slot_logits)
+        log_p = intent_logits - intent_logits.max()
+        log_p = log_p - np.log(np.exp(log_p).sum())
+        best, by_types = None, {}  # intents allowed the same slot types share their best sequence
+        for k, intent in enumerate(self.labels.intents):
+            allowed = tuple(self.intent_types.get(intent, self.labels.slot_types))
+            if allowed not in by_types:
+                by_types[allowed] = self._viterbi_ids(allowed, token_ids, offsets, np.asarray(slot_logits))
+            ids, score = by_types[allowed]
+            if best is None or log_p[k] + score > best[0]:
+                best = (log_p[k] + score, k, ids)
+        return best[1], best[2]
+
     def slot_ids(self, intent_id, token_ids, offsets, slot_logits):
-        """Label ids for the first len(offsets) tokens of `slot_logits` [T, slot labels]."""
+        """Label ids for the first len(offsets) tokens of `slot_logits` [T, slot labels], under `intent_id`."""
         import numpy as np
 
         logits = np.asarray(slot_logits)
         if self.mode == "argmax":
             return [int(x) for x in logits[:len(offsets)].argmax(-1)]
         allowed = self.intent_types.get(self.labels.intents[intent_id], self.labels.slot_types)
-        if self.mode == "crf":
-            return self._viterbi_ids(allowed, token_ids, offsets, logits)
+        if self.mode in self.NEEDS_CRF:
+            return self._viterbi_ids(allowed, token_ids, offsets, logits)[0]
         slot2id = self.labels.slot2id
         begin = [slot2id["O"]] + [slot2id["B-" + t] for t in allowed]
         out, prev = [], None  # prev: the label (string) of the token before, None after a special token
@@ -365,7 +389,8 @@ class SlotDecoder:
 
 
     def _viterbi_ids(self, allowed, token_ids, offsets, logits):
-        out, k = [PAD_SLOT_ID] * len(offsets), 0
+        """(label ids, summed CRF score) of the best constrained sequence of each run of query tokens."""
+        out, k, total = [PAD_SLOT_ID] * len(offsets), 0, 0.0
         while k < len(offsets):  # each run of query tokens (special tokens and padding have offsets (0, 0))
             if offsets[k][1] <= offsets[k][0]:
                 k += 1
@@ -374,9 +399,11 @@ class SlotDecoder:
             while end < len(offsets) and offsets[end][1] > offsets[end][0]:
                 end += 1
             continuing = [j > k and int(token_ids[j]) in self.continuation_ids for j in range(k, end)]
-            out[k:end] = constrained_viterbi(logits[k:end], self.transitions, self.labels, allowed, continuing)
+            out[k:end], score = constrained_viterbi(logits[k:end], self.transitions, self.labels, allowed, continuing,
+                                                    with_score=True)
+            total += score
             k = end
-        return out
+        return out, total
 
 
 def check_transitions(transitions, num_labels, where="slot_transitions"):
@@ -398,11 +425,11 @@ def check_transitions(transitions, num_labels, where="slot_transitions"):
     return out
 
 
-def constrained_viterbi(emissions, crf, labels, allowed_types, continuing):
+def constrained_viterbi(emissions, crf, labels, allowed_types, continuing, with_score=False):
     """The label ids of the highest-scoring sequence (start + emissions + transitions + end) for one run of query
     tokens, among sequences that use O and the `allowed_types` only, are valid BIO (I-t after B-t or I-t), and
     where a token with continuing[k] (a WordPiece "##" piece) keeps its word's entity (O after O, I-t after
-    B-t or I-t). `emissions` [n, L]; `crf` as check_transitions returns."""
+    B-t or I-t). `emissions` [n, L]; `crf` as check_transitions returns. with_score: (ids, that score)."""
     import numpy as np
 
     slot2id = labels.slot2id
@@ -428,9 +455,11 @@ def constrained_viterbi(emissions, crf, labels, allowed_types, continuing):
         score = step.max(0) + emit[k]
     score = score + crf["end"][cand_ids]
     best = [int(score.argmax())]
+    best_score = float(score[best[0]])
     for k in range(n - 1, 0, -1):
         best.append(int(back[k][best[-1]]))
-    return [cand_ids[j] for j in reversed(best)]
+    ids = [cand_ids[j] for j in reversed(best)]
+    return (ids, best_score) if with_score else ids
 
 
 def continuation_ids(vocab):
@@ -475,8 +504,7 @@ def evaluate_examples(examples, labels, slotless, forward, batch_size, decoder=N
         chunk = examples[s:s + batch_size]
         ids, offsets, intent_logits, slot_logits = forward(chunk)
         for k in range(len(chunk)):
-            intent_id = int(intent_logits[k].argmax())
-            slot_ids = decoder.slot_ids(intent_id, ids[k], offsets[k], slot_logits[k])
+            intent_id, slot_ids = decoder.decode(intent_logits[k], ids[k], offsets[k], slot_logits[k])
             predictions.append((offsets[k], intent_id, slot_ids))
     return score_predictions(examples, labels, slotless, predictions)
 
@@ -511,8 +539,7 @@ def postprocess(queries, ids, offsets, intent_logits, slot_logits, labels, decod
     probs = softmax(intent_logits)
     out = []
     for k, q in enumerate(queries):
-        i = int(probs[k].argmax())
-        slot_ids = decoder.slot_ids(i, ids[k], offsets[k], slot_logits[k])
+        i, slot_ids = decoder.decode(intent_logits[k], ids[k], offsets[k], slot_logits[k])
         out.append({
             "intent": labels.intents[i],
             "confidence": round(float(probs[k][i]), 6),

@@ -21,7 +21,7 @@ class ManifestError(UsageError):
 
 
 TOKEN_TYPE_NAME = "token_type_ids"
-SLOT_DECODINGS = ("argmax", "constrained", "crf")
+SLOT_DECODINGS = ("argmax", "constrained", "crf", "joint")
 
 
 def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
@@ -120,8 +120,9 @@ def check_optional(m, path):
             check_transitions(m["slot_transitions"], m["num_slot_labels"])
         except UsageError as e:
             raise ManifestError(f"{path}: {e}") from None
-    elif m["slot_decoding"] == "crf":
-        raise ManifestError(f"{path}: slot_decoding crf needs slot_transitions (a model trained with --use_crf)")
+    elif m["slot_decoding"] in ("crf", "joint"):
+        raise ManifestError(f"{path}: slot_decoding {m['slot_decoding']} needs slot_transitions (a model trained "
+                            "with --use_crf)")
     types = m["intent_slot_types"]
     if not isinstance(types, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v)
                                               for v in types.values()):

@@ -85,7 +85,8 @@ class DataArguments:
     slot_decoding: Optional[str] = field(default=None, metadata={
         "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default), constrained (slot "
                 "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder) or crf "
-                "(the same constraints, Viterbi under a --use_crf model's scores). "
+                "(the same constraints, Viterbi under a --use_crf model's scores) or joint (crf, the intent chosen with "
+                "the slots: the best log p(intent) + CRF score). "
                 "Default when --model_name_or_path is an exported directory: its own."})
 
 
@@ -211,9 +212,9 @@ class Setup:
         if self.rdrop_alpha and args.do_train:
             logger.info(f"R-Drop: each training batch runs twice, KL weight {self.rdrop_alpha}")
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
-        if data_args.slot_decoding == "crf" and not self.model.use_crf:
-            raise core.UsageError(f"--slot_decoding crf: {model_args.model_name_or_path} has no CRF slot head "
-                                  "(train it with --use_crf)")
+        if data_args.slot_decoding in core.SlotDecoder.NEEDS_CRF and not self.model.use_crf:
+            raise core.UsageError(f"--slot_decoding {data_args.slot_decoding}: {model_args.model_name_or_path} has no "
+                                  "CRF slot head (train it with --use_crf)")
         self.teacher = None
         if model_args.distill_from and args.do_train:
             from slu.distillation import Teacher

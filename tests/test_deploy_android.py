@@ -346,6 +346,7 @@ def test_deploy_config_must_be_utf8(java, tmp_path):
      "max_seq_length 16 + max_context_length 17 exceed max_position_embeddings 32"),
     ({"slot_decoding": "viterbi"}, 'slot_decoding must be argmax, constrained or crf, not "viterbi"'),
     ({"slot_decoding": "crf"}, "slot_decoding crf needs slot_transitions (a model trained with --use_crf)"),
+    ({"slot_decoding": "joint"}, 'slot_decoding must be argmax, constrained or crf, not "joint"'),
     ({"slot_transitions": {"start": [0.0], "end": [0.0], "transitions": [[0.0]]}},
      "slot_transitions must hold start [32], end [32] and transitions [32][32] of numbers (the slot labels)"),
     ({"intent_slot_types": ["song"]}, "intent_slot_types must map intents to lists of slot types"),

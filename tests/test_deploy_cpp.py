@@ -638,6 +638,7 @@ def test_context_flags_and_refusals(demo, context_model, onnx_model, tmp_path):
              ({"max_context_length": m["max_position_embeddings"]}, "max_seq_length + max_context_length exceed"),
              ({"slot_decoding": "viterbi"}, 'slot_decoding must be one of argmax, constrained, crf, not "viterbi"'),
              ({"slot_decoding": "crf"}, "slot_decoding crf needs slot_transitions (a model trained with --use_crf)"),
+             ({"slot_decoding": "joint"}, 'slot_decoding must be one of argmax, constrained, crf, not "joint"'),
              ({"slot_decoding": "crf", "slot_transitions": {"start": [0.0], "end": [0.0], "transitions": [[0.0]]}},
               "slot_transitions must hold start ["),
              ({"slot_transitions": {"start": "0"}}, "slot_transitions must be an object of number arrays"),

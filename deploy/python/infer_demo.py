@@ -36,7 +36,7 @@ def parse_args(argv=None):
     ap.add_argument("--context", action="append", default=[],
                     help="an earlier turn of the dialogue for the --text queries (repeatable, oldest first); used by "
                          "a model trained with context, ignored otherwise")
-    ap.add_argument("--slot_decoding", choices=["argmax", "constrained", "crf"], default=None,
+    ap.add_argument("--slot_decoding", choices=core.SlotDecoder.MODES, default=None,
                     help="default: deploy_config.json's slot_decoding")
     return ap.parse_args(argv)
 

@@ -35,7 +35,7 @@ class EvalArguments:
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "Batch size."})
     do_eval: bool = field(default=False, metadata={"help": "Print accuracy instead of predictions."})
     slot_decoding: Optional[str] = field(default=None, metadata={
-        "help": "argmax, constrained, crf or joint (default: deploy_config.json's slot_decoding)."})
+        "help": f"{', '.join(core.SlotDecoder.MODES)} (default: deploy_config.json's slot_decoding)."})
     device: str = field(default="cpu", metadata={"help": "cpu or gpu."})
     cpu_num_threads: int = field(default=1, metadata={"help": "CPU math threads."})
     output_dir: Optional[str] = field(default=None, metadata={"help": "Where to write eval_results.json or "

@@ -347,8 +347,8 @@ class SlotDecoder:
         if self.mode != "joint":
             intent_id = int(intent_logits.argmax())
             return intent_id, self.slot_ids(intent_id, token_ids, offsets, slot_logits)
-        log_p = intent_logits - intent_logits.max()
-        log_p = log_p - np.log(np.exp(log_p).sum())
+        with np.errstate(divide="ignore"):  # an intent of probability 0 gets log p = -inf and is never chosen
+            log_p = np.log(softmax(intent_logits))
         best, by_types = None, {}  # intents allowed the same slot types share their best sequence
         for k, intent in enumerate(self.labels.intents):
             allowed = tuple(self.intent_types.get(intent, self.labels.slot_types))

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 
-from slu.core import DataError, LabelSet, UsageError, check_transitions, read_utf8_lines, save_json
+from slu.core import DataError, LabelSet, SlotDecoder, UsageError, check_transitions, read_utf8_lines, save_json
 
 NAME = "deploy_config.json"
 FORMAT = "ernie-tiny-slu/1"
@@ -21,7 +21,7 @@ class ManifestError(UsageError):
 
 
 TOKEN_TYPE_NAME = "token_type_ids"
-SLOT_DECODINGS = ("argmax", "constrained", "crf", "joint")
+SLOT_DECODINGS = SlotDecoder.MODES
 
 
 def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
@@ -120,7 +120,7 @@ def check_optional(m, path):
             check_transitions(m["slot_transitions"], m["num_slot_labels"])
         except UsageError as e:
             raise ManifestError(f"{path}: {e}") from None
-    elif m["slot_decoding"] in ("crf", "joint"):
+    elif m["slot_decoding"] in SlotDecoder.NEEDS_CRF:
         raise ManifestError(f"{path}: slot_decoding {m['slot_decoding']} needs slot_transitions (a model trained "
                             "with --use_crf)")
     types = m["intent_slot_types"]

@@ -192,14 +192,16 @@ def test_compression_keeps_the_context(context_model, session_subset, labels, tm
 
 
 def test_the_context_recipe_trains_a_crf_context_model(pico_dir, session_subset, labels, tmp_path):
-    """scripts/recipe_context.sh: two epochs with the two earlier turns, averaged, exported for CRF decoding with
-    the second segment, and evaluated on the sessions' dev queries."""
+    """scripts/recipe_context.sh: two epochs with the two earlier turns and queries of up to 30 tokens, averaged,
+    exported for CRF decoding with the second segment, and evaluated on the sessions' dev queries."""
     out = tmp_path / "recipe"
     p = run_script("scripts/recipe_context.sh", dict(MODEL=pico_dir, OUTPUT=out, TRAIN=session_subset / "train.txt",
                                                       DEV=session_subset / "dev.txt", EPOCHS="2"),
                    "--per_device_train_batch_size", "32", "--load_best_model_at_end", "False")
     config = json.load(open(out / "averaged" / "deploy_config.json"))
     assert (config["context_turns"], config["max_context_length"], config["slot_decoding"]) == (2, 32, "crf")
+    # 30 query tokens (upstream's 16 keeps 14): positions pruned to the query's 32 and the turns' 32
+    assert (config["max_seq_length"], config["max_position_embeddings"]) == (32, 64)
     assert np.array(config["slot_transitions"]["transitions"]).shape == (len(labels.slots), len(labels.slots))
     assert feed_names(str(out / "averaged" / "infer_model.pdmodel")) == ["input_ids", "token_type_ids"]
     printed = json.loads(p.stdout.strip().splitlines()[-1])

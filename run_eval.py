@@ -64,6 +64,8 @@ def load_predictor(args):
 
 def evaluate(p, args):
     examples = core.attach_context(core.read_examples(args.test_path, p.labels, args.skip_malformed), p.context_turns)
+    if not examples:
+        raise core.UsageError(f"{args.test_path}: no examples (the file is empty or has only blank lines)")
     metrics = p.evaluate(examples)
     print(json.dumps({"test_path": args.test_path, "examples": len(examples),
                       "accuracy": round(metrics["accuracy"], 6),
@@ -75,6 +77,8 @@ def evaluate(p, args):
 
 def predict(p, args):
     queries = core.read_queries(args.test_path, with_context=True)  # a corpus file's sessions give the context
+    if not queries:
+        raise core.UsageError(f"{args.test_path}: no queries (the file is empty or has only blank lines)")
     where = [f"{args.test_path}:{n}" for n, _, _ in queries]
     results = p.predict([q for _, q, _ in queries], where, [c for _, _, c in queries])
     out = open(os.path.join(args.output_dir, "predictions.jsonl"), "w", encoding="utf-8") if args.output_dir else None
@@ -96,6 +100,7 @@ def main(argv=None):
     (args,) = PdArgumentParser((EvalArguments,)).parse_args_into_dataclasses(args=argv)
     if not args.test_path:
         raise SystemExit("run_eval.py: error: --test_path is required")
+    core.check_at_least_one(args, ("per_device_eval_batch_size", "cpu_num_threads"))
     if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise SystemExit(f"run_eval.py: error: --output_dir {args.output_dir} is a file, not a directory")
     p = load_predictor(args)

@@ -21,6 +21,7 @@ def main(argv=None):
     parser = PdArgumentParser((pretraining.PretrainArguments, TrainingArguments))
     pre_args, args = parser.parse_args_into_dataclasses(args=argv)
     errors = pretraining.check_args(pre_args) + training.check_paths(pre_args, args)
+    errors += training.check_device(args.device)
     for p in (pre_args.train_path, pre_args.intent_label_path, pre_args.slot_label_path):
         if p and not os.path.isfile(p):
             errors.append(f"file not found: {p}")

@@ -30,6 +30,14 @@ class UsageError(ValueError):
     """A setting that cannot work (e.g. a max length the model's position embeddings cannot hold)."""
 
 
+def check_at_least_one(args, flags):
+    """UsageError naming the first of `flags` (attributes of `args`) below 1, e.g. "--batch_size must be at least 1,
+    not 0" (a runtime aborts the process on 0 threads)."""
+    for flag in flags:
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
+
+
 # ----------------------------------------------------------------------------------- labels
 def read_label_file(path):
     """One label per line; label id = line index. Blank or repeated labels are errors."""

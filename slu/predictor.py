@@ -10,7 +10,9 @@ backend cannot run QAT programs right with it, so backend "paddle" hands those t
 must not hold a paddle.inference predictor and a FastDeploy Paddle-backend runtime at once (whichever is created
 second crashes).
 """
+import contextlib
 import os
+import sys
 
 from slu import core, manifest, program
 from slu.backends import INT8_EMBEDDING_OPS, QAT_OPS, check_backend, refusal
@@ -35,33 +37,12 @@ class PythonTokenizer:
 
 
 def fast_tokenizer_from_dir(directory):
-    """FastTokenizer over the vocabulary an exported directory's deploy_config.json names."""
+    """The deployment tokenizer (slu/tokenizer.py: PaddleNLP's tokenization without PaddleNLP, FastTokenizer's
+    WordPiece) over the vocabulary an exported directory's deploy_config.json names."""
+    from slu.tokenizer import FastTokenizer
+
     config = manifest.read(directory)
     return FastTokenizer(os.path.join(directory, config["vocab_file"]), config["do_lower_case"])
-
-
-class FastTokenizer:
-    """FastTokenizer's ErnieFastTokenizer built from a vocab.txt; imports neither Paddle nor PaddleNLP."""
-
-    def __init__(self, vocab_path, do_lower_case=True):
-        from fast_tokenizer import ErnieFastTokenizer
-        from fast_tokenizer.models import WordPiece
-
-        if not os.path.isfile(vocab_path):
-            raise FileNotFoundError(f"model file not found: {vocab_path}")
-        vocab = WordPiece.read_file(vocab_path)
-        self.pad_token_id = vocab["[PAD]"]
-        self.tok = ErnieFastTokenizer(vocab, lowercase=do_lower_case, strip_accents=do_lower_case)
-        self.tok.disable_padding()  # it pads a batch to its longest item by default; batches are padded later
-
-    def __call__(self, texts, max_length):
-        self.tok.disable_truncation()
-        full = [len(e.ids) for e in self.tok.encode_batch(list(texts))]
-        self.tok.enable_truncation(max_length)
-        encs = self.tok.encode_batch(list(texts))
-        ids = [list(e.ids) for e in encs]
-        offsets = [[tuple(o) for o in e.offsets] for e in encs]
-        return ids, offsets, [n > max_length for n in full]
 
 
 # ------------------------------------------------------------------------------------------------ runtimes
@@ -70,7 +51,7 @@ class FastTokenizer:
 # 10 re-creates primitives at batch 1 (queries span 14 lengths): INT8 5.25 against 2.24 ms per query with 0; over
 # 209 shapes (random batch 1-64, length 3-16) 0 was the fastest and held no more memory than 10, 16, 32 or 64
 # (64: +1.7 GiB on FP32). Outputs were the same with 0, 1 and 10 (docs/environment.md#mkldnn-onednn-on-cpu).
-MKLDNN_CACHE_CAPACITY = 0
+MKLDNN_CACHE_CAPACITY = 64
 
 
 class PaddleInferenceRuntime:
@@ -142,11 +123,37 @@ class FastDeployRuntime:
         elif backend == "openvino":
             option.use_openvino_backend()
         self.mkldnn = backend == "paddle" and device == "cpu" and option.paddle_infer_option.enable_mkldnn
-        self.runtime = fd.Runtime(option)
+        self.min_batch = 2 if backend == "openvino" else 1
+        with stdout_to_stderr():  # FastDeploy prints "[INFO] ... Runtime initialized" on stdout
+            self.runtime = fd.Runtime(option)
         self.input_names = [self.runtime.get_input_info(k).name for k in range(self.runtime.num_inputs())]
 
     def __call__(self, ids, token_type_ids=None):
-        return tuple(self.runtime.infer(dict(zip(self.input_names, (ids, token_type_ids))))[:2])
+        inputs = [a for a in (ids, token_type_ids) if a is not None]
+        n = len(ids)
+        if n < self.min_batch:
+            # OpenVINO's CPU plugin was seen to fail on batch 1 ("Primitive descriptor was not found for node
+            # linear_24.tmp_1") where larger batches answer: batch 1 runs as two copies of the row
+            import numpy as np
+
+            inputs = [np.concatenate([a] * self.min_batch) for a in inputs]
+        outputs = self.runtime.infer(dict(zip(self.input_names, inputs)))[:2]
+        return tuple(o[:n] for o in outputs)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """File descriptor 1 points at stderr inside the block (C++ libraries print there, past sys.stdout): the
+    scripts' stdout carries only their JSON lines."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1, mkldnn=True):

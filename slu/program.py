@@ -82,10 +82,9 @@ _DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 2
 
 def check_params(prefix):
     """Walk <prefix>.pdiparams (the combined tensors paddle.jit.save writes, one per persistable variable of the
-    program) and raise ValueError naming the file when it is truncated, padded or not a parameter file. Runtimes
-    abort the whole process on such files instead of raising."""
-    import struct
-
+    program) and raise ValueError naming the file when it is truncated, padded, crafted or not a parameter file.
+    Runtimes abort the whole process on such files (or loop on them) instead of raising. The walk only moves
+    forward and reads each byte at most once, so it ends on any file."""
     path = prefix + ".pdiparams"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
@@ -93,32 +92,58 @@ def check_params(prefix):
                    if v.persistable and v.name not in ("feed", "fetch") and v.type.HasField("lod_tensor"))
     with open(path, "rb") as f:
         data = f.read()
-    pos, count, tensor_desc = 0, 0, framework_pb2().VarType.TensorDesc
+    reader = _ParamReader(path, data)
+    while reader.pos < len(data):
+        if reader.count == expected:
+            raise ValueError(f"{path}: truncated or corrupt (more data after the {expected} tensors of "
+                             f"{prefix}.pdmodel, at byte {reader.pos} of {len(data)})")
+        reader.tensor()
+    if reader.count != expected:
+        raise ValueError(f"{path}: holds {reader.count} tensors, {prefix}.pdmodel has {expected} parameters")
 
-    def take(n, what):
-        nonlocal pos
-        if pos + n > len(data):
-            raise ValueError(f"{path}: truncated or corrupt (tensor {count + 1}: {what} runs past the end of the "
-                             f"file at byte {len(data)})")
-        pos += n
-        return data[pos - n:pos]
 
-    while pos < len(data):
-        version, = struct.unpack("<I", take(4, "version"))
-        lod_levels, = struct.unpack("<Q", take(8, "LoD"))
-        if version != 0 or lod_levels > 8:
-            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1} at byte {pos - 12})")
+class _ParamReader:
+    """Paddle's combined-parameter format, one tensor at a time: version (uint32, 0), LoD levels (uint64) and
+    their sizes, tensor version (uint32), TensorDesc size (int32) and protobuf, then the data."""
+
+    def __init__(self, path, data):
+        self.path, self.data, self.pos, self.count = path, data, 0, 0
+
+    def fail(self, what):
+        raise ValueError(f"{self.path}: truncated or corrupt (tensor {self.count + 1} at byte "
+                         f"{self.pos}: {what})")
+
+    def take(self, n, what):
+        if n < 0:
+            self.fail(f"negative {what} size {n}")
+        if self.pos + n > len(self.data):
+            self.fail(f"{what} of {n} bytes runs past the end of the file at byte {len(self.data)}")
+        self.pos += n
+        return self.data[self.pos - n:self.pos]
+
+    def number(self, fmt, what):
+        import struct
+
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+    def tensor(self):
+        if self.number("<I", "version") != 0:
+            self.fail("unknown version")
+        lod_levels = self.number("<Q", "LoD")
+        if lod_levels > 8:
+            self.fail(f"{lod_levels} LoD levels")
         for _ in range(lod_levels):
-            take(struct.unpack("<Q", take(8, "LoD"))[0], "LoD")
-        take(4, "version")
-        header = take(struct.unpack("<i", take(4, "header"))[0], "header")
+            self.take(self.number("<Q", "LoD level"), "LoD level")
+        if self.number("<I", "tensor version") != 0:
+            self.fail("unknown tensor version")
+        header = self.take(self.number("<i", "header"), "header")
         try:
-            desc = tensor_desc.FromString(header)
+            desc = framework_pb2().VarType.TensorDesc.FromString(header)
         except Exception:  # protobuf's DecodeError differs between implementations
-            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1}: bad header)") from None
+            self.fail("bad tensor header")
         if desc.data_type not in _DTYPE_BYTES:
-            raise ValueError(f"{path}: not a Paddle parameter file (tensor {count + 1}: data type {desc.data_type})")
-        take(math.prod(desc.dims) * _DTYPE_BYTES[desc.data_type], "data")
-        count += 1
-    if count != expected:
-        raise ValueError(f"{path}: holds {count} tensors, {prefix}.pdmodel has {expected} parameters")
+            self.fail(f"data type {desc.data_type}")
+        if any(d < 0 for d in desc.dims):
+            self.fail(f"negative dimension in {list(desc.dims)}")
+        self.take(math.prod(desc.dims) * _DTYPE_BYTES[desc.data_type], "data")
+        self.count += 1

@@ -206,6 +206,17 @@ def check_one_text(text, name, max_chars):
         raise RequestError(422, str(e)) from None
 
 
+def check_content_type(value):
+    """JSON bodies only (415 otherwise): a browser sends text/plain, form and multipart bodies cross-origin without
+    asking first (no CORS preflight), so parsing those as JSON would let any web page post queries. A request
+    without a Content-Type (curl --data-binary, scripts) is read as JSON."""
+    if value is None:
+        return
+    media = value.split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise RequestError(415, f"Content-Type {printable(value, 80)} is not application/json", CLOSE)
+
+
 async def read_body(request, settings):
     """The request body, refused (413) as soon as it is known to be too large: from Content-Length before reading,
     or while counting a chunked body; 408 when it does not arrive within --body_timeout."""
@@ -447,7 +458,8 @@ class Guard:
             await send(message)
 
         try:
-            if self._authorized(scope):
+            scope["slu.authorized"] = self._key_given(scope)
+            if scope["slu.authorized"] or scope["path"] in OPEN_PATHS:
                 await self.app(scope, receive, send_and_note)
             else:
                 log.warning(f"401 {scope['method']} {printable(scope['path'])}: missing or wrong API key")
@@ -462,8 +474,9 @@ class Guard:
             self.metrics.requests.labels(endpoint, str(answered[0] if answered else 500)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
-    def _authorized(self, scope):
-        if not self.api_key or scope["path"] in OPEN_PATHS:
+    def _key_given(self, scope):
+        """No API key is set, or the request carries it."""
+        if not self.api_key:
             return True
         headers = dict(scope["headers"])
         given = headers.get(b"x-api-key") or headers.get(b"authorization", b"").removeprefix(b"Bearer ")
@@ -491,7 +504,7 @@ def create_app(predict=None, info=None, settings=None, api_key=None, load=None, 
 
     async def load_model():
         try:
-            batcher.predict = await asyncio.get_running_loop().run_in_executor(batcher.executor, load)
+            batcher.predict = await in_daemon_thread(load)
         except Exception as error:
             if on_load_error is None:
                 log.error(f"loading the model failed: {type(error).__name__}: {error}")
@@ -504,6 +517,26 @@ def create_app(predict=None, info=None, settings=None, api_key=None, load=None, 
     add_probes(app, batcher, metrics, info or {})
     add_predict(app, batcher, metrics, settings)
     return Guard(app, metrics, api_key)
+
+
+async def in_daemon_thread(function):
+    """function() in a daemon thread: a process asked to stop (SIGTERM) exits without waiting for it, as it must
+    for a model load that takes long (ThreadPoolExecutor's threads are joined at exit)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run():
+        try:
+            result, error = function(), None
+        except BaseException as e:  # handed to the awaiting coroutine
+            result, error = None, e
+        loop.call_soon_threadsafe(lambda: future.done() or (future.set_exception(error) if error
+                                                             else future.set_result(result)))
+
+    threading.Thread(target=run, name="slu-load", daemon=True).start()
+    return await future
 
 
 def add_error_answers(app):
@@ -526,11 +559,15 @@ def add_error_answers(app):
 
 
 def add_probes(app, batcher, metrics, info):
+    from fastapi import Request
     from fastapi.responses import Response
 
     @app.get("/health")
-    async def health():
-        return {"status": "ok", "ready": batcher.predict is not None, "pid": os.getpid(), **info}
+    async def health(request: Request):
+        answer = {"status": "ok", "ready": batcher.predict is not None}
+        if request.scope.get("slu.authorized"):  # the process and model details only with the API key (if any)
+            answer.update(pid=os.getpid(), **info)
+        return answer
 
     @app.get("/ready", responses={503: {"model": ErrorAnswer}})
     async def ready():
@@ -550,12 +587,13 @@ def add_predict(app, batcher, metrics, settings):
 
     body_schema = {"anyOf": [OneText.model_json_schema(), ManyTexts.model_json_schema()]}
     request_body = {"required": True, "content": {"application/json": {"schema": body_schema}}}
-    errors = {status: {"model": ErrorAnswer} for status in (400, 401, 408, 413, 422, 500, 503)}
+    errors = {status: {"model": ErrorAnswer} for status in (400, 401, 408, 413, 415, 422, 500, 503)}
 
     # the body is read and parsed here, with limits; the schema is given to OpenAPI by hand
     @app.post("/predict", response_model=None, responses={200: {"model": PredictAnswer}, **errors},
               openapi_extra={"requestBody": request_body})
     async def predict(request: Request):
+        check_content_type(request.headers.get("content-type"))
         texts, contexts, single = texts_of(parse_json(await read_body(request, settings)), settings)
         if batcher.predict is None:
             raise RequestError(503, "the model is still loading", RETRY_AFTER)

@@ -1,6 +1,7 @@
 """Training building blocks: arguments, encoding, collation, the length-grouped sampler, JointTrainer, the
 metric hook, embedding pruning, static export and the files a deployment needs. run_train.py and compress.py
 are thin mains over this module."""
+import json
 import math
 import os
 import re
@@ -14,7 +15,7 @@ from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
 
 import numpy as np
 import paddle
-from paddlenlp.trainer import Trainer
+from paddlenlp.trainer import Trainer, TrainerCallback
 from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
 from paddlenlp.utils.log import logger
 
@@ -90,9 +91,18 @@ class DataArguments:
                 "Default when --model_name_or_path is an exported directory: its own."})
 
 
+def check_device(device):
+    """[error] when `device` cannot run here: PaddleNLP's default is gpu, which a CPU build of Paddle rejects
+    with a traceback."""
+    if str(device).startswith("gpu") and not paddle.is_compiled_with_cuda():
+        return [f"--device {device} (PaddleNLP's default): this PaddlePaddle has no CUDA; pass --device cpu, or "
+                "install the GPU package (requirements-gpu.txt)"]
+    return []
+
+
 def check_args(model_args, data_args, args):
     """Errors (empty when fine) that need no model: refused before anything is loaded or trained."""
-    errors = []
+    errors = check_device(args.device)
     if args.do_train and not data_args.train_path:
         errors.append("--do_train needs --train_path")
     if args.do_eval and not data_args.dev_path:
@@ -201,10 +211,15 @@ class Setup:
         self.last_checkpoint = None
         if args.do_train:
             self.last_checkpoint = args.resume_from_checkpoint
-            if self.last_checkpoint and not os.path.isfile(os.path.join(self.last_checkpoint, CHECKPOINT_DONE)):
-                raise core.UsageError(f"--resume_from_checkpoint {self.last_checkpoint}: incomplete checkpoint (no "
-                                      f"{CHECKPOINT_DONE}; the run stopped while writing it)")
-            if not self.last_checkpoint and os.path.isdir(args.output_dir) and not args.overwrite_output_dir:
+            if self.last_checkpoint and not is_complete(self.last_checkpoint):
+                raise core.UsageError(f"--resume_from_checkpoint {self.last_checkpoint}: incomplete checkpoint (the "
+                                      f"run stopped while writing or deleting it)")
+            if os.path.isdir(args.output_dir) and args.overwrite_output_dir and not self.last_checkpoint:
+                if args.should_save:
+                    remove_checkpoints(args.output_dir)
+                if args.world_size > 1:
+                    paddle.distributed.barrier()
+            elif not self.last_checkpoint and os.path.isdir(args.output_dir):
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
         self.label_smoothing, self.rdrop_alpha = model_args.label_smoothing, model_args.rdrop_alpha
         if args.do_train or args.do_compress:
@@ -370,18 +385,67 @@ def log_cpu_threads(device):
         logger.info(f"CPU threads per process: {os.environ.get('OMP_NUM_THREADS', '1')}")
 
 
+def checkpoints(output_dir):
+    """checkpoint-N directories of `output_dir`, by step."""
+    found = (re.fullmatch(r"checkpoint-(\d+)", d) for d in os.listdir(output_dir))
+    return [os.path.join(output_dir, m.group(0)) for m in sorted(filter(None, found), key=lambda m: int(m.group(1)))]
+
+
+def checkpoint_files(path):
+    """{relative path: size} of every file of a checkpoint but its marker."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            rel = os.path.relpath(full, path)
+            if rel != CHECKPOINT_DONE:
+                out[rel] = os.path.getsize(full)
+    return out
+
+
+def write_checkpoint_marker(path, step):
+    """The marker, written last and atomically: the step and every file with its size."""
+    done, files = os.path.join(path, CHECKPOINT_DONE), checkpoint_files(path)
+    with open(done + ".tmp", "w") as f:
+        json.dump({"step": step, "files": files}, f)
+    os.replace(done + ".tmp", done)
+
+
+def is_complete(path):
+    """The checkpoint has its marker and every file the marker lists, at its size (a kill while rotation deletes an
+    older checkpoint leaves it half deleted, marker included)."""
+    try:
+        with open(os.path.join(path, CHECKPOINT_DONE)) as f:
+            text = f.read()
+    except OSError:
+        return False
+    if text.strip().isdigit():
+        return True  # a marker of an older version of this project: the step alone
+    try:
+        listed = json.loads(text)["files"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return all(os.path.isfile(os.path.join(path, rel)) and os.path.getsize(os.path.join(path, rel)) == size
+               for rel, size in listed.items())
+
+
 def last_complete_checkpoint(output_dir):
-    """The newest checkpoint-N of `output_dir` whose completion marker exists, or None. Newer checkpoints without
-    one were being written when a run was killed: they are removed, with a warning."""
-    steps = sorted((int(m.group(1)), m.group(0)) for m in
-                   (re.fullmatch(r"checkpoint-(\d+)", d) for d in os.listdir(output_dir)) if m)
-    for _, name in reversed(steps):
-        path = os.path.join(output_dir, name)
-        if os.path.isfile(os.path.join(path, CHECKPOINT_DONE)):
+    """The newest complete checkpoint-N of `output_dir` (is_complete), or None. Newer ones that are not were being
+    written (or deleted) when a run was killed: they are removed, with a warning."""
+    for path in reversed(checkpoints(output_dir)):
+        if is_complete(path):
             return path
-        logger.warning(f"{path} is incomplete (no {CHECKPOINT_DONE}: the run stopped while writing it); removing it")
+        logger.warning(f"{path} is incomplete (the run stopped while writing or deleting it); removing it")
         shutil.rmtree(path, ignore_errors=True)  # every rank of a distributed run does this
     return None
+
+
+def remove_checkpoints(output_dir):
+    """--overwrite_output_dir: an earlier run's checkpoints go (a fresh run's lower steps would otherwise be rotated
+    away before them)."""
+    for path in checkpoints(output_dir):
+        logger.info(f"--overwrite_output_dir: removing {path}")
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class JointTrainer(Trainer):
@@ -396,10 +460,8 @@ class JointTrainer(Trainer):
         finally:
             self._rotation_deferred = False
         if self.args.should_save:
-            done = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}", CHECKPOINT_DONE)
-            with open(done + ".tmp", "w") as f:
-                f.write(f"{self.state.global_step}\n")
-            os.replace(done + ".tmp", done)
+            path = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
+            write_checkpoint_marker(path, self.state.global_step)
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)  # by step: mtimes can tie
 
     teacher = None  # a distillation.Teacher: its softened logits are extra training targets
@@ -435,6 +497,15 @@ class JointTrainer(Trainer):
                                          drop_last=self.args.dataloader_drop_last, seed=self.args.seed)
 
 
+class StepSeeds(TrainerCallback):
+    """Each optimizer step's dropout draws from Paddle's generators seeded from (--seed, step), so a resumed run
+    draws what the uninterrupted one drew. Paddle 2.6 saves the CPU generator's state as its seed alone, so the
+    state PaddleNLP restores from a checkpoint restarts the stream from the beginning instead."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        paddle.seed((args.seed * 1_000_003 + state.global_step) % 2 ** 62)
+
+
 def make_trainer(setup, data_args, args, train=True, **kwargs):
     """A JointTrainer over the run's encoded train and dev examples."""
     if not args.label_names:
@@ -450,6 +521,8 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
                            args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
                            eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
                            tokenizer=setup.tokenizer, **kwargs)
+    if train:
+        trainer.add_callback(StepSeeds())
     trainer.teacher = getattr(setup, "teacher", None)
     trainer.rdrop_alpha = getattr(setup, "rdrop_alpha", 0.0)
     return trainer

@@ -11,6 +11,7 @@ os.environ.setdefault("PPNLP_HOME", tempfile.mkdtemp(prefix="ppnlp_home_"))
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GLOG_minloglevel="2")
 
 from slu import core  # noqa: E402  (zlib work-around before paddle; the repository is on the venv's path)
+from helpers import missing_prerequisite  # noqa: E402
 
 # the NLPCC 2018 Task 4 corpus: $SLU_CORPUS, else where CI puts it (a shared/ folder beside the clone)
 CORPUS = os.environ.get("SLU_CORPUS") or os.path.join(ROOT, "..", "shared", "data", "nlpcc2018", "corpus.train.txt")
@@ -52,7 +53,7 @@ def labels():
 @pytest.fixture(scope="session")
 def corpus_path():
     if not os.path.isfile(CORPUS):
-        pytest.skip(f"NLPCC corpus not found at {CORPUS}: set SLU_CORPUS to corpus.train.txt")
+        missing_prerequisite(f"NLPCC corpus not found at {CORPUS}", "set SLU_CORPUS to corpus.train.txt")
     return CORPUS
 
 

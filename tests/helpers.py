@@ -4,8 +4,18 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def missing_prerequisite(what, install):
+    """A tool or file a test needs is not there: skipped on a developer's machine (pytest -ra lists it), a failure
+    under CI=true, where scripts/test.sh has installed everything and a missing piece means the set-up is broken."""
+    message = f"{what}; install: {install}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"missing prerequisite under CI: {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def script_module(relative_path):

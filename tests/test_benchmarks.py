@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, run_py
-from helpers import script_module
+from helpers import missing_prerequisite, script_module
 
 
 def closed_form_macs(config, seq_len, n_intents, n_slots):
@@ -52,8 +52,8 @@ def test_limit_ms_is_two_flops_per_multiply_add():
 @pytest.fixture(scope="module")
 def bench(trained_pico, compressed, corpus_subset, tmp_path_factory):
     if not (shutil.which("g++") and shutil.which("cmake")):
-        print("SKIPPED: no g++/cmake: the C++ demo backend of benchmarks/run.py cannot be built")
-        pytest.skip("no g++/cmake: the C++ demo cannot be built")
+        missing_prerequisite("no g++/cmake: the C++ demo backend of benchmarks/run.py cannot be built",
+                             "bash scripts/system_packages.sh")
     out = tmp_path_factory.mktemp("bench")
     exe = out / "build" / "infer_demo"
     p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True,

@@ -1,6 +1,8 @@
 """Careless input to the entry scripts: a one-line `script: error: ...` naming the file or flag, exit code 1, no
 traceback, and nothing written or aborted. (split_data.py: tests/test_split_data.py; the server: test_server.py.)"""
+import json
 import shutil
+import struct
 
 import pytest
 
@@ -96,3 +98,101 @@ def test_demo_empty_input_file_is_an_error_not_the_built_in_examples(trained_pic
                 str(tmp_path / "q.txt")], check=False)
     assert_one_line_error(p, "infer_demo.py", f"{tmp_path / 'q.txt'}: no queries")
     assert "来一首周华健的花心" not in p.stdout
+
+
+def first_tensor_header(data):
+    """(start, end) of the first tensor's TensorDesc in a .pdiparams file without LoD (what paddle.jit.save
+    writes): version 4 bytes, LoD level count 8, tensor version 4, header size 4, header."""
+    assert struct.unpack_from("<IQI", data, 0) == (0, 0, 0)
+    size, = struct.unpack_from("<i", data, 16)
+    return 20, 20 + size
+
+
+def crafted_negative_dimension(params):
+    """The first tensor's dims rewritten to [-N, ...]: a reader that trusts them moves its position backwards."""
+    from slu.program import framework_pb2
+
+    data = params.read_bytes()
+    start, end = first_tensor_header(data)
+    desc = framework_pb2().VarType.TensorDesc.FromString(data[start:end])
+    desc.dims[0] = -desc.dims[0]
+    header = desc.SerializeToString()
+    params.write_bytes(data[:16] + struct.pack("<i", len(header)) + header + data[end:])
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("negative dimension", "negative dimension"),
+    ("first half zeroed", "truncated or corrupt"),
+    ("header size -1", "negative header size -1"),
+    ("appended bytes", "more data after the"),
+])
+def test_crafted_parameter_files_get_a_one_line_refusal_and_never_hang(model_copy, damage, message):
+    params = model_copy / "infer_model.pdiparams"
+    data = params.read_bytes()
+    if damage == "negative dimension":
+        crafted_negative_dimension(params)
+    elif damage == "first half zeroed":
+        params.write_bytes(b"\x00" * (len(data) // 2) + data[len(data) // 2:])
+    elif damage == "header size -1":
+        params.write_bytes(data[:16] + struct.pack("<i", -1) + data[20:])
+    else:
+        params.write_bytes(data + b"\x00" * 24)
+    for script, args in (("run_eval.py", ["--infer_prefix", str(model_copy / "infer_model"), "--test_path",
+                                          str(model_copy / "intent_label.txt")]),
+                         (DEMO, ["--model_dir", str(model_copy), "--backend", "onnx_runtime", "--text", "暂停"])):
+        p = run_py([script, *args], check=False, timeout=300)  # it used to loop forever on the first one
+        assert_one_line_error(p, script.split("/")[-1], f"{params}: truncated or corrupt")
+        assert message in p.stderr
+
+
+def test_walking_a_damaged_parameter_file_always_ends(model_copy):
+    """Every single-byte change in the first 4 KiB (the headers of the first tensors) is refused or accepted,
+    never loops or raises anything but ValueError."""
+    from slu import program
+
+    params = model_copy / "infer_model.pdiparams"
+    data = params.read_bytes()
+    for pos in range(0, 4096, 7):
+        params.write_bytes(data[:pos] + bytes([data[pos] ^ 0xA5]) + data[pos + 1:])
+        try:
+            program.check_params(str(model_copy / "infer_model"))
+        except ValueError as e:
+            assert str(e).startswith(f"{params}: "), e
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cpu_num_threads", "0"], "--cpu_num_threads must be at least 1, not 0"),
+    (["--batch_size", "0"], "--batch_size must be at least 1, not 0"),
+])
+def test_demo_refuses_impossible_settings(trained_pico, flags, message):
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", "paddle", *flags], check=False)
+    assert_one_line_error(p, "infer_demo.py", message)
+
+
+def test_run_eval_refuses_an_empty_input_file_and_zero_batch(trained_pico, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n \n")
+    prefix = str(trained_pico / "infer_model")
+    for extra, message in (([], "no queries"), (["--do_eval"], "no examples")):
+        p = run_py(["run_eval.py", "--infer_prefix", prefix, "--test_path", str(tmp_path / "empty.txt"), *extra],
+                   check=False)
+        assert_one_line_error(p, "run_eval.py", f"{tmp_path / 'empty.txt'}: {message}")
+    p = run_py(["run_eval.py", "--infer_prefix", prefix, "--test_path", str(tmp_path / "empty.txt"),
+                "--per_device_eval_batch_size", "0"], check=False)
+    assert_one_line_error(p, "run_eval.py", "--per_device_eval_batch_size must be at least 1, not 0")
+
+
+def test_run_train_without_device_on_a_cpu_build_is_a_one_line_error(pico_dir, corpus_subset, tmp_path):
+    p = run_py(["run_train.py", "--do_train", "--model_name_or_path", str(pico_dir), "--output_dir",
+                str(tmp_path / "o"), "--train_path", str(corpus_subset / "train.txt")], check=False)
+    assert_one_line_error(p, "run_train.py", "--device gpu (PaddleNLP's default): this PaddlePaddle has no CUDA")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("backend", ["paddle", "onnx_runtime", "openvino", "paddle_lite", "paddle_inference"])
+def test_demo_stdout_holds_only_its_json_lines_one_query_at_a_time(trained_pico, backend):
+    """FastDeploy prints "[INFO] ... Runtime initialized" on stdout: it goes to stderr now. One query at a time
+    (batch 1) on every backend: OpenVINO was seen to fail on batch 1."""
+    texts = ["暂停", "来一首周华健的花心"]
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", backend, *[a for t in texts for a in ("--text", t)]])
+    lines = p.stdout.splitlines()
+    assert [json.loads(x)["query"] for x in lines] == texts, p.stdout

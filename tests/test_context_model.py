@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_py, run_script
+from helpers import missing_prerequisite
 from slu import core, program
 
 
@@ -147,8 +148,7 @@ def test_benchmark_feeds_the_context_to_python_and_cpp(context_model, session_su
     from conftest import ROOT
 
     if not (shutil.which("g++") and shutil.which("cmake")):
-        print("SKIPPED: no g++/cmake: the C++ demo cannot be built")
-        pytest.skip("no g++/cmake")
+        missing_prerequisite("no g++/cmake: the C++ demo cannot be built", "bash scripts/system_packages.sh")
     build = tmp_path / "build"
     p = subprocess.run(["bash", os.path.join(ROOT, "deploy", "cpp", "build.sh")], capture_output=True, text=True,
                        env={**os.environ, "BUILD_DIR": str(build)}, timeout=900)

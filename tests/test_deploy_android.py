@@ -13,7 +13,7 @@ import pytest
 
 import deploy_golden
 from conftest import ROOT
-from helpers import TOKENIZER_EDGE_CASES
+from helpers import TOKENIZER_EDGE_CASES, missing_prerequisite
 
 ANDROID = os.path.join(ROOT, "deploy", "android")
 
@@ -32,15 +32,14 @@ def javac(out, *args):
 
 def need_javac():
     if not shutil.which("javac"):
-        print("SKIPPED: no JDK (javac) on this machine: the Java sources cannot be compiled")
-        pytest.skip("no JDK (javac): the Java sources cannot be compiled")
+        missing_prerequisite("no JDK (javac): the Java sources cannot be compiled", "bash scripts/system_packages.sh")
 
 
 @pytest.fixture(scope="module")
 def java(tmp_path_factory):
     if not (shutil.which("javac") and shutil.which("java")):
-        print("SKIPPED: no JDK (javac/java) on this machine: the plain-Java part cannot be compiled")
-        pytest.skip("no JDK (javac/java): the plain-Java part cannot be compiled")
+        missing_prerequisite("no JDK (javac/java): the plain-Java part cannot be compiled",
+                             "bash scripts/system_packages.sh")
     sources = java_sources("slu-core/src/main", "slu-core/src/test")
     return javac(tmp_path_factory.mktemp("javac"), "-Xlint:all", "-Werror", *sources)
 
@@ -502,7 +501,7 @@ def test_android_modules_use_only_apis_of_their_min_sdk(android_classes, tmp_pat
     API 24, brought Java 8's: streams, String.codePoints(), Map.putIfAbsent, ...), and none in the Java 7 packages
     Android added at API 26. android.* is held to API 23 by the stubs, which declare nothing newer."""
     if not shutil.which("javap"):
-        pytest.skip("no javap")
+        missing_prerequisite("no javap", "bash scripts/system_packages.sh")
     for f in ("app", "predictor"):
         assert re.search(r"minSdk 23\b", open(os.path.join(ANDROID, f, "build.gradle")).read()), f
     api = Java7Api(tmp_path)
@@ -534,7 +533,7 @@ def test_predictor_never_calls_tensor_set_data_long(android_classes):
     """Paddle Lite v2.13-rc declares Tensor.setData(long[]) but exports its native half under a wrong JNI name
     (stubs/README.md): a call would throw UnsatisfiedLinkError on the phone. Inputs are fed as int32."""
     if not shutil.which("javap"):
-        pytest.skip("no javap")
+        missing_prerequisite("no javap", "bash scripts/system_packages.sh")
     files = [os.path.join(d, f) for d, _, fs in os.walk(android_classes) for f in fs if f.endswith(".class")]
     out = subprocess.run(["javap", "-c", "-p", *files], capture_output=True, text=True, check=True).stdout
     calls = re.findall(r"// Method com/baidu/paddle/lite/Tensor\.setData:\((\[.)\)Z", out)

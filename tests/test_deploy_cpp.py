@@ -11,7 +11,7 @@ import pytest
 
 import deploy_golden
 from conftest import ROOT, run_py, run_script
-from helpers import TOKENIZER_EDGE_CASES
+from helpers import TOKENIZER_EDGE_CASES, missing_prerequisite
 
 CPP = os.path.join(ROOT, "deploy", "cpp")
 MANIFEST = "deploy_config.json"
@@ -20,8 +20,7 @@ MANIFEST = "deploy_config.json"
 def build(tmp_path_factory, asan):
     missing = [t for t in ("g++", "cmake") if not shutil.which(t)]
     if missing:
-        print(f"SKIPPED: no {' and '.join(missing)} on this machine: the C++ demo cannot be built")
-        pytest.skip(f"no {' and '.join(missing)}: the C++ demo cannot be built")
+        missing_prerequisite(f"no {' and '.join(missing)}: the C++ demo cannot be built", "bash scripts/system_packages.sh")
     d = tmp_path_factory.mktemp("asan_build" if asan else "build")
     p = subprocess.run(["bash", os.path.join(CPP, "build.sh")], capture_output=True, text=True, timeout=900,
                        env={**os.environ, "BUILD_DIR": str(d), "ASAN": "1" if asan else "0",
@@ -320,8 +319,7 @@ def test_slu_bench_counts_session_run_alone_under_callgrind(demo, onnx_model, tm
     parallel execution mode (spinning off), whose graph runs on ONNX Runtime's inter-op threads, is counted too; with collection
     off at start the main thread counts only what lies outside Session::Run (tokenizer, decoding), far less."""
     if not (shutil.which("valgrind") and os.path.isfile("/usr/include/valgrind/callgrind.h")):
-        print("SKIPPED: no valgrind or valgrind/callgrind.h")
-        pytest.skip("no valgrind or valgrind/callgrind.h")
+        missing_prerequisite("no valgrind or valgrind/callgrind.h", "bash scripts/system_packages.sh")
     queries = tmp_path / "q.txt"
     queries.write_text("播放周杰伦的稻香\n导航到北京西站\n打电话给妈妈\n", encoding="utf-8")
     count = lambda *flags, **kw: callgrind_instructions(bench_of(demo), onnx_model, queries, tmp_path / "cg.out",

@@ -62,7 +62,7 @@ def test_two_cpu_processes_train_on_different_data_resume_and_export(pico_dir, c
     env = dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt",
                LR="1e-3", NPROC="2", PYTHONPATH=hook, SLU_TEST_BATCH_LOG=tmp_path / "batches", OMP_NUM_THREADS="")
     extra = ["--per_device_train_batch_size", "32", "--save_steps", "5", "--eval_steps", "5", "--save_total_limit", "1",
-             "--load_best_model_at_end", "False", "--overwrite_output_dir", "False"]
+             "--load_best_model_at_end", "False"]
     run_script("scripts/train.sh", env, *extra, "--max_steps", "15")
     for r in (0, 1):
         log = (out / "launch_log" / f"workerlog.{r}").read_text()

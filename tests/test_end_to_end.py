@@ -2,8 +2,6 @@
 import json
 import os
 import shutil
-import signal
-import textwrap
 
 import pytest
 
@@ -138,56 +136,8 @@ def test_bad_arguments_fail_before_training(pico_dir, corpus_subset, tmp_path):
     assert not (tmp_path / "o" / "pretrained_model").exists()
 
 
-KILL_WHILE_SAVING = textwrap.dedent("""
-    # sitecustomize for the killed run: at checkpoint SLU_TEST_KILL_AT, write the checkpoint's files, truncate its
-    # optimizer state as a kill in the middle of writing it leaves it, and SIGKILL the process before the
-    # completion marker
-    import os, signal
-    from slu import training
-
-    KILL_AT = int(os.environ["SLU_TEST_KILL_AT"])
-    original = training.JointTrainer._save_checkpoint
-
-    def _save_checkpoint(self, model, metrics=None):
-        if self.state.global_step != KILL_AT:
-            return original(self, model, metrics)
-        training.Trainer._save_checkpoint(self, model, metrics=metrics)
-        folder = os.path.join(self.args.output_dir, f"checkpoint-{KILL_AT}")
-        for name in os.listdir(folder):
-            if name.endswith(".pdopt"):
-                with open(os.path.join(folder, name), "r+b") as f:
-                    f.truncate(os.path.getsize(os.path.join(folder, name)) // 2)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    training.JointTrainer._save_checkpoint = _save_checkpoint
-""")
-
-
-def test_resume_after_a_kill_while_writing_a_checkpoint(pico_dir, corpus_subset, tmp_path):
-    """A run killed while writing checkpoint-30 leaves it incomplete (truncated optimizer state, no marker); the
-    same command without --overwrite_output_dir skips it (with a warning), resumes from checkpoint-20 and
-    finishes the planned steps."""
-    out, hook = tmp_path / "run", tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(KILL_WHILE_SAVING)
-    extra = ["--max_steps", "60", "--save_steps", "10", "--eval_steps", "10", "--per_device_train_batch_size", "16",
-             "--save_total_limit", "3", "--overwrite_output_dir", "False"]
-    env = dict(MODEL=pico_dir, OUTPUT=out, TRAIN=corpus_subset / "train.txt", DEV=corpus_subset / "dev.txt", LR="1e-3")
-    p = run_script("scripts/train.sh", dict(env, PYTHONPATH=hook, SLU_TEST_KILL_AT="30"), *extra, check=False)
-    assert p.returncode == 128 + signal.SIGKILL, p.stderr[-3000:]
-    assert (out / "checkpoint-20" / ".checkpoint_done").is_file()
-    assert (out / "checkpoint-30").is_dir() and not (out / "checkpoint-30" / ".checkpoint_done").exists()
-    assert not (out / "infer_model.pdmodel").exists()
-    p = run_script("scripts/train.sh", env, *extra)
-    log = p.stdout + p.stderr
-    assert f"{out / 'checkpoint-30'} is incomplete" in log
-    assert f"Resuming from {out / 'checkpoint-20'}" in log and "Continuing training from global step 20" in log
-    assert json.load(open(out / "trainer_state.json"))["global_step"] == 60
-    assert (out / "infer_model.pdmodel").is_file() and (out / "checkpoint-60" / ".checkpoint_done").is_file()
-
-
 def test_an_incomplete_checkpoint_named_explicitly_is_refused(pico_dir, corpus_subset, tmp_path):
     (tmp_path / "checkpoint-5").mkdir()
     p = train(pico_dir, corpus_subset, tmp_path / "o", "--resume_from_checkpoint", tmp_path / "checkpoint-5",
               check=False)
-    assert p.returncode == 1 and "incomplete checkpoint (no .checkpoint_done" in p.stderr
+    assert p.returncode == 1 and "incomplete checkpoint (the run stopped while writing or deleting it)" in p.stderr

@@ -268,6 +268,73 @@ def test_api_key():
     assert r["health"].status_code == r["ready"].status_code == 200
 
 
+def test_health_shows_the_process_and_model_only_with_the_api_key():
+    app = server.create_app(echo, info={"backend": "stub", "model": "/srv/models/secret/infer_model"},
+                            api_key="s3cret")
+
+    async def scenario(client):
+        return [(await client.get("/health", headers=h)).json()
+                for h in ({}, {"X-API-Key": "guess"}, {"X-API-Key": "s3cret"})]
+
+    anonymous, wrong, keyed = in_process(app, scenario)
+    assert anonymous == wrong == {"status": "ok", "ready": True}
+    assert keyed["pid"] == os.getpid() and keyed["model"] == "/srv/models/secret/infer_model"
+    # without an API key set, everyone is the operator
+    keyless = server.create_app(echo, info={"backend": "stub"})
+    assert in_process(keyless, lambda c: c.get("/health")).json()["backend"] == "stub"
+
+
+@pytest.mark.parametrize("content_type, status", [
+    ("text/plain", 415), ("text/plain;charset=UTF-8", 415), ("application/x-www-form-urlencoded", 415),
+    ("multipart/form-data; boundary=x", 415), ("application/json", 200), ("application/json; charset=utf-8", 200),
+    ("Application/JSON", 200), ("application/vnd.api+json", 200), (None, 200),
+])
+def test_only_json_bodies_are_read(content_type, status):
+    """A browser posts text/plain, form and multipart bodies cross-origin without a CORS preflight: refused."""
+    app = app_with()
+    headers = {"content-type": content_type} if content_type else {}
+
+    async def scenario(client):
+        request = client.build_request("POST", "/predict", content=b'{"text": "\u6682\u505c"}', headers=headers)
+        assert request.headers.get("content-type") == content_type  # httpx adds none to raw bytes
+        return await client.send(request)
+
+    r = in_process(app, scenario)
+    assert r.status_code == status, r.text
+    if status == 415:
+        assert r.json() == {"error": f"Content-Type {content_type} is not application/json"}
+    else:
+        assert r.json() == {"result": echoed("暂停")}
+
+
+def test_sigterm_while_the_model_loads_stops_the_server(tmp_path):
+    """A load that never ends (a model on a hung network disk, a runtime stuck in its loader) must not keep the
+    process alive after SIGTERM: the loading thread is a daemon."""
+    port = free_port()
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import threading, uvicorn\n"
+        "from slu import serving\n"
+        "app = serving.create_app(load=lambda: threading.Event().wait(), settings=serving.Settings())\n"
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')\n")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + SAFETY_NET_S
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["ready"] is False:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 503
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SAFETY_NET_S) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_metrics_and_openapi():
     app = app_with()
 
@@ -506,6 +573,26 @@ def test_server_200_concurrent_clients_get_their_single_request_answers(served, 
         assert got["confidence"] == pytest.approx(single["confidence"], abs=1e-4)
 
 
+def test_default_backend_answers_after_the_batch_shapes_that_broke_it(trained_pico, tmp_path):
+    """The reported sequence on the default backend (FastDeploy's Paddle Inference, oneDNN): eleven one-character
+    texts, then one of eleven characters, then again. Each answer equals ONNX Runtime's (infer_demo.py); it used
+    to be 500 "could not reshape a memory descriptor", for good."""
+    sequence = [{"texts": ["导"] * 11}, {"text": "导航到北京西站来一首周"}, {"text": "导"}, {"texts": ["导航"] * 3}]
+    want = dict(zip(["导", "导航到北京西站来一首周", "导航"],
+                    demo_predictions(trained_pico, ["导", "导航到北京西站来一首周", "导航"])))
+    s = Served(trained_pico, tmp_path / "server.log", "--max_batch_size", "16").wait_ready()
+    try:
+        for body in sequence * 2:
+            r = httpx.post(s.url + "/predict", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+            for got in r.json().get("results") or [r.json()["result"]]:
+                ref = want[got["query"]]
+                assert (got["intent"], got["slot"]) == (ref["intent"], ref["slot"])
+                assert got["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
+    finally:
+        assert s.stop() == 0
+
+
 def test_slow_heads_and_bodies_are_cut_off(trained_pico, tmp_path, reference):
     """--header_timeout closes a connection that sends nothing or half a head; --body_timeout answers 408 to a
     body that stops short (the waits end when the server acts; the socket timeout is only a safety net)."""
@@ -554,6 +641,8 @@ def test_kill_9_under_load_and_restart(trained_pico, tmp_path, reference):
                     outcomes.append(r.json()["result"] == reference["暂停"])
                 except httpx.HTTPError:
                     outcomes.append("connection lost")
+                except Exception as error:  # anything else is a failure of the test, not a lost thread
+                    outcomes.append(f"{type(error).__name__}: {error}")
                 if outcomes.count(True) >= 40:
                     answered.set()
 
@@ -566,7 +655,8 @@ def test_kill_9_under_load_and_restart(trained_pico, tmp_path, reference):
     stop.set()
     for t in threads:
         t.join(SAFETY_NET_S)
-    assert False not in outcomes  # every answer before the kill was right
+    assert set(outcomes) <= {True, "connection lost"}, set(outcomes)  # every answer before the kill was right
+    assert all(not t.is_alive() for t in threads)
     again = start(trained_pico, tmp_path, port=s.port)
     try:
         still_answers(again.url, reference)
@@ -584,7 +674,7 @@ def test_two_workers_with_an_api_key(trained_pico, tmp_path, reference):
         while len(ready_pids) < 2:  # fresh connections until both workers have answered ready
             assert s.proc.poll() is None and time.monotonic() < deadline, s.log()[-3000:]
             try:
-                health = httpx.get(s.url + "/health", timeout=10).json()
+                health = httpx.get(s.url + "/health", headers=key, timeout=10).json()
                 if health["ready"]:
                     ready_pids.add(health["pid"])
             except httpx.HTTPError:

@@ -43,6 +43,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    core.check_at_least_one(args, ("batch_size", "cpu_num_threads"))
     if args.backend == "paddle_lite" and args.lite_target == "arm":
         return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))
     queries = [(f"--text {k + 1}", t, args.context) for k, t in enumerate(args.text)]

@@ -58,10 +58,8 @@ def parse_args(argv=None):
 
 def check_args(a):
     """One-line refusals of settings that cannot work (core.UsageError)."""
-    for flag in ("max_batch_size", "max_queue", "max_chars", "max_body_bytes", "max_connections", "workers",
-                 "cpu_num_threads", "log_lines_per_s", "keep_alive_timeout"):
-        if getattr(a, flag) < 1:
-            raise core.UsageError(f"--{flag} must be at least 1, not {getattr(a, flag)}")
+    core.check_at_least_one(a, ("max_batch_size", "max_queue", "max_chars", "max_body_bytes", "max_connections",
+                                "workers", "cpu_num_threads", "log_lines_per_s", "keep_alive_timeout"))
     for flag in ("body_timeout", "header_timeout"):
         if not getattr(a, flag) > 0:
             raise core.UsageError(f"--{flag} must be more than 0 seconds, not {getattr(a, flag)}")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, set-up included. Extra arguments go to pytest: bash scripts/test.sh -k reader
+# The whole test suite, set-up included. Extra arguments go to pytest: bash scripts/test.sh -k reader;
+# bash scripts/test.sh -m fast runs the quick subset (no corpus, no C++/Java build).
 set -euo pipefail
+bash "$(dirname "$0")/system_packages.sh"   # compilers, JDK, valgrind, npm (apt-get as root)
 bash "$(dirname "$0")/setup.sh"
 source "$(dirname "$0")/common.sh"
 export PPNLP_HOME=$(mktemp -d)   # empty PaddleNLP cache: nothing may come from a hub

@@ -94,3 +94,14 @@ def compressed(trained_pico, corpus_subset, tmp_path_factory):
                "--width_mult_list", "1/2", "--max_steps", "20", "--save_steps", "10",
                "--per_device_train_batch_size", "32")
     return out
+
+
+# The developers' quick subset (bash scripts/test.sh -m fast, a few minutes): every test that needs neither the
+# corpus nor a build of the C++ demo or the Java sources, plus those marked fast by hand.
+SLOW_FIXTURES = {"corpus_path", "build", "java", "android_classes"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)

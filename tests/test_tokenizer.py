@@ -8,8 +8,6 @@ import pytest
 from helpers import TOKENIZER_EDGE_CASES
 from slu import core, tokenizer
 
-pytestmark = pytest.mark.fast
-
 # symbol-bearing queries that FastTokenizer's own ErnieFastTokenizer answered differently (issue 32)
 SYMBOL_QUERIES = ["播放100～200首歌", "温度调到26℃", "价格¥100元", "3×4等于几", "x²", "µg", "来一首😀的歌",
                   "播放ＡＢＣ的歌", "打开ＷｉＦｉ", "导航到Ｂ座"]

@@ -12,7 +12,9 @@ BACKENDS = {
                     "quantized by ONNX Runtime from the pruned model, slu/onnx_export.py)",
     "openvino": "FastDeploy's OpenVINO backend (the program with its 0-D tensors given shape [1], slu/lite.py; the "
                 "INT8-embedding stage: ONNX Runtime's INT8 model, as on onnx_runtime). OpenVINO 2023.0 computes in "
-                "bfloat16 on CPUs with AVX512-BF16, and FastDeploy 1.0.7 cannot ask it for float32",
+                "bfloat16 on CPUs with AVX512-BF16, and FastDeploy 1.0.7 cannot ask it for float32; a batch of one "
+                "runs as two copies of the row (its CPU plugin was seen to fail on batch 1: \"Primitive descriptor "
+                "was not found\")",
     "paddle_lite": "Paddle Lite 2.13rc0's own Python API on an x86 .nb converted next to the model",
 }
 QAT_OPS = {"quantize_linear", "dequantize_linear"}

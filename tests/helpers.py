@@ -2,6 +2,7 @@
 dynamic-graph QAT model that compression saved int8.pdmodel from."""
 import importlib.util
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -108,3 +109,40 @@ def numpy_kl(p_logits, q_logits, t=1.0):
     """KL(softmax(p / t) || softmax(q / t)) over the last axis."""
     lp, lq = log_softmax(p_logits, t), log_softmax(q_logits, t)
     return (np.exp(lp) * (lp - lq)).sum(-1)
+
+
+# ------------------------------------------------------------------------------- crafted parameter files
+def first_tensor_header(data):
+    """(start, end) of the first tensor's TensorDesc in a .pdiparams file without LoD (what paddle.jit.save
+    writes): version 4 bytes, LoD level count 8, tensor version 4, header size 4, header."""
+    assert struct.unpack_from("<IQI", data, 0) == (0, 0, 0)
+    size, = struct.unpack_from("<i", data, 16)
+    return 20, 20 + size
+
+
+def crafted_negative_dimension(params):
+    """The first tensor's dims rewritten to [-N, ...]: a reader that trusts them moves its position backwards."""
+    from slu.program import framework_pb2
+
+    data = params.read_bytes()
+    start, end = first_tensor_header(data)
+    desc = framework_pb2().VarType.TensorDesc.FromString(data[start:end])
+    desc.dims[0] = -desc.dims[0]
+    header = desc.SerializeToString()
+    params.write_bytes(data[:16] + struct.pack("<i", len(header)) + header + data[end:])
+
+
+def crafted_loop(params):
+    """The first tensor rewritten to one byte-sized (uint8) dimension of -(its own length): a reader that trusts it
+    moves back to the tensor's start and reads it again, forever (run_eval.py, infer_demo.py and the server did)."""
+    from slu.program import framework_pb2
+
+    pb2 = framework_pb2()
+    data = params.read_bytes()
+    _, end = first_tensor_header(data)
+    desc = pb2.VarType.TensorDesc(data_type=pb2.VarType.UINT8, dims=[-1])
+    size = 20 + len(desc.SerializeToString())  # a negative int64 is always 10 varint bytes: the size is fixed
+    desc.dims[0] = -size
+    header = desc.SerializeToString()
+    assert 20 + len(header) == size
+    params.write_bytes(data[:16] + struct.pack("<i", len(header)) + header + data[end:])

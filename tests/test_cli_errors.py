@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from conftest import run_py, run_script
+from helpers import crafted_loop, crafted_negative_dimension
 
 DEMO = "deploy/python/infer_demo.py"
 
@@ -100,27 +101,8 @@ def test_demo_empty_input_file_is_an_error_not_the_built_in_examples(trained_pic
     assert "来一首周华健的花心" not in p.stdout
 
 
-def first_tensor_header(data):
-    """(start, end) of the first tensor's TensorDesc in a .pdiparams file without LoD (what paddle.jit.save
-    writes): version 4 bytes, LoD level count 8, tensor version 4, header size 4, header."""
-    assert struct.unpack_from("<IQI", data, 0) == (0, 0, 0)
-    size, = struct.unpack_from("<i", data, 16)
-    return 20, 20 + size
-
-
-def crafted_negative_dimension(params):
-    """The first tensor's dims rewritten to [-N, ...]: a reader that trusts them moves its position backwards."""
-    from slu.program import framework_pb2
-
-    data = params.read_bytes()
-    start, end = first_tensor_header(data)
-    desc = framework_pb2().VarType.TensorDesc.FromString(data[start:end])
-    desc.dims[0] = -desc.dims[0]
-    header = desc.SerializeToString()
-    params.write_bytes(data[:16] + struct.pack("<i", len(header)) + header + data[end:])
-
-
 @pytest.mark.parametrize("damage, message", [
+    ("loop", "negative dimension"),
     ("negative dimension", "negative dimension"),
     ("first half zeroed", "truncated or corrupt"),
     ("header size -1", "negative header size -1"),
@@ -129,7 +111,9 @@ def crafted_negative_dimension(params):
 def test_crafted_parameter_files_get_a_one_line_refusal_and_never_hang(model_copy, damage, message):
     params = model_copy / "infer_model.pdiparams"
     data = params.read_bytes()
-    if damage == "negative dimension":
+    if damage == "loop":
+        crafted_loop(params)
+    elif damage == "negative dimension":
         crafted_negative_dimension(params)
     elif damage == "first half zeroed":
         params.write_bytes(b"\x00" * (len(data) // 2) + data[len(data) // 2:])

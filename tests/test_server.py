@@ -732,6 +732,21 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_line(trained_pico, t
     assert p.stderr.strip().splitlines() == [f"server.py: error: model file not found: {d / 'infer_model.pdmodel'}"]
 
 
+def test_a_crafted_parameter_file_stops_the_server_with_one_line(trained_pico, tmp_path):
+    """A .pdiparams whose first tensor points back at itself: the server used to answer /ready 503 forever at full
+    CPU and ignore SIGTERM."""
+    from helpers import crafted_loop
+
+    d = model_copy(trained_pico, tmp_path)
+    crafted_loop(d / "infer_model.pdiparams")
+    p = run_py([SERVER, "--model_dir", str(d), "--backend", "onnx_runtime", "--port", str(free_port())], check=False,
+               timeout=SAFETY_NET_S)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"server.py: error: {d / 'infer_model.pdiparams'}: truncated or "
+                                                   "corrupt"), p.stderr[-2000:]
+
+
 @pytest.mark.parametrize("text, message", [
     (b"\xff", "--text 1: not valid UTF-8 (invalid byte 0xff at character 0)"),
     (b"ab\xed\xa0\x80", "--text 1: not valid UTF-8 (invalid byte 0xed at character 2)"),  # an encoded surrogate

@@ -5,49 +5,20 @@ for the C++ tokenizer. CMakeLists.txt runs it at build time with the project's P
     .venv/bin/python deploy/cpp/gen_unicode_tables.py --output build/generated/unicode_tables.h
 
 The tables must come from the Unicode version of the Python that runs the Python tokenizer (CPython 3.9:
-Unicode 13.0.0), or the C++ tokenizer would split or normalize some characters differently. The predicates below
-restate paddlenlp.transformers.tokenizer_utils' (_is_control, _is_whitespace, _is_punctuation, _is_symbol,
-is_chinese_char) without importing paddlenlp; tests/test_deploy_cpp.py compares the C++ tokenizer's view of every
-code point (slu_chars) with PaddleNLP's own predicates.
+Unicode 13.0.0), or the C++ tokenizer would split or normalize some characters differently. The predicates are
+slu/tokenizer.py's (PaddleNLP's _is_control, _is_whitespace, _is_punctuation, _is_symbol, is_chinese_char restated
+without importing paddlenlp, and tested against them there); tests/test_deploy_cpp.py compares the C++ tokenizer's
+view of every code point (slu_chars) with PaddleNLP's own predicates.
 """
 import argparse
 import os
 import sys
 import unicodedata
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))  # any Python 3.9 (CMake)
+from slu.tokenizer import is_cjk, is_dropped, is_mn, is_space, is_split  # noqa: E402
+
 UNICODE_VERSION = "13.0.0"
-SYMBOL_EXTRAS = (0x00AD, 0x00B2, 0x00BA, 0x3007, 0x00B5, 0x00D8, 0x014B, 0x01B1)  # PaddleNLP's _is_symbol
-CJK = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-       (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # BasicTokenizer._is_chinese_char
-
-
-def is_dropped(c):
-    """_clean_text drops U+0000, U+FFFD and _is_control: every C* category (Cc, Cf, Cs, Co, Cn) but tab, LF, CR."""
-    if ord(c) in (0, 0xFFFD):
-        return True
-    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
-
-
-def is_space(c):
-    """Where the text is split: _clean_text's _is_whitespace (space, tab, LF, CR, Zs) and what str.split() splits on
-    besides (U+2028, U+2029, and C0/C1 separators that are dropped first)."""
-    return c.isspace() or c in " \t\n\r" or unicodedata.category(c) == "Zs"
-
-
-def is_cjk(c):
-    return any(lo <= ord(c) <= hi for lo, hi in CJK)
-
-
-def is_split(c):
-    """_run_split_on_punc: _is_punctuation (ASCII non-alphanumerics, category P*) or _is_symbol (S*, extras)."""
-    cp = ord(c)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(c)[0] in "PS" or cp in SYMBOL_EXTRAS
-
-
-def is_mn(c):
-    return unicodedata.category(c) == "Mn"
 
 
 def decompose(c):

@@ -15,8 +15,7 @@ import os
 import sys
 import unicodedata
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))  # any Python 3.9 (CMake)
-from slu.tokenizer import is_cjk, is_dropped, is_mn, is_space, is_split  # noqa: E402
+from slu.tokenizer import is_cjk, is_dropped, is_mn, is_space, is_split  # the repository on the path (CMake sets it)
 
 UNICODE_VERSION = "13.0.0"
 

@@ -504,7 +504,8 @@ def create_app(predict=None, info=None, settings=None, api_key=None, load=None, 
 
     async def load_model():
         try:
-            batcher.predict = await in_daemon_thread(load)
+            with python_signal_handlers_kept():
+                batcher.predict = await in_daemon_thread(load)
         except Exception as error:
             if on_load_error is None:
                 log.error(f"loading the model failed: {type(error).__name__}: {error}")
@@ -517,6 +518,24 @@ def create_app(predict=None, info=None, settings=None, api_key=None, load=None, 
     add_probes(app, batcher, metrics, info or {})
     add_predict(app, batcher, metrics, settings)
     return Guard(app, metrics, api_key)
+
+
+@contextlib.contextmanager
+def python_signal_handlers_kept():
+    """Importing paddle (the loading thread does, unless --use_fast) installs Paddle's own C handlers for SIGTERM and
+    SIGINT, which print a stack and kill the process (-15) instead of letting uvicorn shut down gracefully: the
+    Python handlers that were there (uvicorn's) are put back afterwards, from the main thread."""
+    import threading
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in signals}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, handler in before.items():
+                if handler is not None:
+                    signal.signal(s, handler)
 
 
 async def in_daemon_thread(function):

@@ -11,7 +11,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COMMIT=102697b54f58bbc775f82945c14cf7f16027ddd4  # tag v2.13-rc
-ARCHIVE=$ROOT/vendor/paddle-lite-v2.13-rc-102697b.tar.xz
+ARCHIVE=${LITE_ARCHIVE:-$ROOT/vendor/paddle-lite-v2.13-rc-102697b.tar.xz}  # LITE_ARCHIVE: a copy elsewhere (the same sha256)
 ARCHIVE_SHA256=4ac4d33cac8a996cc0b7fffef7080d0c46433a0324264d52f70512c6f2b4735e
 OPTIONS="--arch=armv8 --toolchain=gcc --with_extra=ON --with_exception=ON"
 CACHE=${LITE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ernie-tiny-slu}

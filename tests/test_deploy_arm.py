@@ -1,0 +1,182 @@
+"""deploy/cpp on aarch64, run under qemu-aarch64-static: the ONNX Runtime demo cross-compiled against ONNX Runtime's
+aarch64 library passes the x86 demo's golden tests (imported from test_deploy_cpp.py, run here on the aarch64
+programs); lite_demo, the demo on Paddle Lite's light API built from the vendored source (scripts/build_lite_arm.sh),
+runs the arm .nb files on Lite's ARM kernels: FP32 against x86 Lite, INT8 against x86 Paddle Inference. Never
+skipped: without the cross compiler or qemu the tests fail, saying what to install."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, run_py
+from test_deploy_cpp import (  # noqa: F401  (the x86 golden tests and their fixtures, run on aarch64 here)
+    context_model, json_rows, one_line_error, onnx_model, python_tokenizer, run_demo,
+    test_context_encoding_equals_add_context, test_context_model_end_to_end_equals_python_predictor,
+    test_golden_outputs_on_every_dev_query, test_slot_decoding_equals_slot_decoder,
+    test_tokenizer_edge_cases_match_python, test_unicode_tables_equal_paddlenlp_for_every_code_point,
+    test_vocab_read_as_paddlenlp_reads_it)
+
+BUILD = os.path.join(ROOT, "deploy", "cpp", "build.sh")
+BUILD_LITE = os.path.join(ROOT, "scripts", "build_lite_arm.sh")
+FETCH_ORT = os.path.join(ROOT, "deploy", "cpp", "fetch_onnxruntime.sh")
+QEMU = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"]
+DEMO = "deploy/python/infer_demo.py"
+
+
+def require_arm_tools():
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64-static", "cmake") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"no {', '.join(missing)} on this machine: install them with `bash scripts/install_arm_tools.sh` "
+                    "(as root; apt-get install g++-aarch64-linux-gnu qemu-user-static)")
+
+
+def cross_build(tmp_path_factory, runtime):
+    """build.sh for aarch64; returns the build directory, where each aarch64 program has a qemu wrapper of its name
+    under qemu/ (the tests run those as they run the x86 programs)."""
+    require_arm_tools()
+    d = tmp_path_factory.mktemp(f"aarch64_{runtime}")
+    p = subprocess.run(["bash", BUILD], capture_output=True, text=True, timeout=5400,
+                       env={**os.environ, "ARCH": "aarch64", "RUNTIME": runtime, "BUILD_DIR": str(d)})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    programs = ["lite_demo"] if runtime == "lite" else ["slu_bench", "infer_demo"]
+    assert p.stdout.splitlines()[-len(programs):] == [str(d / x) for x in programs]
+    (d / "qemu").mkdir()
+    for name in programs + ["slu_chars", "slu_golden"]:
+        head = open(d / name, "rb").read(20)
+        assert head[:4] == b"\x7fELF" and head[18] == 183, name  # e_machine EM_AARCH64: really an aarch64 program
+        wrapper = d / "qemu" / name
+        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(QEMU)} "{d / name}" "$@"\n')
+        wrapper.chmod(0o755)
+    return d / "qemu"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The aarch64 infer_demo (ONNX Runtime 1.21.0's aarch64 library) under qemu: the imported golden tests' demo."""
+    return str(cross_build(tmp_path_factory, "ort") / "infer_demo")
+
+
+@pytest.fixture(scope="module")
+def lite_demo(tmp_path_factory):
+    return str(cross_build(tmp_path_factory, "lite") / "lite_demo")
+
+
+def python_rows(model_dir, prefix, backend, queries_file):
+    """deploy/python/infer_demo.py's answers on x86 (the Python pipeline on `backend`), batch 8."""
+    p = run_py([DEMO, "--model_dir", str(model_dir), "--model_prefix", prefix, "--backend", backend,
+                "--input_file", str(queries_file), "--batch_size", "8"])
+    return json_rows(p.stdout)
+
+
+def lite_rows(lite_demo, model_dir, nb, queries_file):
+    p = run_demo(lite_demo, "--model_dir", model_dir, "--model_file", nb, "--input_file", queries_file,
+                 "--batch_size", "8")
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json_rows(p.stdout)
+
+
+def answers(row):
+    return row["intent"], row["slot"]
+
+
+def test_lite_arm_fp32_equals_x86_lite(lite_demo, trained_pico, corpus_subset):
+    """The FP32 model's arm .nb on Lite's ARM kernels gives x86 Lite's answers (intent, slots; confidence to 1e-4)
+    on every dev query."""
+    from slu import lite
+
+    dev = corpus_subset / "dev.txt"
+    nb = lite.convert(str(trained_pico / "infer_model"), "arm")
+    arm = lite_rows(lite_demo, trained_pico, nb, dev)
+    x86 = python_rows(trained_pico, "infer_model", "paddle_lite", dev)
+    assert len(arm) == len(x86) == 150
+    assert len({r["intent"] for r in x86}) > 1  # the premise: a model that tells queries apart
+    for a, x in zip(arm, x86):
+        assert a["query"] == x["query"]
+        assert answers(a) == answers(x), a["query"]
+        assert a["confidence"] == pytest.approx(x["confidence"], abs=1e-4), a["query"]
+
+
+@pytest.mark.parametrize("prefix", ["int8", "quant_emb"])
+def test_lite_arm_int8_agrees_with_x86_paddle_inference(lite_demo, compressed, corpus_subset, prefix):
+    """The INT8 stages' arm .nb (INT8 matmul; INT8 matmul + embeddings) on Lite's ARM INT8 kernels give the same
+    intent and slots as the same stage on x86 Paddle Inference on at least 98% of the dev queries (Lite's INT8
+    kernels quantize activations on the fly, Paddle Inference simulates it in float: not bit-equal)."""
+    from slu import lite
+
+    w = compressed / "width_mult_0.5"
+    dev = corpus_subset / "dev.txt"
+    nb = lite.convert(str(w / prefix), "arm")
+    arm = lite_rows(lite_demo, w, nb, dev)
+    x86 = python_rows(w, prefix, "paddle", dev)
+    assert len(arm) == len(x86) == 150
+    assert len({r["intent"] for r in x86}) > 1
+    same = sum(answers(a) == answers(x) for a, x in zip(arm, x86))
+    print(f"{prefix}: arm Lite equals x86 Paddle Inference on {same} of {len(x86)} queries")
+    assert same >= 0.98 * len(x86), f"{prefix}: {same} of {len(x86)} equal"
+
+
+def test_lite_demo_bad_input(lite_demo, trained_pico, tmp_path):
+    """A missing .nb, an x86 .nb, a file that is no model and ONNX Runtime's options are one-line errors."""
+    from slu import lite
+
+    p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", tmp_path / "none.arm.nb", "--text", "你好")
+    assert f"model file not found: {tmp_path}/none.arm.nb" in one_line_error(p, "lite_demo")
+    x86 = lite.convert(str(trained_pico / "infer_model"), "x86")
+    p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", x86, "--text", "你好")
+    assert "an x86 .nb; this program runs the arm one" in one_line_error(p, "lite_demo")
+    junk = tmp_path / "junk.arm.nb"
+    junk.write_bytes(os.urandom(4096))
+    p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", junk, "--text", "你好")
+    assert f"{junk}: Paddle Lite: " in one_line_error(p, "lite_demo")
+    p = run_demo(lite_demo, "--model_dir", trained_pico, "--graph_optimization", "basic", "--text", "你好")
+    assert "--graph_optimization is an ONNX Runtime session option" in one_line_error(p, "lite_demo")
+
+
+def test_lite_build_is_cached_and_checks_its_inputs(lite_demo, tmp_path):
+    """The second build_lite_arm.sh returns the cached build at once; an archive whose sha256 differs from the
+    pinned one, or a cached library that no longer matches its record, is refused."""
+    p = subprocess.run(["bash", BUILD_LITE], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "building" not in p.stderr, p.stderr
+    cached = p.stdout.splitlines()[-1]
+    info = open(os.path.join(cached, "BUILD_INFO")).read()
+    assert "options --arch=armv8 --toolchain=gcc --with_extra=ON --with_exception=ON" in info
+    bad = tmp_path / "paddle-lite.tar.xz"
+    bad.write_bytes(open(os.path.join(ROOT, "vendor", "paddle-lite-v2.13-rc-102697b.tar.xz"), "rb").read()[:-1])
+    p = subprocess.run(["bash", BUILD_LITE], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "LITE_ARCHIVE": str(bad), "LITE_CACHE_DIR": str(tmp_path / "cache")})
+    assert p.returncode == 1 and f"{bad}: sha256 mismatch" in p.stderr
+    copy = tmp_path / "copy" / os.path.basename(cached)
+    shutil.copytree(cached, copy, symlinks=True)
+    with open(copy / "lib" / "libpaddle_light_api_shared.so", "ab") as f:
+        f.write(b"\0")
+    p = subprocess.run(["bash", BUILD_LITE], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "LITE_CACHE_DIR": str(tmp_path / "copy")})
+    assert p.returncode == 1 and "does not match its recorded sha256" in p.stderr
+
+
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9", "npm_config_registry": "http://127.0.0.1:9/",
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_INDEX": "1"}
+
+
+def test_onnxruntime_fetch_works_offline_from_its_cache_and_checks_sha256(demo, tmp_path):
+    """With the downloads cached (the demo fixture fetched them) and no network, fetch_onnxruntime.sh unpacks both
+    architectures again; a cached download that differs from its pinned sha256 is not used."""
+    ort = subprocess.run(["bash", FETCH_ORT], capture_output=True, text=True, timeout=60).stdout.splitlines()[-1]
+    downloads = os.path.join(os.path.dirname(ort), "downloads")
+    cache = tmp_path / "cache" / "onnxruntime-1.21.0"
+    shutil.copytree(downloads, cache / "downloads")
+    env = {**os.environ, **OFFLINE, "ORT_CACHE_DIR": str(tmp_path / "cache")}
+    for arch, machine in (("x86_64", 62), ("aarch64", 183)):
+        p = subprocess.run(["bash", FETCH_ORT, arch], capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0 and "downloading" not in p.stderr, p.stderr
+        lib = cache / arch / "lib" / "libonnxruntime.so.1.21.0"
+        assert p.stdout.splitlines()[-1] == str(cache / arch) and open(lib, "rb").read(20)[18] == machine
+    shutil.rmtree(cache / "aarch64")
+    wheel = next((cache / "downloads").glob("*aarch64.whl"))
+    with open(wheel, "ab") as f:
+        f.write(b"\0")
+    p = subprocess.run(["bash", FETCH_ORT, "aarch64"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1 and "could not download" in p.stderr and not (cache / "aarch64").exists()

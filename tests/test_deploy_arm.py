@@ -180,3 +180,27 @@ def test_onnxruntime_fetch_works_offline_from_its_cache_and_checks_sha256(demo, 
         f.write(b"\0")
     p = subprocess.run(["bash", FETCH_ORT, "aarch64"], capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 1 and "could not download" in p.stderr and not (cache / "aarch64").exists()
+
+
+@pytest.mark.parametrize("which", ["infer_model", "int8"])
+def test_arm_cost_counts_attention_apart_from_the_weights(trained_pico, compressed, which):
+    """benchmarks/arith.py's ARM figure: the activation-by-activation multiply-adds are attention's Q.K^T and P.V
+    (2 * heads * L * L * head_dim a layer, the closed form), the rest are the weight matmuls; on Cortex-A76 at 2.6
+    GHz the INT8 stage runs the weights at 32 and attention at 8 multiply-adds a cycle."""
+    from helpers import script_module
+    from test_benchmarks import closed_form_macs
+    from slu import manifest
+
+    arith = script_module("benchmarks/arith.py")
+    d = trained_pico if which == "infer_model" else compressed / "width_mult_0.5"
+    config = json.load(open(d / "config.json"))
+    labels = manifest.labels(str(d))
+    heads = int(config["num_attention_heads"] * config.get("width_mult", 1.0))
+    head_dim = config["hidden_size"] // config["num_attention_heads"]
+    for seq_len in (3, 11):
+        weight, activation = arith.split_macs(str(d / f"{which}.pdmodel"), seq_len)
+        assert activation == config["num_hidden_layers"] * 2 * heads * seq_len * seq_len * head_dim
+        assert weight + activation == closed_form_macs(config, seq_len, len(labels.intents), len(labels.slots))
+        int8 = which == "int8"
+        expected = (weight / (32 if int8 else 8) + activation / 8) / 2.6e9 * 1e3
+        assert arith.arm_limit_ms(weight, activation, "cortex-a76", int8) == pytest.approx(expected)

@@ -40,11 +40,7 @@ lite::shape_t OutputShape(const lite::Tensor& t, size_t rank, const std::string&
 LitePredictor::LitePredictor(const PredictorOptions& o)
     : Pipeline(o), predictor_(MakePredictor(model_file_, o.cpu_num_threads)) {
   inputs_ = predictor_->GetInputNames().size();
-  const size_t want = context_turns_ > 0 ? 2 : 1;
-  if (inputs_ != want)
-    throw std::runtime_error(model_file_ + " has " + std::to_string(inputs_) + " input" + (inputs_ == 1 ? "" : "s") +
-                             ", but " + o.manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
-                             (want == 2 ? "input_ids and token_type_ids" : "input_ids alone") + ")");
+  CheckInputCount(inputs_, o.manifest);
   if (predictor_->GetOutputNames().size() < 2)
     throw std::runtime_error(model_file_ + ": the model must output intent and slot logits");
   if (!o.input_dtype.empty() && o.input_dtype != "int32" && o.input_dtype != "int64")

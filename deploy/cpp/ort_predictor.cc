@@ -61,11 +61,8 @@ Predictor::Predictor(const PredictorOptions& o)
 // input_ids, and token_type_ids for a model with context (as the manifest's "inputs" lists them), of one integer
 // type: the manifest's input_dtype.
 void Predictor::CheckModelInputs(const PredictorOptions& o) {
-  const size_t n = session_.GetInputCount(), want = context_turns_ > 0 ? 2 : 1;
-  if (n != want)
-    throw std::runtime_error(o.model_file + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") + ", but " +
-                             o.manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
-                             (want == 2 ? "input_ids and token_type_ids" : "input_ids alone") + ")");
+  const size_t n = session_.GetInputCount();
+  CheckInputCount(n, o.manifest);
   for (size_t k = 0; k < n; ++k) {
     auto elem = session_.GetInputTypeInfo(k).GetTensorTypeAndShapeInfo().GetElementType();
     bool int32 = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;

@@ -1002,6 +1002,14 @@ Pipeline::Pipeline(const PredictorOptions& o)
       max_length_(CheckedMaxLength(o)),
       decoder_(CheckedDecoder(o, intent_labels_, slot_labels_)) {}
 
+void Pipeline::CheckInputCount(size_t n, const std::string& manifest) const {
+  const size_t want = context_turns_ > 0 ? 2 : 1;
+  if (n != want)
+    throw std::runtime_error(model_file_ + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") + ", but " +
+                             manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
+                             (want == 2 ? "input_ids and token_type_ids" : "input_ids alone") + ")");
+}
+
 std::vector<Encoding> Pipeline::Encode(const Batch& queries, const std::vector<Context>& contexts) const {
   if (!contexts.empty() && contexts.size() != queries.size())
     throw std::invalid_argument("Pipeline::Encode: " + std::to_string(contexts.size()) + " contexts for " +

@@ -265,6 +265,9 @@ class Pipeline {
   int context_turns() const { return context_turns_; }
 
  protected:
+  // The model's inputs: input_ids, and token_type_ids when context_turns > 0 (the manifest's "inputs").
+  void CheckInputCount(size_t inputs, const std::string& manifest) const;
+
   std::string model_file_;
   Tokenizer tokenizer_;
   std::vector<std::string> intent_labels_, slot_labels_;

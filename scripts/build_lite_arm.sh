@@ -41,8 +41,7 @@ build() {
   [ -f "$ARCHIVE" ] || die "$ARCHIVE not found"
   echo "$ARCHIVE_SHA256  $ARCHIVE" | sha256sum -c --quiet - || die "$ARCHIVE: sha256 mismatch"
   mkdir -p "$CACHE"
-  local work
-  work=$(mktemp -d "$CACHE/paddle-lite-build.XXXXXX")
+  work=$(mktemp -d "$CACHE/paddle-lite-build.XXXXXX")  # global: the EXIT trap removes it
   trap 'rm -rf "$work"' EXIT
   tar -xJf "$ARCHIVE" -C "$work"
   echo "build_lite_arm: building Paddle Lite ${COMMIT:0:7} ($OPTIONS) in $work, ${JOBS:-2} threads" >&2

@@ -118,7 +118,8 @@ def test_lite_arm_int8_agrees_with_x86_paddle_inference(lite_demo, compressed, c
 
 
 def test_lite_demo_bad_input(lite_demo, trained_pico, tmp_path):
-    """A missing .nb, an x86 .nb, a file that is no model and ONNX Runtime's options are one-line errors."""
+    """A missing .nb, an x86 .nb, one that another paddlelite release wrote, a file that is no model and ONNX
+    Runtime's options are one-line errors (Paddle Lite's own log lines kept off stderr)."""
     from slu import lite
 
     p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", tmp_path / "none.arm.nb", "--text", "你好")
@@ -129,7 +130,12 @@ def test_lite_demo_bad_input(lite_demo, trained_pico, tmp_path):
     junk = tmp_path / "junk.arm.nb"
     junk.write_bytes(os.urandom(4096))
     p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", junk, "--text", "你好")
-    assert f"{junk}: Paddle Lite: " in one_line_error(p, "lite_demo")
+    assert f"{junk}: Paddle Lite: The model format cannot be recognized" in one_line_error(p, "lite_demo")
+    old = tmp_path / "old.arm.nb"
+    shutil.copy(lite.convert(str(trained_pico / "infer_model"), "arm"), old)
+    (tmp_path / "old.arm.nb.version").write_text("2.10\n")
+    p = run_demo(lite_demo, "--model_dir", trained_pico, "--model_file", old, "--text", "你好")
+    assert f"{old}: written by paddlelite 2.10" in one_line_error(p, "lite_demo")
     p = run_demo(lite_demo, "--model_dir", trained_pico, "--graph_optimization", "basic", "--text", "你好")
     assert "--graph_optimization is an ONNX Runtime session option" in one_line_error(p, "lite_demo")
 

@@ -37,7 +37,7 @@ from slu import core, manifest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLU_BENCH = os.path.join(ROOT, "deploy", "cpp", "build", "slu_bench")
 INFER_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
-ORT_LIB = os.path.join(ROOT, "deploy", "cpp", "third_party", "onnxruntime", "lib")
+FETCH_ORT = os.path.join(ROOT, "deploy", "cpp", "fetch_onnxruntime.sh")  # prints the cached ONNX Runtime directory
 
 SPIN_OFF = ["--session_config", "session.intra_op.allow_spinning=0",
             "--session_config", "session.inter_op.allow_spinning=0"]
@@ -285,7 +285,8 @@ def markdown(machine, rows, graphs, transformers):
 
 
 def machine_info(queries):
-    versions = [os.path.basename(p)[len("libonnxruntime.so."):] for p in glob.glob(ORT_LIB + "/libonnxruntime.so.*.*")]
+    ort_lib = subprocess.run(["bash", FETCH_ORT], capture_output=True, text=True).stdout.strip().split("\n")[-1] + "/lib"
+    versions = [os.path.basename(p)[len("libonnxruntime.so."):] for p in glob.glob(ort_lib + "/libonnxruntime.so.*.*")]
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     return {"cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" \t:"),
             "cores": os.cpu_count(), "load_average_at_end": os.getloadavg(), "queries": queries,

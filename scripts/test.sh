@@ -4,6 +4,7 @@
 set -euo pipefail
 bash "$(dirname "$0")/system_packages.sh"   # compilers, JDK, valgrind, npm (apt-get as root)
 bash "$(dirname "$0")/setup.sh"
+bash "$(dirname "$0")/install_arm_tools.sh" || echo "test: no ARM tool chain: tests/test_deploy_arm.py will fail" >&2
 source "$(dirname "$0")/common.sh"
 export PPNLP_HOME=$(mktemp -d)   # empty PaddleNLP cache: nothing may come from a hub
 exec "$PY" -m pytest "$@"

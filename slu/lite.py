@@ -14,9 +14,11 @@ The rewrite (outputs unchanged; Paddle Inference gives the same outputs on both 
 Paddle Lite 2.10 needed more (matmul_v2 -> matmul, XShape outputs, an int64 cast of int32 ids, dropout
 attributes); 2.13rc0 converts those as exported, for x86 and arm.
 
-Targets: every stage converts for arm (phones; an arm `.nb` cannot run on this machine). On x86, the `.nb` this
-machine runs (`--backend paddle_lite`), the INT8 stages are refused (slu/backends.py): the QAT program's x86 `.nb`
-returns NaN, and `dequantize_log` has no x86 kernel.
+Targets: every stage converts for arm (phones, ARM boards). An arm `.nb` runs on Lite's ARM kernels in deploy/cpp's
+`lite_demo` (the armv8 light API built by scripts/build_lite_arm.sh; here under qemu, tests/test_deploy_arm.py), not
+in this Python API, whose wheel is x86 only. On x86, the `.nb` this Python API runs (`--backend paddle_lite`), the
+INT8 stages are refused (slu/backends.py): the QAT program's x86 `.nb` returns NaN, and `dequantize_log` has no x86
+kernel.
 """
 import os
 import subprocess
@@ -190,7 +192,8 @@ class LiteRuntime:
         import paddlelite.lite as lite
 
         if not nb_path.endswith(".x86.nb"):
-            raise ValueError(f"{nb_path}: only x86 .nb files run on this machine (an arm .nb returns garbage here)")
+            raise ValueError(f"{nb_path}: only x86 .nb files run in this Python API (an arm .nb returns garbage on x86; "
+                             "deploy/cpp's lite_demo runs it on aarch64)")
         config = lite.MobileConfig()
         config.set_model_from_file(nb_path)  # Lite's Python MobileConfig has no thread setting
         self.predictor = lite.create_paddle_predictor(config)

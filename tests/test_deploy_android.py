@@ -1,10 +1,13 @@
 """deploy/android: the plain-Java tokenizer, labels, slot decoding and SluEngine against the Python pipeline (JDK);
-predictor/ and app/ type-checked against stubs of android.* and Paddle Lite's Java API."""
+predictor/ and app/ type-checked against stubs of android.* and Paddle Lite's real Java API (its sources in the
+vendored Paddle-Lite v2.13-rc archive)."""
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import unicodedata
 import zipfile
 
@@ -431,19 +434,39 @@ def generated_r(tmp_path):
     return path
 
 
+LITE_ARCHIVE = os.path.join(ROOT, "vendor", "paddle-lite-v2.13-rc-102697b.tar.xz")
+LITE_JAVA = "Paddle-Lite/lite/api/android/jni/src/com/baidu/paddle/lite/"
+
+
+def paddle_lite_java_sources(out):
+    """Paddle Lite v2.13-rc's Java API (com.baidu.paddle.lite) from the vendored archive, whose sha256 is the one
+    scripts/build_lite_arm.sh pins."""
+    pinned = re.search(r"^ARCHIVE_SHA256=([0-9a-f]{64})$", open(os.path.join(ROOT, "scripts", "build_lite_arm.sh")).read(),
+                       re.M).group(1)
+    assert hashlib.sha256(open(LITE_ARCHIVE, "rb").read()).hexdigest() == pinned
+    with tarfile.open(LITE_ARCHIVE) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(LITE_JAVA) and m.name.endswith(".java")]
+        tar.extractall(out, members)
+    return sorted(str(out / m.name) for m in members)
+
+
 @pytest.fixture(scope="module")
 def android_classes(tmp_path_factory):
-    """predictor/ + app/ + slu-core compiled as the Gradle modules are (Java 8) against the stubs of android.*
-    and of Paddle Lite 2.13-rc's Java API, every lint warning an error."""
+    """predictor/ + app/ + slu-core compiled as the Gradle modules are (Java 8) against stubs of android.* and
+    Paddle Lite 2.13-rc's own Java classes, every lint warning an error."""
     need_javac()
     tmp = tmp_path_factory.mktemp("android")
+    lite_sources = paddle_lite_java_sources(tmp / "lite_src")
+    assert {os.path.basename(f) for f in lite_sources} >= {"MobileConfig.java", "PaddlePredictor.java", "Tensor.java",
+                                                           "PowerMode.java", "ConfigBase.java"}
+    lite = javac(tmp / "lite", "--release", "8", *lite_sources)
     stubs = javac(tmp / "stubs", "--release", "8", *java_sources("stubs"))
     sources = java_sources("slu-core/src/main", "predictor/src/main", "app/src/main")
-    return javac(tmp / "classes", "--release", "8", "-Xlint:all", "-Werror", "-cp", stubs, *sources,
+    return javac(tmp / "classes", "--release", "8", "-Xlint:all", "-Werror", "-cp", f"{stubs}:{lite}", *sources,
                  generated_r(tmp))
 
 
-def test_predictor_and_app_type_check_against_android_and_paddle_lite_stubs(android_classes):
+def test_predictor_and_app_type_check_against_android_stubs_and_the_real_paddle_lite_api(android_classes):
     names = {os.path.relpath(os.path.join(d, f), android_classes) for d, _, fs in os.walk(android_classes)
              for f in fs}
     assert {"com/ernietiny/slu/android/SluPredictor.class", "com/ernietiny/slu/app/MainActivity.class",
@@ -527,6 +550,18 @@ def test_gradle_fetches_the_static_libcxx_archive_pinned_by_sha256():
     assert re.fullmatch(r"|[0-9a-f]{64}", props["paddleLiteSha256"])  # empty until checked on a first fetch
     gradle = open(os.path.join(ANDROID, "predictor", "build.gradle")).read()
     assert "paddleLiteSha256" in gradle and "SHA-256" in gradle and "libc++_shared.so" in gradle
+
+
+def test_gradle_refuses_to_download_without_a_sha256():
+    """fetchPaddleLite's first statement refuses a paddleLiteSha256 that is not 64 hex digits (the empty pin of
+    gradle.properties included), before the download. Read from the task's text: no Gradle can run here."""
+    gradle = open(os.path.join(ANDROID, "predictor", "build.gradle")).read()
+    body = gradle[gradle.index("tasks.register('fetchPaddleLite')"):]
+    body = body[body.index("doLast {") + len("doLast {"):]
+    first = re.match(r"\s*(?://[^\n]*\n\s*)*if \(!\(pin ==~ /\[0-9a-f\]\{64\}/\)\) \{\s*throw new GradleException\(", body)
+    assert first, body[:400]
+    assert "refusing" in body[:body.index("new URL(")] and "new URL(" not in body[:first.end()]
+    assert "pin = (project.findProperty('paddleLiteSha256') ?: '').trim().toLowerCase()" in gradle
 
 
 def test_predictor_never_calls_tensor_set_data_long(android_classes):

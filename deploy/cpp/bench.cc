@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli.h"
-#include "slu.h"
+#include "ort_predictor.h"
 
 // Under callgrind with --instr-atstart=no (and collection on at start, callgrind's default), instructions are
 // counted during the timed passes only: on this thread inside Session::Run alone (collection is per thread:

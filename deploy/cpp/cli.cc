@@ -1,7 +1,5 @@
 #include "cli.h"
 
-#include <onnxruntime_cxx_api.h>
-
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -37,6 +35,35 @@ bool FlagReader::OnOff() {
   return v == "on";
 }
 
+namespace {
+
+// ONNX Runtime's session options (--graph_optimization ...): false when `k` is not one of them.
+bool ParseSessionFlag(const std::string& k, FlagReader* r, slu::SessionSettings* s) {
+  if (k == "--graph_optimization" || k == "--execution_mode") {
+    std::string v = r->Value();
+    try {  // refused here, naming the flag, rather than when the session is made
+      if (k == "--graph_optimization") slu::GraphOptimizationIndex(v), s->graph_optimization = v;
+      else slu::ExecutionModeIndex(v), s->execution_mode = v;
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(k + ": " + e.what());
+    }
+  }
+  else if (k == "--inter_op_threads") s->inter_op_threads = r->PositiveInt();
+  else if (k == "--mem_pattern") s->mem_pattern = r->OnOff();
+  else if (k == "--cpu_arena") s->cpu_arena = r->OnOff();
+  else if (k == "--optimized_model_file") s->optimized_model_file = r->Value();
+  else if (k == "--session_config") {
+    std::string v = r->Value();
+    size_t eq = v.find('=');
+    if (eq == 0 || eq == std::string::npos) throw std::runtime_error("--session_config needs KEY=VALUE, not '" + v + "'");
+    s->config.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  }
+  else return false;
+  return true;
+}
+
+}  // namespace
+
 bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   if (k == "--model_dir") a->model_dir = r->Value();
   else if (k == "--model_file") a->model_file = r->Value();
@@ -49,25 +76,7 @@ bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   else if (k == "--batch_size") a->batch_size = r->PositiveInt();
   else if (k == "--max_length") a->max_length = r->PositiveInt();
   else if (k == "--cpu_num_threads") a->cpu_num_threads = r->PositiveInt();
-  else if (k == "--graph_optimization" || k == "--execution_mode") {
-    std::string v = r->Value();
-    try {  // refused here, naming the flag, rather than when the session is made
-      if (k == "--graph_optimization") slu::ParseGraphOptimization(v), a->session.graph_optimization = v;
-      else slu::ParseExecutionMode(v), a->session.execution_mode = v;
-    } catch (const std::runtime_error& e) {
-      throw std::runtime_error(k + ": " + e.what());
-    }
-  }
-  else if (k == "--inter_op_threads") a->session.inter_op_threads = r->PositiveInt();
-  else if (k == "--mem_pattern") a->session.mem_pattern = r->OnOff();
-  else if (k == "--cpu_arena") a->session.cpu_arena = r->OnOff();
-  else if (k == "--optimized_model_file") a->session.optimized_model_file = r->Value();
-  else if (k == "--session_config") {
-    std::string v = r->Value();
-    size_t eq = v.find('=');
-    if (eq == 0 || eq == std::string::npos) throw std::runtime_error("--session_config needs KEY=VALUE, not '" + v + "'");
-    a->session.config.emplace_back(v.substr(0, eq), v.substr(eq + 1));
-  }
+  else if (ParseSessionFlag(k, r, &a->session)) a->session_flag = k;
   else return false;
   return true;
 }
@@ -169,7 +178,7 @@ std::vector<Query> ReadQueries(const CommonArgs& a) {
   return qs;
 }
 
-void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a) {
+void WarnUnusedContext(const slu::Pipeline& predictor, const CommonArgs& a) {
   if (!a.contexts.empty() && predictor.context_turns() == 0)
     std::cerr << "warning: --context: the model has no dialogue context (context_turns 0 in its manifest), "
                  "ignored\n";
@@ -188,8 +197,6 @@ std::vector<QueryBatch> MakeBatches(const std::vector<Query>& queries, int batch
 int GuardedMain(const char* program, const std::function<int()>& body) {
   try {
     return body();
-  } catch (const Ort::Exception& e) {
-    std::cerr << program << ": error: ONNX Runtime: " << e.what() << "\n";
   } catch (const std::exception& e) {
     std::cerr << program << ": error: " << e.what() << "\n";
   }

@@ -22,6 +22,7 @@ struct CommonArgs {
   std::vector<std::string> contexts;  // --context: earlier turns of the dialogue, oldest first, for the --text queries
   int batch_size = 1, max_length = 0, cpu_num_threads = 1;  // max_length 0: the manifest's max_seq_length
   slu::SessionSettings session;  // --graph_optimization, --execution_mode, ... (ONNX Runtime's session options)
+  std::string session_flag;      // the last of those flags given (none: empty)
 };
 
 // Walks argv; values and numbers are checked as they are taken. Errors throw std::runtime_error.
@@ -61,7 +62,7 @@ struct Query {
 std::vector<Query> ReadQueries(const CommonArgs& a);
 
 // A warning on stderr when --context is given to a model without context (which ignores it).
-void WarnUnusedContext(const slu::Predictor& predictor, const CommonArgs& a);
+void WarnUnusedContext(const slu::Pipeline& predictor, const CommonArgs& a);
 
 struct QueryBatch {
   slu::Batch queries;

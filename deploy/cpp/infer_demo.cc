@@ -1,5 +1,5 @@
-// ERNIE 3.0 Tiny SLU demo on ONNX Runtime's C++ API: intent, confidence and slots for each query, one JSON line
-// per query.
+// ERNIE 3.0 Tiny SLU demo on ONNX Runtime's C++ API (infer_demo) or Paddle Lite's light API (lite_demo, this file
+// built with SLU_LITE): intent, confidence and slots for each query, one JSON line per query.
 //   ./infer_demo --model_dir output/nano --text 来一首周华健的花心
 //   ./infer_demo --model_dir output/nano --input_file queries.txt --batch_size 8
 //   ./infer_demo --model_dir output/nano_context --context 导航到古田 --context 换一条路线 --text 不去了
@@ -7,16 +7,29 @@
 // oldest first) gives the earlier turns of the --text queries; in a corpus-format --input_file, each query's are
 // the queries before it in its session (as deploy/python/infer_demo.py and run_eval.py take them).
 // model_dir holds deploy_config.json (the defaults: max length, vocabulary, label files), model.onnx
-// (convert_to_onnx.py) and the files the manifest names. Timing: slu_bench.
+// (convert_to_onnx.py) and the files the manifest names. Timing: slu_bench. lite_demo takes the same flags but
+// ONNX Runtime's session options, and runs --model_file (default <model_dir>/infer_model.arm.nb, slu/lite.py).
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "cli.h"
-#include "slu.h"
+#ifdef SLU_LITE
+#include "lite_predictor.h"
+#else
+#include "ort_predictor.h"
+#endif
 
 namespace {
+
+#ifdef SLU_LITE
+using RuntimePredictor = slu::LitePredictor;
+constexpr const char* kProgram = "lite_demo";
+#else
+using RuntimePredictor = slu::Predictor;
+constexpr const char* kProgram = "infer_demo";
+#endif
 
 struct Args {
   cli::CommonArgs common;
@@ -24,7 +37,7 @@ struct Args {
 };
 
 void Usage() {
-  std::cerr << "usage: infer_demo " << cli::kCommonUsage << "\n       [--dump_ids]\n";
+  std::cerr << "usage: " << kProgram << " " << cli::kCommonUsage << "\n       [--dump_ids]\n";
 }
 
 bool ParseArgs(int argc, char** argv, Args* a) {
@@ -36,6 +49,10 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else throw std::runtime_error("unknown flag " + k);
   }
   cli::CheckCommonArgs(a->common);
+#ifdef SLU_LITE
+  if (!a->common.session_flag.empty())
+    throw std::runtime_error(a->common.session_flag + " is an ONNX Runtime session option; lite_demo runs Paddle Lite");
+#endif
   return true;
 }
 
@@ -48,7 +65,7 @@ std::string JsonList(const std::vector<T>& v) {
 
 // The Python demo's output line; --dump_ids adds the token ids (with context, their token types) and each token's
 // slot label id.
-std::string JsonLine(const std::string& query, const slu::Prediction& p, const slu::Predictor& predictor,
+std::string JsonLine(const std::string& query, const slu::Prediction& p, const slu::Pipeline& predictor,
                      bool dump_ids) {
   char conf[32];
   snprintf(conf, sizeof conf, "%.6f", p.confidence);
@@ -72,7 +89,11 @@ std::string JsonLine(const std::string& query, const slu::Prediction& p, const s
 }
 
 int Run(const Args& a) {
-  slu::Predictor predictor(cli::ResolveOptions(a.common));
+  slu::PredictorOptions options = cli::ResolveOptions(a.common);
+#ifdef SLU_LITE
+  if (a.common.model_file.empty()) options.model_file = a.common.model_dir + "/infer_model.arm.nb";
+#endif
+  RuntimePredictor predictor(options);
   cli::WarnUnusedContext(predictor, a.common);
   auto queries = cli::ReadQueries(a.common);
   size_t next = 0;
@@ -92,7 +113,7 @@ int Run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return cli::GuardedMain("infer_demo", [&] {
+  return cli::GuardedMain(kProgram, [&] {
     Args a;
     return ParseArgs(argc, argv, &a) ? Run(a) : 0;
   });

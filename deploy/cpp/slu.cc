@@ -912,7 +912,7 @@ PredictorOptions ReadDeployConfig(const std::string& model_dir) {
   }
 }
 
-// ---- Predictor ------------------------------------------------------------------------------------------------
+// ---- Pipeline ------------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -972,45 +972,27 @@ std::vector<std::string> CheckedLabels(const std::string& path, size_t expected,
   return labels;
 }
 
-Ort::AllocatedStringPtr OutputName(const Ort::Session& s, size_t k, const std::string& model_file) {
-  if (s.GetOutputCount() < 2) throw std::runtime_error(model_file + ": the model must output intent and slot logits");
-  return s.GetOutputNameAllocated(k, Ort::AllocatorWithDefaultOptions());
-}
-
-Ort::SessionOptions MakeSessionOptions(int cpu_num_threads, const SessionSettings& s) {
-  Ort::SessionOptions so;
-  so.SetIntraOpNumThreads(cpu_num_threads);
-  so.SetInterOpNumThreads(s.inter_op_threads);
-  so.SetGraphOptimizationLevel(ParseGraphOptimization(s.graph_optimization));
-  so.SetExecutionMode(ParseExecutionMode(s.execution_mode));
-  if (s.mem_pattern) so.EnableMemPattern();
-  else so.DisableMemPattern();
-  if (s.cpu_arena) so.EnableCpuMemArena();
-  else so.DisableCpuMemArena();
-  if (!s.optimized_model_file.empty()) so.SetOptimizedModelFilePath(s.optimized_model_file.c_str());
-  for (const auto& kv : s.config) so.AddConfigEntry(kv.first.c_str(), kv.second.c_str());
-  return so;
-}
-
 size_t ArgMax(const float* v, size_t n) { return std::max_element(v, v + n) - v; }
+
+int IndexOf(const std::vector<std::string>& names, const std::string& name, const std::string& what) {
+  for (size_t k = 0; k < names.size(); ++k)
+    if (names[k] == name) return static_cast<int>(k);
+  std::string list;
+  for (size_t k = 0; k < names.size(); ++k) list += (k ? (k + 1 == names.size() ? " or " : ", ") : "") + names[k];
+  throw std::runtime_error(what + " must be " + list + ", not '" + name + "'");
+}
 
 }  // namespace
 
-GraphOptimizationLevel ParseGraphOptimization(const std::string& level) {
-  if (level == "disable") return ORT_DISABLE_ALL;
-  if (level == "basic") return ORT_ENABLE_BASIC;
-  if (level == "extended") return ORT_ENABLE_EXTENDED;
-  if (level == "all") return ORT_ENABLE_ALL;
-  throw std::runtime_error("graph optimization level must be disable, basic, extended or all, not '" + level + "'");
+int GraphOptimizationIndex(const std::string& level) {
+  return IndexOf({"disable", "basic", "extended", "all"}, level, "graph optimization level");
 }
 
-ExecutionMode ParseExecutionMode(const std::string& mode) {
-  if (mode == "sequential") return ORT_SEQUENTIAL;
-  if (mode == "parallel") return ORT_PARALLEL;
-  throw std::runtime_error("execution mode must be sequential or parallel, not '" + mode + "'");
+int ExecutionModeIndex(const std::string& mode) {
+  return IndexOf({"sequential", "parallel"}, mode, "execution mode");
 }
 
-Predictor::Predictor(const PredictorOptions& o)
+Pipeline::Pipeline(const PredictorOptions& o)
     : model_file_(ExistingModelFile(o.model_file)),
       tokenizer_(CheckedTokenizer(o)),
       intent_labels_(CheckedLabels(o.intent_label_path, o.num_intents, "intent", o.manifest)),
@@ -1018,47 +1000,19 @@ Predictor::Predictor(const PredictorOptions& o)
       context_turns_(NonNegative(o.context_turns, "context_turns")),
       max_context_length_(NonNegative(o.max_context_length, "max_context_length")),
       max_length_(CheckedMaxLength(o)),
-      decoder_(CheckedDecoder(o, intent_labels_, slot_labels_)),
-      env_(ORT_LOGGING_LEVEL_WARNING, "slu"),
-      session_(env_, model_file_.c_str(), MakeSessionOptions(o.cpu_num_threads, o.session)),
-      intent_name_(OutputName(session_, 0, model_file_)),
-      slot_name_(OutputName(session_, 1, model_file_)) {
-  CheckModelInputs(o);
-}
+      decoder_(CheckedDecoder(o, intent_labels_, slot_labels_)) {}
 
-// input_ids, and token_type_ids for a model with context (as the manifest's "inputs" lists them), of one integer
-// type: the manifest's input_dtype.
-void Predictor::CheckModelInputs(const PredictorOptions& o) {
-  const size_t n = session_.GetInputCount(), want = context_turns_ > 0 ? 2 : 1;
+void Pipeline::CheckInputCount(size_t n, const std::string& manifest) const {
+  const size_t want = context_turns_ > 0 ? 2 : 1;
   if (n != want)
-    throw std::runtime_error(o.model_file + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") + ", but " +
-                             o.manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
+    throw std::runtime_error(model_file_ + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") + ", but " +
+                             manifest + " says context_turns " + std::to_string(context_turns_) + " (" +
                              (want == 2 ? "input_ids and token_type_ids" : "input_ids alone") + ")");
-  for (size_t k = 0; k < n; ++k) {
-    auto elem = session_.GetInputTypeInfo(k).GetTensorTypeAndShapeInfo().GetElementType();
-    bool int32 = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    if (!int32 && elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
-      throw std::runtime_error(o.model_file + ": input " + std::to_string(k) + " must be int32 or int64");
-    if (k == 0) int32_input_ = int32;
-    if (int32 != int32_input_)
-      throw std::runtime_error(o.model_file + ": token_type_ids and input_ids have different integer types");
-    input_names_.push_back(session_.GetInputNameAllocated(k, Ort::AllocatorWithDefaultOptions()));
-  }
-  std::string dtype = int32_input_ ? "int32" : "int64";
-  if (!o.input_dtype.empty() && o.input_dtype != dtype)
-    throw std::runtime_error(o.model_file + " takes " + dtype + " input ids, but " + o.manifest +
-                             " says input_dtype " + o.input_dtype);
 }
 
-std::vector<Prediction> Predictor::Predict(const Batch& queries, const std::vector<Context>& contexts) {
-  auto encodings = Encode(queries, contexts);
-  auto logits = Run(encodings);
-  return Decode(queries, std::move(encodings), logits);
-}
-
-std::vector<Encoding> Predictor::Encode(const Batch& queries, const std::vector<Context>& contexts) const {
+std::vector<Encoding> Pipeline::Encode(const Batch& queries, const std::vector<Context>& contexts) const {
   if (!contexts.empty() && contexts.size() != queries.size())
-    throw std::invalid_argument("Predictor::Encode: " + std::to_string(contexts.size()) + " contexts for " +
+    throw std::invalid_argument("Pipeline::Encode: " + std::to_string(contexts.size()) + " contexts for " +
                                 std::to_string(queries.size()) + " queries");
   std::vector<Encoding> out;
   out.reserve(queries.size());
@@ -1069,56 +1023,25 @@ std::vector<Encoding> Predictor::Encode(const Batch& queries, const std::vector<
   return out;
 }
 
-namespace {
-
-// A [B, T] tensor of the rows of `rows`, padded with `pad`, as int32 or int64; `buffer` holds its data.
-template <class T>
-Ort::Value Padded(const std::vector<Encoding>& encodings, std::vector<int64_t> Encoding::*rows, int64_t pad,
-                  size_t width, std::vector<T>* buffer) {
-  buffer->assign(encodings.size() * width, static_cast<T>(pad));
-  for (size_t b = 0; b < encodings.size(); ++b) {
-    const std::vector<int64_t>& row = encodings[b].*rows;
-    std::copy(row.begin(), row.end(), buffer->begin() + b * width);  // narrowed to T: ids fit int32
-  }
-  int64_t shape[] = {static_cast<int64_t>(encodings.size()), static_cast<int64_t>(width)};
-  Ort::MemoryInfo mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  return Ort::Value::CreateTensor<T>(mem, buffer->data(), buffer->size(), shape, 2);
+size_t LongestEncoding(const std::vector<Encoding>& encodings) {
+  size_t n = 0;
+  for (const auto& e : encodings) n = std::max(n, e.ids.size());
+  return n;
 }
 
-}  // namespace
-
-std::vector<Ort::Value> Predictor::Run(const std::vector<Encoding>& encodings) {
+std::vector<Prediction> Pipeline::Decode(const Batch& queries, std::vector<Encoding> encodings,
+                                         const LogitsView& logits) const {
   if (encodings.empty()) return {};
-  size_t T = 0;
-  for (const auto& e : encodings) T = std::max(T, e.ids.size());
-  std::vector<int64_t> ids64, types64;
-  std::vector<int32_t> ids32, types32;
-  std::vector<Ort::Value> inputs;
-  if (int32_input_) {
-    inputs.push_back(Padded(encodings, &Encoding::ids, tokenizer_.pad_id(), T, &ids32));
-    if (input_names_.size() > 1) inputs.push_back(Padded(encodings, &Encoding::token_types, 0, T, &types32));
-  } else {
-    inputs.push_back(Padded(encodings, &Encoding::ids, tokenizer_.pad_id(), T, &ids64));
-    if (input_names_.size() > 1) inputs.push_back(Padded(encodings, &Encoding::token_types, 0, T, &types64));
-  }
-  std::vector<const char*> in_names;
-  for (const auto& name : input_names_) in_names.push_back(name.get());
-  const char* out_names[] = {intent_name_.get(), slot_name_.get()};
-  return session_.Run(Ort::RunOptions{nullptr}, in_names.data(), inputs.data(), inputs.size(), out_names, 2);
-}
-
-std::vector<Prediction> Predictor::Decode(const Batch& queries, std::vector<Encoding> encodings,
-                                          const std::vector<Ort::Value>& logits) const {
-  if (encodings.empty()) return {};
-  auto intent_shape = logits[0].GetTensorTypeAndShapeInfo().GetShape();
-  auto slot_shape = logits[1].GetTensorTypeAndShapeInfo().GetShape();
-  size_t n_int = intent_shape[1], T = slot_shape[1], n_slot = slot_shape[2];
+  const size_t n_int = logits.num_intents, T = logits.seq, n_slot = logits.num_slot_labels;
+  if (logits.batch != encodings.size())
+    throw std::runtime_error("the model answered " + std::to_string(logits.batch) + " queries of " +
+                             std::to_string(encodings.size()));
   if (n_int != intent_labels_.size() || n_slot != slot_labels_.size())
     throw std::runtime_error("model outputs " + std::to_string(n_int) + " intents / " + std::to_string(n_slot) +
                              " slot labels, the label files have " + std::to_string(intent_labels_.size()) +
                              " / " + std::to_string(slot_labels_.size()));
-  const float* intent = logits[0].GetTensorData<float>();
-  const float* slots = logits[1].GetTensorData<float>();
+  const float* intent = logits.intent;
+  const float* slots = logits.slots;
   std::vector<Prediction> out(encodings.size());
   for (size_t b = 0; b < encodings.size(); ++b) {
     Prediction& p = out[b];

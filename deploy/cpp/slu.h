@@ -1,9 +1,9 @@
-// The SLU pipeline on ONNX Runtime: a port of the project's Python code (PaddleNLP ErnieTokenizer = BERT basic
-// tokenization + WordPiece; slot decoding), the deployment manifest (deploy_config.json) and a Predictor that
-// ties them to an ONNX Runtime session. Checked against the Python pipeline by tests/test_deploy_cpp.py.
+// The SLU pipeline without its runtime: a port of the project's Python code (PaddleNLP ErnieTokenizer = BERT basic
+// tokenization + WordPiece; slot decoding), the deployment manifest (deploy_config.json) and a Pipeline that
+// ties them together around a runtime's logits. The runtimes: ort_predictor.h (ONNX Runtime) and lite_predictor.h
+// (Paddle Lite's light API). Checked against the Python pipeline by tests/test_deploy_cpp.py and test_deploy_arm.py.
 #pragma once
-#include <onnxruntime_cxx_api.h>
-
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -179,9 +179,10 @@ struct SessionSettings {
                                                             // session.intra_op.allow_spinning=0
 };
 
-// The names the settings take; ParseGraphOptimization throws std::runtime_error naming the allowed levels.
-GraphOptimizationLevel ParseGraphOptimization(const std::string& level);
-ExecutionMode ParseExecutionMode(const std::string& mode);
+// The names the settings take, as their index in ONNX Runtime's enums (disable, basic, extended, all; sequential,
+// parallel); std::runtime_error naming the allowed names for another.
+int GraphOptimizationIndex(const std::string& level);
+int ExecutionModeIndex(const std::string& mode);
 
 struct PredictorOptions {
   std::string model_file, vocab_path, intent_label_path, slot_label_path;
@@ -220,43 +221,58 @@ struct Prediction {
 
 using Batch = std::vector<std::vector<uint32_t>>;  // decoded queries (code points)
 
-class Predictor {
+// A runtime's outputs for a batch of B queries padded to T tokens: intent logits [B, num_intents] and slot logits
+// [B, T, num_slot_labels], row-major float, owned by the runtime.
+struct LogitsView {
+  const float* intent = nullptr;
+  const float* slots = nullptr;
+  size_t batch = 0, num_intents = 0, seq = 0, num_slot_labels = 0;
+};
+
+// The tokens of the longest encoding (the batch's padded width).
+size_t LongestEncoding(const std::vector<Encoding>& encodings);
+
+// The `rows` (ids or token types) of each encoding, padded with `pad` to `width`, as a [B, width] row-major buffer
+// of T (ids fit int32).
+template <class T>
+void PadRows(const std::vector<Encoding>& encodings, std::vector<int64_t> Encoding::*rows, int64_t pad, size_t width,
+             std::vector<T>* buffer) {
+  buffer->assign(encodings.size() * width, static_cast<T>(pad));
+  for (size_t b = 0; b < encodings.size(); ++b) {
+    const std::vector<int64_t>& row = encodings[b].*rows;
+    std::copy(row.begin(), row.end(), buffer->begin() + b * width);
+  }
+}
+
+// What every runtime's predictor shares: the tokenizer, labels, context and slot decoding of the options, checked
+// against the manifest, and the steps around the runtime (Encode before it, Decode of its logits after it).
+class Pipeline {
  public:
-  // Loads the model, vocabulary and labels; throws std::runtime_error when they are missing or disagree with
-  // the options' manifest (input dtype, model inputs against context_turns, vocabulary size and [PAD] id, label
-  // counts, max length + max_context_length against the position embeddings). Zero sizes and a negative
-  // pad_token_id are not checked.
-  explicit Predictor(const PredictorOptions& options);
+  // Throws std::runtime_error when the model file is missing, or the vocabulary or labels are missing or disagree
+  // with the options' manifest (vocabulary size and [PAD] id, label counts, max length + max_context_length against
+  // the position embeddings). Zero sizes and a negative pad_token_id are not checked.
+  explicit Pipeline(const PredictorOptions& options);
 
   // `contexts`: empty, or one per query (its earlier turns, oldest first), used by a model with context and
   // ignored by one without.
-  std::vector<Prediction> Predict(const Batch& queries, const std::vector<Context>& contexts = {});
-
-  // Predict's steps, for timing them apart: tokenizer (and context), Session::Run on the padded ids (and token
-  // types), decoding.
   std::vector<Encoding> Encode(const Batch& queries, const std::vector<Context>& contexts = {}) const;
-  std::vector<Ort::Value> Run(const std::vector<Encoding>& encodings);
   std::vector<Prediction> Decode(const Batch& queries, std::vector<Encoding> encodings,
-                                 const std::vector<Ort::Value>& logits) const;
+                                 const LogitsView& logits) const;
 
   const std::vector<std::string>& intent_labels() const { return intent_labels_; }
   const std::vector<std::string>& slot_labels() const { return slot_labels_; }
   int max_length() const { return max_length_; }
   int context_turns() const { return context_turns_; }
 
- private:
-  void CheckModelInputs(const PredictorOptions& o);
+ protected:
+  // The model's inputs: input_ids, and token_type_ids when context_turns > 0 (the manifest's "inputs").
+  void CheckInputCount(size_t inputs, const std::string& manifest) const;
 
   std::string model_file_;
   Tokenizer tokenizer_;
   std::vector<std::string> intent_labels_, slot_labels_;
   int context_turns_, max_context_length_, max_length_;
   SlotDecoder decoder_;
-  Ort::Env env_;
-  Ort::Session session_;
-  std::vector<Ort::AllocatedStringPtr> input_names_;  // input_ids, and token_type_ids with context
-  Ort::AllocatedStringPtr intent_name_, slot_name_;
-  bool int32_input_ = false;
 };
 
 }  // namespace slu

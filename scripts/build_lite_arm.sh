@@ -34,7 +34,7 @@ check_tools() {
   for t in aarch64-linux-gnu-gcc aarch64-linux-gnu-g++ cmake make git python3 xz sha256sum; do
     command -v "$t" >/dev/null || missing+=("$t")
   done
-  [ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]}: install them (as root: bash scripts/install_arm_tools.sh)"
+  [ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]}: install them (as root: bash scripts/system_packages.sh)"
 }
 
 build() {

@@ -98,7 +98,7 @@ def compressed(trained_pico, corpus_subset, tmp_path_factory):
 
 # The developers' quick subset (bash scripts/test.sh -m fast, a few minutes): every test that needs neither the
 # corpus nor a build of the C++ demo or the Java sources, plus those marked fast by hand.
-SLOW_FIXTURES = {"corpus_path", "build", "java", "android_classes"}
+SLOW_FIXTURES = {"corpus_path", "demo", "lite_demo", "java", "android_classes"}
 
 
 def pytest_collection_modifyitems(items):

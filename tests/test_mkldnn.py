@@ -71,8 +71,10 @@ def test_fp32_mkldnn_agrees_with_plain_cpu_under_mixed_batches(trained_pico, com
 @pytest.mark.parametrize("stage", ["int8", "quant_emb"])
 def test_int8_onednn_is_on_and_right_under_mixed_batches(trained_pico, compressed, corpus_subset, stage):
     """Paddle Inference's INT8 oneDNN path computes in INT8 where MKLDNN-off simulates the quantization in float:
-    close, not equal (on the nano model 99.6% of dev intents agree, accuracy 79.17 against 79.12). What must
-    hold exactly: a query's answer does not depend on the calls before it or on its batch-mates."""
+    close, not equal (on the nano model 99.6% of dev intents agree, accuracy 79.17 against 79.12). A query's answer
+    does not depend on the calls before it or on its batch-mates: the same intent and slots, logits within 0.01.
+    (Exact with oneDNN cache capacity 0, which keeps every shape; with capacity 10, needed because 0 breaks after
+    some shape sequences, re-created INT8 primitives were seen 0.0013 apart.)"""
     from slu.predictor import PaddleInferenceRuntime, create_runtime
 
     prefix = prefix_of(trained_pico, compressed, stage)
@@ -89,8 +91,10 @@ def test_int8_onednn_is_on_and_right_under_mixed_batches(trained_pico, compresse
     for (chunk, arr), (gi, gs) in zip(batches[:12], got):
         for j, x in enumerate(chunk):
             ai, as_ = alone(arr[j:j + 1, :len(x)])[:2]
-            np.testing.assert_allclose(gi[j], ai[0], atol=1e-5)
-            np.testing.assert_allclose(gs[j, :len(x)], as_[0], atol=1e-5)
+            np.testing.assert_allclose(gi[j], ai[0], atol=1e-2)
+            np.testing.assert_allclose(gs[j, :len(x)], as_[0], atol=1e-2)
+            assert gi[j].argmax() == ai[0].argmax()
+            assert (gs[j, :len(x)].argmax(-1) == as_[0].argmax(-1)).all()
     # backend "paddle" (FastDeploy) sends a QAT program to this runtime on CPU
     routed = create_runtime(prefix, "paddle")
     assert isinstance(routed, PaddleInferenceRuntime) and routed.mkldnn_int8

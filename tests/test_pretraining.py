@@ -179,6 +179,11 @@ def test_bad_settings_are_one_line_errors(pico_dir, flags, message, tmp_path):
 
 def test_missing_train_file_is_named(pico_dir, tmp_path):
     p = run_py(["run_pretrain.py", "--model_name_or_path", str(pico_dir), "--train_path", str(tmp_path / "none.txt"),
-                "--slot_label_path", SLOT_LABELS, "--output_dir", str(tmp_path / "o")], check=False)
+                "--slot_label_path", SLOT_LABELS, "--output_dir", str(tmp_path / "o"), "--device", "cpu"], check=False)
     assert p.returncode != 0
     assert p.stderr.strip().splitlines()[-1] == f"run_pretrain.py: error: file not found: {tmp_path / 'none.txt'}"
+    # without --device, PaddleNLP's default (gpu) is refused on a CPU build, beside the other errors
+    p = run_py(["run_pretrain.py", "--model_name_or_path", str(pico_dir), "--train_path", str(tmp_path / "none.txt"),
+                "--output_dir", str(tmp_path / "o")], check=False)
+    assert p.stderr.strip().splitlines()[-1].startswith("run_pretrain.py: error: --device gpu (PaddleNLP's default): "
+                                                       "this PaddlePaddle has no CUDA; pass --device cpu")

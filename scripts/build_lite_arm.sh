@@ -59,6 +59,8 @@ build() {
   echo "build_lite_arm: built in $((SECONDS - start)) s" >&2
 }
 
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lite-build.lock" && flock 9  # one build at a time (parallel test workers)
 if ! cached; then
   check_tools
   build

@@ -49,4 +49,6 @@ fi
 # The repository on the venv's import path (what `pip install -e .` does): `import slu` works from every entry
 # script (deploy/, benchmarks/, scripts/) without sys.path edits. Rewritten each time, so a moved clone works.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-pwd > "$site/ernie_tiny_slu.pth"
+if [ "$(cat "$site/ernie_tiny_slu.pth" 2>/dev/null)" != "$(pwd)" ]; then  # atomically: tests run Python meanwhile
+  pwd > "$site/ernie_tiny_slu.pth.tmp" && mv "$site/ernie_tiny_slu.pth.tmp" "$site/ernie_tiny_slu.pth"
+fi

@@ -6,4 +6,6 @@ bash "$(dirname "$0")/system_packages.sh"   # compilers, JDK, valgrind, npm, aar
 bash "$(dirname "$0")/setup.sh"
 source "$(dirname "$0")/common.sh"
 export PPNLP_HOME=$(mktemp -d)   # empty PaddleNLP cache: nothing may come from a hub
-exec "$PY" -m pytest "$@"
+# Two worker processes (pytest-xdist), a test file each at a time: most tests use one core. TEST_WORKERS=0 runs
+# the suite in this process.
+exec "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

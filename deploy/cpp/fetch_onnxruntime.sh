@@ -61,9 +61,10 @@ library() {
      && ln -sf libonnxruntime.so.$VERSION libonnxruntime.so)
 }
 
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock" && flock 9  # one fetch at a time (parallel test workers, two builds)
 if [ ! -f "$DEST/lib/libonnxruntime.so.$VERSION" ] || [ ! -f "$DEST/include/onnxruntime_cxx_api.h" ]; then
   [ "$ARCH" = x86_64 ] || [ "$ARCH" = aarch64 ] || die "unknown architecture '$ARCH': x86_64 or aarch64"
-  mkdir -p "$CACHE"
   tmp=$(mktemp -d "$CACHE/tmp.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/dest/include" "$tmp/dest/lib"

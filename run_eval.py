@@ -4,7 +4,9 @@
 
 Defaults (tokenizer, label files, max length, slot-less intents, dialogue context, slot decoding) come from the
 exported directory's deploy_config.json. A model trained with context takes each query's earlier turns from the
-corpus file's sessions. With --do_eval it prints sentence and intent accuracy; without, one prediction per query:
+corpus file's sessions. With --do_eval it prints per-slot precision/recall/F1 and the commonest intent confusions
+as a table, then a JSON line with sentence and intent accuracy and the slots' micro F1 (the whole report goes to
+--output_dir's eval_results.json); without, one prediction per query:
     {"query": "放一首刘德华的音乐", "intent": "music.play", "confidence": 0.998,
      "slot": [{"slot": "singer", "entity": "刘德华", "pos": [3, 5]}]}
 `pos` are inclusive character offsets into the query.
@@ -15,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from slu import core, manifest  # first: zlib work-around before paddle
+from slu import core, manifest, metrics  # first: zlib work-around before paddle
 from slu.predictor import Predictor, PythonTokenizer
 
 
@@ -66,13 +68,15 @@ def evaluate(p, args):
     examples = core.attach_context(core.read_examples(args.test_path, p.labels, args.skip_malformed), p.context_turns)
     if not examples:
         raise core.UsageError(f"{args.test_path}: no examples (the file is empty or has only blank lines)")
-    metrics = p.evaluate(examples)
+    report = p.evaluate(examples, report=True)
+    print(metrics.report_table(report))
     print(json.dumps({"test_path": args.test_path, "examples": len(examples),
-                      "accuracy": round(metrics["accuracy"], 6),
-                      "intent_accuracy": round(metrics["intent_accuracy"], 6)}, ensure_ascii=False))
+                      "accuracy": round(report["accuracy"], 6),
+                      "intent_accuracy": round(report["intent_accuracy"], 6),
+                      "slot_f1": report["slot_micro"]["f1"]}, ensure_ascii=False))
     if args.output_dir:
-        core.save_json(os.path.join(args.output_dir, "eval_results.json"), metrics)
-    return metrics
+        core.save_json(os.path.join(args.output_dir, "eval_results.json"), report)
+    return report
 
 
 def predict(p, args):

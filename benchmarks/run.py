@@ -18,7 +18,7 @@ ids; p50/p90 are taken per pass and the medians over passes reported. Memory: PS
 /proc/<pid>/smaps_rollup, and peak RSS (VmHWM), of a fresh process that loaded the model and answered those
 queries at batch 1, the median over `--repeats` processes. Throughput: the same queries at batch 32 with 2
 threads, median of `--repeats` passes. Accuracy: sentence accuracy on the whole dev file, the metric of
-training (slu.core.sentence_metrics). The arithmetic limit: multiply-adds of each program at the median
+training (slu.metrics.sentence_metrics). The arithmetic limit: multiply-adds of each program at the median
 tokenized length (benchmarks/arith.py) against one core's matmul peak.
 
 Writes benchmarks/results/<name>.json, .md (ratios against fine-tuned FP32 on Paddle Inference) and .png.
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from slu import core, manifest, program  # first: zlib work-around before paddle
+from slu import core, manifest, metrics, program  # first: zlib work-around before paddle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -202,7 +202,7 @@ def run_cpp(exe, model_dir, onnx, *args):
 
 def cpp_accuracy(outputs, examples, model_dir):
     """Sentence accuracy of the C++ demo's JSON lines (with --dump_ids) on corpus examples (read by dev_examples), by
-    core.score_predictions on PaddleNLP's token offsets, whose ids (context included) must equal the demo's."""
+    metrics.score_predictions on PaddleNLP's token offsets, whose ids (context included) must equal the demo's."""
     from slu.predictor import PythonTokenizer
 
     config = manifest.read(model_dir)
@@ -218,7 +218,7 @@ def cpp_accuracy(outputs, examples, model_dir):
         if row["query"] != ex["query"] or row["ids"] != i:
             raise RuntimeError(f"dev line {ex['line']}: the C++ demo's tokens differ from PaddleNLP's for {ex['query']!r}")
     predictions = [(off, labels.intent2id[row["intent"]], row["slot_ids"]) for row, off in zip(rows, offsets)]
-    return core.score_predictions(examples, labels, config["slotless_intents"], predictions)
+    return metrics.score_predictions(examples, labels, config["slotless_intents"], predictions)
 
 
 def cpp_row(a, model_dir, prefix, tick, tmp):

@@ -13,7 +13,7 @@ import math
 import os
 import types
 
-from slu import core, program
+from slu import core, metrics, program
 
 KNOWN_STRATEGIES = ("dynabert", "ptq", "qat", "dynabert+ptq", "dynabert+qat", "dynabert+embeddings",
                     "dynabert+qat+embeddings")
@@ -153,7 +153,7 @@ def make_custom_evaluate(labels, slotless, log):
             sp += list(slot_logits.argmax(-1).numpy())
             sg += list(batch["slot_label"].numpy())
         model.train()
-        m = core.sentence_metrics(ip, ig, sp, sg, labels, slotless)
+        m = metrics.sentence_metrics(ip, ig, sp, sg, labels, slotless)
         log(f"eval_accuracy: {m['accuracy']:.6f}, eval_intent_accuracy: {m['intent_accuracy']:.6f}")
         return float(m["accuracy"] + 1e-6 * (1 + m["intent_accuracy"]))
 

@@ -1,4 +1,4 @@
-"""Data reading, label handling, slot encoding/decoding and metrics.
+"""Data reading, label handling and slot encoding/decoding (the metrics are in slu/metrics.py).
 
 This is the one copy of that logic: training, evaluation, compression, the predictor, the server and the
 benchmarks all use it. It imports neither paddle nor paddlenlp, so the deploy side stays light.
@@ -473,63 +473,6 @@ def constrained_viterbi(emissions, crf, labels, allowed_types, continuing, with_
 def continuation_ids(vocab):
     """Ids of the WordPiece continuation tokens ("##...") of a vocabulary given as a list of tokens."""
     return [i for i, tok in enumerate(vocab) if tok.startswith("##")]
-
-
-# ----------------------------------------------------------------------------------- metric
-def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless):
-    """Sentence accuracy and intent accuracy.
-
-    intent_pred/intent_gold: [N] intent ids. slot_pred/slot_gold: [N, T] slot ids (slot_gold uses
-    PAD_SLOT_ID, or a negative fill value, for special tokens and padding, which are not compared). A sentence is right when
-    its intent is right and (the gold intent is slot-less, or every real token's slot is right).
-    """
-    slotless_ids = {labels.intent2id[i] for i in slotless}
-    n = len(intent_gold)
-    if n == 0:
-        raise ValueError("no examples to evaluate")
-    intent_ok = sent_ok = 0
-    for k in range(n):
-        ig = int(intent_gold[k])
-        if int(intent_pred[k]) != ig:
-            continue
-        intent_ok += 1
-        if ig in slotless_ids:
-            sent_ok += 1
-            continue
-        gold, pred = slot_gold[k], slot_pred[k]
-        if all(int(p) == int(g) for p, g in zip(pred, gold) if int(g) != PAD_SLOT_ID and int(g) >= 0):
-            sent_ok += 1
-    return {"accuracy": sent_ok / n, "intent_accuracy": intent_ok / n}
-
-
-def evaluate_examples(examples, labels, slotless, forward, batch_size, decoder=None):
-    """Sentence and intent accuracy of any runtime on corpus examples: the one evaluation loop that run_eval.py
-    and the deployment predictors share. `forward(chunk)` takes a list of examples and returns (ids, offsets,
-    intent_logits, slot_logits); `decoder` (default argmax) turns slot logits into label ids."""
-    decoder = decoder or SlotDecoder(labels)
-    predictions = []
-    for s in range(0, len(examples), batch_size):
-        chunk = examples[s:s + batch_size]
-        ids, offsets, intent_logits, slot_logits = forward(chunk)
-        for k in range(len(chunk)):
-            intent_id, slot_ids = decoder.decode(intent_logits[k], ids[k], offsets[k], slot_logits[k])
-            predictions.append((offsets[k], intent_id, slot_ids))
-    return score_predictions(examples, labels, slotless, predictions)
-
-
-def score_predictions(examples, labels, slotless, predictions):
-    """Sentence and intent accuracy of predictions given as (token offsets, intent id, slot ids per token), one per
-    example: gold slot labels are laid on the same offsets. Used by evaluate_examples and by runtimes that only
-    give the argmaxes (the C++ demo)."""
-    if len(predictions) != len(examples):
-        raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
-    intent_pred, slot_pred, intent_gold, slot_gold = [], [], [], []
-    for ex, (offsets, intent_id, slot_ids) in zip(examples, predictions):
-        intent_pred.append(intent_id)
-        intent_gold.append(labels.intent2id[ex["intent"]])
-        slot_pred.append(slot_ids)
-        slot_gold.append(spans_to_token_labels(offsets, ex["slots"], labels))
-    return sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless)
 
 
 def softmax(x, axis=-1):

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 
-from slu import core, manifest, program
+from slu import core, manifest, metrics, program
 from slu.backends import INT8_EMBEDDING_OPS, QAT_OPS, check_backend, refusal
 
 
@@ -272,13 +272,15 @@ class Predictor:
                 out.append(r)
         return out
 
-    def evaluate(self, examples, slotless=None):
+    def evaluate(self, examples, slotless=None, report=False):
         """Sentence and intent accuracy on corpus examples (their "context", when read with core.attach_context,
-        feeds a context model): the metric of training, with this predictor's slot decoding."""
+        feeds a context model): the metric of training, with this predictor's slot decoding; with report=True
+        also per-slot scores and intent confusions (metrics.full_report)."""
         def forward(chunk):
             ids, offsets, _, intent_logits, slot_logits = self.forward([e["query"] for e in chunk],
                                                                        [e.get("context", []) for e in chunk])
             return ids, offsets, intent_logits, slot_logits
 
         slotless = self.slotless if slotless is None else slotless
-        return core.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size, self.decoder)
+        return metrics.evaluate_examples(examples, self.labels, slotless, forward, self.batch_size, self.decoder,
+                                         report)

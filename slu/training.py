@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
-from slu import core, manifest
+from slu import core, manifest, metrics
 from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
 
 import numpy as np
@@ -542,7 +542,7 @@ def make_compute_metrics(labels, slotless, crf=None):
                 if len(query):
                     slot_pred[k, query] = core.constrained_viterbi(slot_logits[k, query], scores, labels,
                                                                    labels.slot_types, [False] * len(query))
-        return core.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, slot_pred, slot_gold, labels,
+        return metrics.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, slot_pred, slot_gold, labels,
                                      slotless)
     return compute_metrics
 

@@ -1,7 +1,9 @@
 """Train -> export -> run_eval on a small subset of the shared corpus, resume, and bad arguments."""
 import json
 import os
+import re
 import shutil
+from collections import Counter
 
 import pytest
 
@@ -42,6 +44,67 @@ def test_export_writes_a_deployable_directory(trained_pico, corpus_subset, label
     cfg = json.load(open(trained_pico / "config.json"))
     assert cfg["max_position_embeddings"] == 16
     assert cfg["vocab_size"] == len((trained_pico / "vocab.txt").read_text(encoding="utf-8").split("\n")) - 1
+
+
+def gold_slots(annotated):
+    """(type, first char, last char) of each slot of an annotated query, worked out here with a regex (the first
+    ASR alternative is what the query holds)."""
+    out, pos, plain = [], 0, 0
+    for m in re.finditer(r"<([a-z_]+)>(.*?)</\1>", annotated):
+        plain += len(annotated[pos:m.start()])
+        value = m.group(2).split("||")[0]
+        out.append((m.group(1), plain, plain + len(value) - 1))
+        plain += len(value)
+        pos = m.end()
+    return out
+
+
+def test_eval_report_scores_every_slot_type_and_counts_confusions(trained_pico, corpus_subset, tmp_path):
+    """run_eval.py --do_eval's per-slot precision/recall/F1 and intent confusions equal counts made here from its
+    own predictions (predict mode) against the corpus annotation: whole values, exact type and position. A query
+    longer than the model's 14 tokens is scored on what the model sees: its gold slots are cut where PaddleNLP's
+    tokenizer puts the end of the 14th token."""
+    from paddlenlp.transformers import ErnieTokenizer
+
+    tokenizer = ErnieTokenizer.from_pretrained(str(trained_pico))
+    dev = corpus_subset / "dev.txt"
+    prefix = str(trained_pico / "infer_model")
+    p = run_py(["run_eval.py", "--infer_prefix", prefix, "--test_path", str(dev), "--do_eval",
+                "--output_dir", str(tmp_path / "eval")])
+    report = json.load(open(tmp_path / "eval" / "eval_results.json"))
+    printed = p.stdout.strip().splitlines()
+    assert printed[0].split() == ["slot", "precision", "recall", "f1", "support"]
+    assert json.loads(printed[-1])["slot_f1"] == report["slot_micro"]["f1"]
+    run_py(["run_eval.py", "--infer_prefix", prefix, "--test_path", str(dev), "--output_dir", str(tmp_path / "pred")])
+    preds = [json.loads(x) for x in open(tmp_path / "pred" / "predictions.jsonl", encoding="utf-8")]
+    rows = [l.rstrip("\n").split("\t") for l in open(dev, encoding="utf-8") if l.strip()]
+    assert len(rows) == len(preds) == 150
+    tp, fp, fn = Counter(), Counter(), Counter()
+    truncated = 0
+    for cols, pred in zip(rows, preds):
+        gold = set(gold_slots(cols[3]))
+        if pred.get("truncated"):
+            truncated += 1
+            seen = tokenizer(cols[1], return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"][13][1]
+            gold = {(t, a, min(b, seen - 1)) for t, a, b in gold if a < seen}
+        got = {(s["slot"], s["pos"][0], s["pos"][1]) for s in pred["slot"]}
+        for t, *_ in gold & got:
+            tp[t] += 1
+        for t, *_ in got - gold:
+            fp[t] += 1
+        for t, *_ in gold - got:
+            fn[t] += 1
+    assert truncated and set(report["slots"]) == set(tp) | set(fp) | set(fn)
+    for t, r in report["slots"].items():
+        assert r["support"] == tp[t] + fn[t], t
+        assert r["precision"] == pytest.approx(tp[t] / (tp[t] + fp[t]) if tp[t] + fp[t] else 0, abs=1e-6), t
+        assert r["recall"] == pytest.approx(tp[t] / (tp[t] + fn[t]) if tp[t] + fn[t] else 0, abs=1e-6), t
+    micro_p = sum(tp.values()) / (sum(tp.values()) + sum(fp.values()))
+    assert report["slot_micro"]["precision"] == pytest.approx(micro_p, abs=1e-6)
+    confusions = Counter((cols[2], pred["intent"]) for cols, pred in zip(rows, preds) if cols[2] != pred["intent"])
+    top = sorted(confusions.values(), reverse=True)[:10]
+    assert [c["count"] for c in report["intent_confusions"]] == top
+    assert all(confusions[(c["gold"], c["predicted"])] == c["count"] for c in report["intent_confusions"])
 
 
 def test_static_accuracy_equals_dynamic(trained_pico, corpus_subset, tmp_path):

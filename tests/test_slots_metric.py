@@ -1,7 +1,7 @@
 """Slot encoding from character offsets, slot decoding and the sentence metric, on hand-worked cases."""
 import pytest
 
-from slu import core
+from slu import core, metrics
 
 VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "打", "电", "话", "给", "播", "放", "的", "来", "一", "首",
          "周", "华", "健", "花", "心", "188", "##666", "##688", "##88", "##8", "shape", "of", "you", "taylor",
@@ -70,12 +70,12 @@ def test_sentence_metric_hand_worked(labels):
     intent_pred = [i["music.play"], i["music.play"], i["OTHERS"], i["OTHERS"], i["music.pause"]]
     slot_gold = [[0, O, B, I, 0], [0, O, B, I, 0], [0, O, O, 0, 0], [0, B, I, 0, 0], [0, O, 0, -100, -100]]
     slot_pred = [[5, O, B, I, 7], [0, O, B, O, 0], [0, B, B, 0, 0], [0, B, I, 0, 0], [0, B, 0, 3, 3]]
-    m = core.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels,
-                               slotless=["OTHERS", "music.pause"])
+    m = metrics.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels,
+                                 slotless=["OTHERS", "music.pause"])
     # 1: right (PAD positions ignored); 2: wrong slot; 3: slot-less intent, slots ignored; 4: wrong intent;
     # 5: slot-less, right. Sentence 3/5, intent 4/5.
     assert m == {"accuracy": pytest.approx(3 / 5), "intent_accuracy": pytest.approx(4 / 5)}
-    m = core.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless=[])
+    m = metrics.sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless=[])
     assert m["accuracy"] == pytest.approx(1 / 5)  # 3 and 5 now need their slots right: both wrong
 
 
@@ -91,10 +91,10 @@ def test_score_predictions_lays_gold_on_the_offsets(labels):
     preds = [(offsets, i["music.play"], [0, O, B, I, 0]),            # right
              (offsets, i["music.play"], [0, O, B, B, 0]),            # 心 should be I-song
              ([(0, 0), (0, 1), (1, 2), (0, 0)], i["music.pause"], [0, B, B, 0])]  # slot-less: slots ignored
-    m = core.score_predictions(examples, labels, ["music.pause"], preds)
+    m = metrics.score_predictions(examples, labels, ["music.pause"], preds)
     assert m == {"accuracy": pytest.approx(2 / 3), "intent_accuracy": pytest.approx(1.0)}
     with pytest.raises(ValueError, match="2 predictions for 3 examples"):
-        core.score_predictions(examples, labels, ["music.pause"], preds[:2])
+        metrics.score_predictions(examples, labels, ["music.pause"], preds[:2])
 
 
 def test_slotless_intents_from_data(labels):
@@ -115,3 +115,29 @@ def test_postprocess_confidence_and_slots(labels):
                            labels)
     assert out == [{"intent": "music.play", "confidence": 0.9,
                     "slot": [{"slot": "singer", "entity": "刘德华", "pos": [0, 2]}]}]
+
+
+def test_slot_report_hand_worked(labels):
+    """Per-slot precision/recall/F1 over whole values, counted by hand: song TP 1, FP 2, FN 1; singer TP 1, FN 1."""
+    s = labels.slot2id
+    O, Bs, Is, Bg, Ig = s["O"], s["B-song"], s["I-song"], s["B-singer"], s["I-singer"]
+    slot_gold = [[0, O, Bs, Is, 0], [0, Bg, Ig, O, Bs, 0], [0, O, O, O, 0, -100], [0, Bg, 0]]
+    slot_pred = [[3, O, Bs, Is, 3], [0, Bg, Ig, O, 0, 0], [0, Bs, O, O, Bs, Bs], [0, Bs, 0]]
+    # sentence 2's predicted PAD on 'B-song' counts as O (a miss); padding positions are not scored
+    r = metrics.slot_report(slot_pred, slot_gold, labels)
+    assert r["slots"]["song"] == {"precision": round(1 / 3, 6), "recall": 0.5, "f1": 0.4, "support": 2}
+    assert r["slots"]["singer"] == {"precision": 1.0, "recall": 0.5, "f1": round(2 / 3, 6), "support": 2}
+    assert set(r["slots"]) == {"song", "singer"}
+    assert r["slot_micro"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 4}
+
+
+def test_intent_confusions_commonest_first(labels):
+    a, b, c = (labels.intent2id[x] for x in ("music.play", "OTHERS", "music.pause"))
+    gold = [a, a, a, b, b, b, b, b, c]
+    pred = [a, b, b, a, a, a, c, b, c]
+    assert metrics.intent_confusions(pred, gold, labels) == [
+        {"gold": "OTHERS", "predicted": "music.play", "count": 3},
+        {"gold": "music.play", "predicted": "OTHERS", "count": 2},
+        {"gold": "OTHERS", "predicted": "music.pause", "count": 1}]
+    assert metrics.intent_confusions(pred, gold, labels, top=1) == [
+        {"gold": "OTHERS", "predicted": "music.play", "count": 3}]

@@ -97,8 +97,8 @@ def compressed(trained_pico, corpus_subset, tmp_path_factory):
 
 
 # The developers' quick subset (bash scripts/test.sh -m fast, a few minutes): every test that needs neither the
-# corpus nor a build of the C++ demo or the Java sources, plus those marked fast by hand.
-SLOW_FIXTURES = {"corpus_path", "demo", "lite_demo", "java", "android_classes"}
+# corpus nor a build of the C++ demo or the Java sources nor the quick start, plus those marked fast by hand.
+SLOW_FIXTURES = {"corpus_path", "demo", "lite_demo", "java", "android_classes", "quickstart"}
 
 
 def pytest_collection_modifyitems(items):

@@ -30,20 +30,6 @@ STAGES = (("fine-tuned", None), ("+ pruning (vocab + width)", "pruned"),
           ("+ INT8 matmul (QAT)", "int8"), ("+ INT8 embeddings", "quant_emb"))
 
 
-FP32_HEADS = ("ernie.pooler.dense", "intent_classifier", "slot_classifier")
-
-
-def keep_heads_fp32(model):
-    """Mark the pooler and the two classifiers so that QAT leaves them alone (PaddleSlim skips a layer whose
-    skip_quant is True). On the final nano model it did not reduce QAT's loss (docs/results.md)."""
-    layers = dict(model.named_sublayers())
-    missing = [name for name in FP32_HEADS if name not in layers]
-    if missing:
-        raise core.UsageError(f"--qat_fp32_heads: the model has no {', '.join(missing)} layer")
-    for name in FP32_HEADS:
-        layers[name].skip_quant = True
-
-
 def distil_qat_from_pruned(trainer, alpha, temperature):
     """Make QAT learn from the width-pruned FP32 model as well as from the gold labels: its loss becomes
     (1 - alpha) * trainer.criterion + alpha * slu.distillation.distillation_loss against a frozen copy of
@@ -282,9 +268,6 @@ def run(setup, model_args, data_args, args):
     def quant(self, model_dir, strategy):
         if strategy in ("qat", "ptq"):
             save_pruned(self)
-        if strategy == "qat" and model_args.qat_fp32_heads:
-            keep_heads_fp32(self.model)
-            logger.info(f"QAT leaves {', '.join(FP32_HEADS)} in FP32 (--qat_fp32_heads)")
         if strategy == "qat" and model_args.qat_distill_alpha:
             distil_qat_from_pruned(self, model_args.qat_distill_alpha, model_args.distill_temperature)
             logger.info(f"QAT distils from the width-pruned FP32 model: weight {model_args.qat_distill_alpha}, "

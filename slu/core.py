@@ -81,10 +81,6 @@ class LabelSet:
     def from_files(cls, intent_path, slot_path):
         return cls(read_label_file(intent_path), read_label_file(slot_path))
 
-    @classmethod
-    def from_dir(cls, directory):
-        return cls.from_files(os.path.join(directory, "intent_label.txt"), os.path.join(directory, "slot_label.txt"))
-
 
 # ----------------------------------------------------------------------------------- reading
 _TAG = re.compile(r"<(/?)([^<>]*)>")
@@ -287,29 +283,6 @@ def decode_slots(query, offsets, slot_ids, labels):
     return [{"slot": x["slot"], "entity": query[x["_start"]:x["_end"]], "pos": [x["_start"], x["_end"] - 1]} for x in out]
 
 
-def slot_values(examples):
-    """{slot type: its distinct values in `examples`, as the query spells them, sorted}."""
-    values = {}
-    for ex in examples:
-        for slot_type, start, end, *_ in ex["slots"]:
-            values.setdefault(slot_type, set()).add(ex["query"][start:end])
-    return {t: sorted(v) for t, v in values.items()}
-
-
-def substitute_slots(example, values, rng):
-    """A copy of `example` whose every slot value is replaced by a value of the same type drawn with `rng` from
-    `values` (slot_values of the training set); the query, the spans and the annotation follow."""
-    query, spans, pieces, cursor, shift = example["query"], [], [], 0, 0
-    for slot_type, start, end, *_ in sorted(example["slots"], key=lambda x: x[1]):
-        new = rng.choice(values[slot_type]) if values.get(slot_type) else query[start:end]
-        pieces += [query[cursor:start], new]
-        spans.append((slot_type, start + shift, start + shift + len(new), new))
-        shift += len(new) - (end - start)
-        cursor = end
-    pieces.append(query[cursor:])
-    return {**example, "query": "".join(pieces), "slots": spans}
-
-
 def intent_slot_types(examples, labels):
     """{intent: [slot types seen with it]} over `examples`, both in label order; intents absent from the data are
     left out (no evidence: the decoder allows them every type)."""
@@ -328,13 +301,11 @@ class SlotDecoder:
     label of the word's first piece, as I-t (or O), so no entity starts or ends inside a word. Special tokens and
     padding (offsets (0, 0)) get PAD and end entities. "crf": the same constraints, but the best label sequence of
     each run of query tokens under a CRF slot head's scores (emissions = slot logits, plus the learned `transitions`
-    {"start": [L], "end": [L], "transitions": [L][L]}), found by Viterbi. "joint": the intent is chosen with the
-    slots: the intent k and sequence that maximise log p(k) + the CRF score of k's best constrained sequence (the
-    CRF's log partition does not depend on k, so this is the argmax of log p(intent) + log p(slots)).
+    {"start": [L], "end": [L], "transitions": [L][L]}), found by Viterbi.
     """
 
-    MODES = ("argmax", "constrained", "crf", "joint")
-    NEEDS_CRF = ("crf", "joint")
+    MODES = ("argmax", "constrained", "crf")
+    NEEDS_CRF = ("crf",)
 
     def __init__(self, labels, mode="argmax", intent_types=None, continuation_ids=(), transitions=None):
         if mode not in self.MODES:
@@ -348,24 +319,11 @@ class SlotDecoder:
 
     def decode(self, intent_logits, token_ids, offsets, slot_logits):
         """(intent id, slot label ids for the first len(offsets) tokens) of one query: the intent's argmax and
-        slot_ids under it, or in "joint" mode both chosen together."""
+        slot_ids under it."""
         import numpy as np
 
-        intent_logits = np.asarray(intent_logits, dtype="float64")
-        if self.mode != "joint":
-            intent_id = int(intent_logits.argmax())
-            return intent_id, self.slot_ids(intent_id, token_ids, offsets, slot_logits)
-        with np.errstate(divide="ignore"):  # an intent of probability 0 gets log p = -inf and is never chosen
-            log_p = np.log(softmax(intent_logits))
-        best, by_types = None, {}  # intents allowed the same slot types share their best sequence
-        for k, intent in enumerate(self.labels.intents):
-            allowed = tuple(self.intent_types.get(intent, self.labels.slot_types))
-            if allowed not in by_types:
-                by_types[allowed] = self._viterbi_ids(allowed, token_ids, offsets, np.asarray(slot_logits))
-            ids, score = by_types[allowed]
-            if best is None or log_p[k] + score > best[0]:
-                best = (log_p[k] + score, k, ids)
-        return best[1], best[2]
+        intent_id = int(np.asarray(intent_logits).argmax())
+        return intent_id, self.slot_ids(intent_id, token_ids, offsets, slot_logits)
 
     def slot_ids(self, intent_id, token_ids, offsets, slot_logits):
         """Label ids for the first len(offsets) tokens of `slot_logits` [T, slot labels], under `intent_id`."""
@@ -376,7 +334,7 @@ class SlotDecoder:
             return [int(x) for x in logits[:len(offsets)].argmax(-1)]
         allowed = self.intent_types.get(self.labels.intents[intent_id], self.labels.slot_types)
         if self.mode in self.NEEDS_CRF:
-            return self._viterbi_ids(allowed, token_ids, offsets, logits)[0]
+            return self._viterbi_ids(allowed, token_ids, offsets, logits)
         slot2id = self.labels.slot2id
         begin = [slot2id["O"]] + [slot2id["B-" + t] for t in allowed]
         out, prev = [], None  # prev: the label (string) of the token before, None after a special token
@@ -397,8 +355,8 @@ class SlotDecoder:
 
 
     def _viterbi_ids(self, allowed, token_ids, offsets, logits):
-        """(label ids, summed CRF score) of the best constrained sequence of each run of query tokens."""
-        out, k, total = [PAD_SLOT_ID] * len(offsets), 0, 0.0
+        """Label ids of the best constrained sequence of each run of query tokens."""
+        out, k = [PAD_SLOT_ID] * len(offsets), 0
         while k < len(offsets):  # each run of query tokens (special tokens and padding have offsets (0, 0))
             if offsets[k][1] <= offsets[k][0]:
                 k += 1
@@ -407,11 +365,9 @@ class SlotDecoder:
             while end < len(offsets) and offsets[end][1] > offsets[end][0]:
                 end += 1
             continuing = [j > k and int(token_ids[j]) in self.continuation_ids for j in range(k, end)]
-            out[k:end], score = constrained_viterbi(logits[k:end], self.transitions, self.labels, allowed, continuing,
-                                                    with_score=True)
-            total += score
+            out[k:end] = constrained_viterbi(logits[k:end], self.transitions, self.labels, allowed, continuing)
             k = end
-        return out, total
+        return out
 
 
 def check_transitions(transitions, num_labels, where="slot_transitions"):

@@ -114,30 +114,23 @@ class LinearChainCrf(nn.Layer):
 
 
 class JointLoss(nn.Layer):
-    """Intent cross entropy + slot cross entropy (optionally label-smoothed); slot label PAD (0) is ignored.
-    With `crf` (the model's LinearChainCrf) the slot loss is the CRF's negative log-likelihood of the query's
-    labels, averaged over queries as JointBERT does."""
+    """Intent cross entropy + slot cross entropy; slot label PAD (0) is ignored. With `crf` (the model's
+    LinearChainCrf) the slot loss is the CRF's negative log-likelihood of the query's labels, averaged over
+    queries as JointBERT does."""
 
-    def __init__(self, ignore_index=PAD_SLOT_ID, label_smoothing=0.0, crf=None):
+    def __init__(self, crf=None):
         super().__init__()
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
         self._crf = [crf] if crf is not None else []  # a list: the parameters stay the model's alone
 
     def forward(self, outputs, labels):
         intent_logits, slot_logits = outputs[0], outputs[1]
         intent_label, slot_label = labels[0], labels[1]
-        if self._crf:
-            intent_label = intent_label.reshape([-1]).astype("int64")
-            intent_loss = (smoothed_cross_entropy(intent_logits, intent_label, self.label_smoothing)
-                           if self.label_smoothing else F.cross_entropy(intent_logits, intent_label.unsqueeze(-1)))
-            return intent_loss + self._crf[0].nll(slot_logits, slot_label, slot_label != self.ignore_index)
-        slot_logits = slot_logits.reshape([-1, slot_logits.shape[-1]])
-        if self.label_smoothing:
-            return (smoothed_cross_entropy(intent_logits, intent_label, self.label_smoothing) +
-                    smoothed_cross_entropy(slot_logits, slot_label, self.label_smoothing, self.ignore_index))
         intent_loss = F.cross_entropy(intent_logits, intent_label.reshape([-1, 1]).astype("int64"))
+        if self._crf:
+            return intent_loss + self._crf[0].nll(slot_logits, slot_label, slot_label != PAD_SLOT_ID)
+        slot_logits = slot_logits.reshape([-1, slot_logits.shape[-1]])
         slot_loss = F.cross_entropy(slot_logits, slot_label.reshape([-1, 1]).astype("int64"),
-                                    ignore_index=self.ignore_index)
+                                    ignore_index=PAD_SLOT_ID)
         return intent_loss + slot_loss
 
 
@@ -161,18 +154,6 @@ def rdrop_loss(first, second, slot_label):
     the intent and slot distributions of two runs of the same batch under different dropout."""
     return 0.5 * (intent_slot_kl(first, second, slot_label) + intent_slot_kl(second, first, slot_label))
 
-
-def smoothed_cross_entropy(logits, label, epsilon, ignore_index=None):
-    """Mean over the kept rows of (1 - epsilon) * NLL + epsilon * (mean NLL over every class). Written out because
-    paddle's label_smoothing turns labels soft, and soft labels make it drop ignore_index."""
-    label = label.reshape([-1]).astype("int64")
-    logp = F.log_softmax(logits, axis=-1)
-    keep = paddle.ones_like(label, dtype=logp.dtype) if ignore_index is None else (label != ignore_index).astype(
-        logp.dtype)
-    safe = paddle.where(label == (ignore_index if ignore_index is not None else -1), paddle.zeros_like(label), label)
-    nll = -paddle.take_along_axis(logp, safe.unsqueeze(-1), axis=-1).squeeze(-1)
-    per_row = (1 - epsilon) * nll - epsilon * logp.mean(-1)
-    return (per_row * keep).sum() / paddle.clip(keep.sum(), min=1.0)
 
 
 def to_static_input_spec(input_dtype, context=False):

@@ -33,7 +33,6 @@ class ModelArguments:
                           "or a local directory written by init_offline_model.py or by run_train.py."},
     )
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the intent and slot heads."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the intent and slot losses."})
     use_crf: bool = field(default=False, metadata={
         "help": "A CRF slot head (as JointBERT's --use_crf): the slot loss is the CRF's negative log-likelihood, and "
                 "the export writes its transition scores for --slot_decoding crf. A model directory trained with it "
@@ -49,9 +48,6 @@ class ModelArguments:
         "help": "R-Drop: run each training batch twice (different dropout), train on the mean of the two losses plus "
                 "this weight times the symmetric KL divergence between the two runs' intent and slot distributions. "
                 "0 (default) is off; it doubles the forward and backward work of a step."})
-    qat_fp32_heads: bool = field(default=False, metadata={
-        "help": "Compression: leave the pooler and the intent and slot classifiers out of QAT, so that they stay FP32 "
-                "(3 of the 27 matmuls of nano). Off (default): every Linear layer is quantized, as upstream."})
     qat_distill_alpha: float = field(default=0.0, metadata={
         "help": "Compression: QAT's loss becomes (1 - A) * the loss on the gold labels + A * T^2 * the KL divergence "
                 "from the width-pruned FP32 model's intent and slot distributions (T: --distill_temperature). "
@@ -62,16 +58,12 @@ class ModelArguments:
 class DataArguments:
     train_path: Optional[str] = field(default=None, metadata={"help": "Train file (corpus format)."})
     dev_path: Optional[str] = field(default=None, metadata={"help": "Dev file (corpus format)."})
-    test_path: Optional[str] = field(default=None, metadata={"help": "Test file (corpus format)."})
     intent_label_path: str = field(default="data/intent_label.txt", metadata={"help": "Intent label file."})
     slot_label_path: str = field(default="data/slot_label.txt", metadata={"help": "Slot label file."})
     max_seq_length: Optional[int] = field(default=None, metadata={
         "help": f"Max tokens per query, [CLS] and [SEP] included (default {DEFAULT_MAX_SEQ_LENGTH}; when "
                 "--model_name_or_path is an exported directory, its deploy_config.json's value)."})
     max_vocab_size: int = field(default=6000, metadata={"help": "Vocabulary size kept by --prune_embeddings."})
-    ignore_index: int = field(default=PAD_SLOT_ID, metadata={
-        "help": f"Slot label id ignored by the loss: only {PAD_SLOT_ID} (PAD) is accepted, the id the metric "
-                "skips; kept for upstream's command line."})
     skip_malformed: bool = field(default=False, metadata={"help": "Skip (and count) malformed data lines "
                                                                   "instead of stopping at the first one."})
     context_turns: Optional[int] = field(default=None, metadata={
@@ -80,15 +72,10 @@ class DataArguments:
                 "when --model_name_or_path is one) is upstream's single-utterance model."})
     max_context_length: Optional[int] = field(default=None, metadata={
         "help": "Tokens given to the context turns, their [SEP]s included (default 16 per turn)."})
-    slot_substitution: float = field(default=0.0, metadata={
-        "help": "Probability that a training query with slots is seen, each time it is drawn, with every slot value "
-                "replaced by another value of the same type from the training set (0: off)."})
     slot_decoding: Optional[str] = field(default=None, metadata={
         "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default), constrained (slot "
                 "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder) or crf "
-                "(the same constraints, Viterbi under a --use_crf model's scores) or joint (crf, the intent chosen with "
-                "the slots: the best log p(intent) + CRF score). "
-                "Default when --model_name_or_path is an exported directory: its own."})
+                "(the same constraints, Viterbi under a --use_crf model's scores). Default when --model_name_or_path is an exported directory: its own."})
 
 
 def check_device(device):
@@ -118,16 +105,10 @@ def check_args(model_args, data_args, args):
     if data_args.slot_decoding is not None and data_args.slot_decoding not in core.SlotDecoder.MODES:
         errors.append(f"--slot_decoding must be one of {', '.join(core.SlotDecoder.MODES)}, "
                       f"not {data_args.slot_decoding!r}")
-    if not 0.0 <= data_args.slot_substitution <= 1.0:
-        errors.append(f"--slot_substitution is a probability, not {data_args.slot_substitution}")
-    if not 0.0 <= model_args.label_smoothing < 1.0:
-        errors.append(f"--label_smoothing must be in [0, 1), not {model_args.label_smoothing}")
     if not model_args.rdrop_alpha >= 0.0:
         errors.append(f"--rdrop_alpha must be 0 (off) or positive, not {model_args.rdrop_alpha}")
     elif model_args.rdrop_alpha and not args.do_train:
         errors.append("--rdrop_alpha needs --do_train (it is a fine-tuning loss)")
-    if model_args.qat_fp32_heads and not args.do_compress:
-        errors.append("--qat_fp32_heads needs --do_compress (it changes what QAT quantizes)")
     if not 0.0 <= model_args.qat_distill_alpha <= 1.0:
         errors.append(f"--qat_distill_alpha must be in [0, 1], not {model_args.qat_distill_alpha}")
     elif model_args.qat_distill_alpha and not args.do_compress:
@@ -146,9 +127,6 @@ def check_args(model_args, data_args, args):
             errors.append(f"--distill_alpha must be in [0, 1], not {model_args.distill_alpha}")
         if not model_args.distill_temperature > 0:
             errors.append(f"--distill_temperature must be positive, not {model_args.distill_temperature}")
-    if data_args.ignore_index != PAD_SLOT_ID:
-        errors.append(f"--ignore_index must be {PAD_SLOT_ID} (the PAD slot label, which the metric skips), "
-                      f"not {data_args.ignore_index}")
     for p in (data_args.intent_label_path, data_args.slot_label_path, data_args.train_path, data_args.dev_path):
         if p and not os.path.isfile(p):
             errors.append(f"file not found: {p}")
@@ -221,7 +199,7 @@ class Setup:
                     paddle.distributed.barrier()
             elif not self.last_checkpoint and os.path.isdir(args.output_dir):
                 self.last_checkpoint = last_complete_checkpoint(args.output_dir)
-        self.label_smoothing, self.rdrop_alpha = model_args.label_smoothing, model_args.rdrop_alpha
+        self.rdrop_alpha = model_args.rdrop_alpha
         if args.do_train or args.do_compress:
             log_cpu_threads(args.device)
         if self.rdrop_alpha and args.do_train:
@@ -295,27 +273,6 @@ def encode_examples(examples, tokenizer, labels, max_seq_length, context_turns=0
             item["token_type_ids"] = t
         out.append(item)
     return out
-
-
-class SubstitutingDataset(paddle.io.Dataset):
-    """Training examples encoded as they are drawn; a query with slots is, with probability `prob`, given other
-    values of its slot types from the training set (core.substitute_slots). Seeded: the same run draws the same
-    substitutions."""
-
-    def __init__(self, examples, encode, prob, seed):
-        self.examples, self.encode, self.prob = examples, encode, prob
-        self.values = core.slot_values(examples)
-        self.rng = np.random.RandomState(seed)
-        self.lengths = [len(x["input_ids"]) for x in encode(examples)]  # for length grouping: the originals'
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        ex = self.examples[index]
-        if ex["slots"] and self.rng.random_sample() < self.prob:
-            ex = core.substitute_slots(ex, self.values, self.rng)
-        return self.encode([ex])[0]
 
 
 class Collator:
@@ -512,12 +469,9 @@ def make_trainer(setup, data_args, args, train=True, **kwargs):
         args.label_names = ["intent_label", "slot_label"]
     encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length,  # noqa: E731
                                         data_args.context_turns, data_args.max_context_length)
-    train_set = None
-    if train:
-        train_set = (SubstitutingDataset(setup.train_ex, encode, data_args.slot_substitution, args.seed)
-                     if data_args.slot_substitution > 0 else encode(setup.train_ex))
+    train_set = encode(setup.train_ex) if train else None
     trainer = JointTrainer(model=setup.model,
-                           criterion=JointLoss(data_args.ignore_index, setup.label_smoothing, setup.model.crf),
+                           criterion=JointLoss(crf=setup.model.crf),
                            args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
                            eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
                            tokenizer=setup.tokenizer, **kwargs)

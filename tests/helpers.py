@@ -66,19 +66,17 @@ def qat_config():
     }
 
 
-def load_qat_model(width_dir, fp32_heads=False):
+def load_qat_model(width_dir):
     """The dynamic-graph QAT model of a width directory (pruned JointErnie + fake-quant layers + the best QAT
-    weights), i.e. the model that int8.pdmodel was saved from; `fp32_heads`: compressed with --qat_fp32_heads."""
+    weights), i.e. the model that int8.pdmodel was saved from."""
     import paddle
     from paddleslim import QAT
 
-    from slu import compression, manifest
+    from slu import manifest
     from slu.model import JointErnie
 
     labels = manifest.labels(width_dir)
     model = JointErnie.from_pretrained(width_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
-    if fp32_heads:
-        compression.keep_heads_fp32(model)
     QAT(config=qat_config()).quantize(model)
     model.set_state_dict(paddle.load(os.path.join(width_dir, "best_quant.pdparams")))
 

@@ -29,7 +29,7 @@ def dev_queries(corpus_subset, n=64):
     return [l.split("\t")[1] for l in open(corpus_subset / "dev.txt", encoding="utf-8") if "\t" in l][:n]
 
 
-def assert_int8_matches_qat_model(width_dir, ids, fp32_heads=False):
+def assert_int8_matches_qat_model(width_dir, ids):
     """The INT8 program against the dynamic-graph QAT model it was saved from (fake-quant layers); returns the
     QAT model's logits."""
     import paddle
@@ -37,7 +37,7 @@ def assert_int8_matches_qat_model(width_dir, ids, fp32_heads=False):
     from helpers import load_qat_model
     from slu.predictor import PaddleInferenceRuntime
 
-    qat = [t.numpy() for t in load_qat_model(str(width_dir), fp32_heads)(paddle.to_tensor(ids))]
+    qat = [t.numpy() for t in load_qat_model(str(width_dir))(paddle.to_tensor(ids))]
     # the program as exported, quantization simulated in float (MKLDNN off): measured max difference about 1% of
     # the largest logit, from activation rounding
     int8 = PaddleInferenceRuntime(str(width_dir / "int8"), mkldnn=False)(ids)
@@ -170,27 +170,6 @@ def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, 
     p = compress(trained_pico, tmp_path / "out", corpus_subset, *extra, check=False)
     assert p.returncode != 0 and message in p.stderr, p.stderr[-1500:]
     assert not (tmp_path / "out").exists()  # refused before anything ran
-
-
-def test_qat_fp32_heads_leaves_pooler_and_classifiers_unquantized(trained_pico, compressed, corpus_subset, tmp_path):
-    compress(trained_pico, tmp_path, corpus_subset, "--strategy", "dynabert+qat", "--width_mult_list", "0.5",
-             "--max_steps", "10", "--save_steps", "10", "--qat_fp32_heads")
-    w = tmp_path / "width_mult_0.5"
-    # pico: 3 encoder layers of 6 weight matmuls (q, k, v, attention output, two feed-forward), then the pooler
-    # and the two classifiers
-    assert weight_matmuls(w / "int8.pdmodel") == (18, 3)
-    assert weight_matmuls(compressed / "width_mult_0.5" / "int8.pdmodel") == (21, 0)  # the default: all of them
-    assert weight_matmuls(trained_pico / "infer_model.pdmodel") == (0, 21)
-    assert_int8_matches_qat_model(w, ids_batch(w, dev_queries(corpus_subset)), fp32_heads=True)
-
-
-def test_qat_fp32_heads_needs_compression(trained_pico, corpus_subset, tmp_path):
-    p = run_py(["run_train.py", "--model_name_or_path", str(trained_pico), "--train_path",
-                str(corpus_subset / "train.txt"), "--dev_path", str(corpus_subset / "dev.txt"), "--output_dir",
-                str(tmp_path / "x"), "--device", "cpu", "--do_train", "--qat_fp32_heads"], check=False)
-    assert p.returncode != 0
-    assert "--qat_fp32_heads needs --do_compress" in p.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "x").exists()
 
 
 def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned_model(trained_pico, labels):

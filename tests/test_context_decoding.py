@@ -147,7 +147,7 @@ def test_special_tokens_get_pad_and_ties_go_to_o(labels):
 
 
 def test_unknown_decoding_is_refused(labels):
-    with pytest.raises(core.UsageError, match="slot decoding must be one of argmax, constrained, crf, joint, not 'viterbi'"):
+    with pytest.raises(core.UsageError, match="slot decoding must be one of argmax, constrained, crf, not 'viterbi'"):
         core.SlotDecoder(labels, "viterbi")
 
 
@@ -191,9 +191,8 @@ def test_an_older_manifest_means_no_context_and_argmax(tmp_path, labels):
     ({"context_turns": -1}, "context_turns must be a non-negative integer, not -1"),
     ({"context_turns": 1, "max_context_length": 1}, "context_turns 1 needs max_context_length >= 2"),
     ({"context_turns": 1, "max_context_length": 17}, "max_seq_length \\+ max_context_length exceed the 32"),
-    ({"slot_decoding": "viterbi"}, "slot_decoding must be one of argmax, constrained, crf, joint, not 'viterbi'"),
+    ({"slot_decoding": "viterbi"}, "slot_decoding must be one of argmax, constrained, crf, not 'viterbi'"),
     ({"slot_decoding": "crf"}, "slot_decoding crf needs slot_transitions"),
-    ({"slot_decoding": "joint"}, "slot_decoding joint needs slot_transitions"),
     ({"slot_transitions": {"start": [0] * 9, "end": [0] * 9, "transitions": [[0] * 9] * 9}},
      r"slot_transitions.start must be finite numbers of shape \[{n}\]"),
     ({"intent_slot_types": {"music.play": "song"}}, "intent_slot_types must map intents to lists of slot types"),

@@ -88,44 +88,8 @@ def test_transitions_overrule_a_token_level_argmax():
     assert [LABELS.slots[i] for i in none] == ["PAD", "O", "O", "PAD"]
 
 
-def joint_case(b_a, i_a):
-    """Two query tokens; intent logits favour the slot-less music.pause (1.0 against 0.0, so log p is -0.3133
-    against -1.3133); the slot head gives B-a then I-a the scores b_a and i_a, every other label and transition 0."""
-    zeros = np.zeros(8)
-    crf = {"start": zeros, "end": zeros, "transitions": np.zeros((8, 8))}
-    logits = np.zeros((4, 8))
-    logits[1, LABELS.slot2id["B-a"]] = b_a
-    logits[2, LABELS.slot2id["I-a"]] = i_a
-    decoder = core.SlotDecoder(LABELS, "joint", {"music.play": ["a"], "music.pause": []}, transitions=crf)
-    offsets = [(0, 0), (0, 1), (1, 2), (0, 0)]
-    intent, ids = decoder.decode(np.array([0.0, 1.0]), [1, 5, 6, 2], offsets, logits)
-    return LABELS.intents[intent], [LABELS.slots[i] for i in ids]
-
-
-def test_joint_decoding_chooses_the_intent_with_its_slots():
-    """Worked by hand. Strong slot evidence (B-a 2.0 + I-a 1.5 = 3.5): music.play scores -1.3133 + 3.5 = 2.19,
-    music.pause (all O, 0) -0.31, so the joint answer is music.play with the entity, where the intent's argmax
-    would be music.pause with no slots. Weak evidence (0.5 + 0.3): music.play -0.51 < -0.31, the argmax stands."""
-    assert joint_case(2.0, 1.5) == ("music.play", ["PAD", "B-a", "I-a", "PAD"])
-    assert joint_case(0.5, 0.3) == ("music.pause", ["PAD", "O", "O", "PAD"])
-    assert joint_case(0.5, 0.6) == ("music.play", ["PAD", "B-a", "I-a", "PAD"])  # -1.3133 + 1.1 = -0.21 > -0.31
-
-
-def test_joint_predictions_report_the_chosen_intents_probability():
-    zeros = np.zeros(8)
-    crf = {"start": zeros, "end": zeros, "transitions": np.zeros((8, 8))}
-    slot_logits = np.zeros((1, 4, 8))
-    slot_logits[0, 1, LABELS.slot2id["B-a"]] = 3.0  # then O (0.5): music.play 3.5 - 1.3133, music.pause 0.5 - 0.3133
-    slot_logits[0, 2, LABELS.slot2id["O"]] = 0.5
-    decoder = core.SlotDecoder(LABELS, "joint", {"music.play": ["a"], "music.pause": []}, transitions=crf)
-    out = core.postprocess(["ab"], [[1, 5, 6, 2]], [[(0, 0), (0, 1), (1, 2), (0, 0)]], np.array([[0.0, 1.0]]),
-                           slot_logits, LABELS, decoder)
-    assert out == [{"intent": "music.play", "confidence": round(1 / (1 + np.e), 6),
-                    "slot": [{"slot": "a", "entity": "a", "pos": [0, 0]}]}]
-
-
-@pytest.mark.parametrize("mode", ["crf", "joint"])
-def test_crf_decoding_is_refused_without_scores_or_with_wrong_shapes(mode):
+def test_crf_decoding_is_refused_without_scores_or_with_wrong_shapes():
+    mode = "crf"
     with pytest.raises(core.UsageError, match=f"slot decoding {mode} needs .* --use_crf"):
         core.SlotDecoder(LABELS, mode)
     bad = {"start": [0.0] * 8, "end": [0.0] * 7, "transitions": [[0.0] * 8] * 8}
@@ -211,38 +175,8 @@ def test_predictor_decodes_by_viterbi_over_the_exported_scores(crf_model, corpus
     assert differs > 0
 
 
-def test_a_joint_predictor_chooses_each_intent_with_its_slots(crf_model, corpus_subset, labels, tmp_path):
-    """The wiring of --slot_decoding joint: in a copy of the export O -> O costs 1000 and OTHERS is slot-less, so
-    OTHERS (the briefly trained model's argmax everywhere) can only be chosen for one-token queries; every answer is
-    the intent with the best log-softmax + Viterbi path score (path_score, checked by enumeration above)."""
-    m, vocab, queries, got, (ids, offsets, _, intent_logits, slot_logits) = costly_o_predictions(
-        crf_model, corpus_subset, labels, tmp_path, {"OTHERS": []}, "joint")
-    crf = core.check_transitions(m["slot_transitions"], len(labels.slots))
-    argmax_others = 0
-    for k, query in enumerate(queries):
-        pos = [j for j, (s, e) in enumerate(offsets[k]) if e > s]
-        cont = [j > 0 and vocab[ids[k][p]].startswith("##") for j, p in enumerate(pos)]
-        z = np.asarray(intent_logits[k], "float64") - np.max(intent_logits[k])
-        log_p = z - np.log(np.exp(z).sum())
-        scored = []
-        for i, intent in enumerate(labels.intents):
-            types = [] if intent == "OTHERS" else labels.slot_types
-            path = core.constrained_viterbi(slot_logits[k][pos], crf, labels, types, cont)
-            scored.append((log_p[i] + path_score(crf, np.asarray(slot_logits[k][pos], "float64"), path), i, path))
-        _, intent, path = max(scored, key=lambda x: x[0])
-        slot_ids = [core.PAD_SLOT_ID] * len(offsets[k])
-        for p, sid in zip(pos, path):
-            slot_ids[p] = sid
-        assert got[k]["intent"] == labels.intents[intent]
-        assert got[k]["slot"] == core.decode_slots(query, offsets[k], slot_ids, labels)
-        if len(pos) > 1:
-            assert got[k]["intent"] != "OTHERS"
-        argmax_others += labels.intents[int(np.argmax(intent_logits[k]))] == "OTHERS"
-    assert argmax_others > 0
-
-
-@pytest.mark.parametrize("mode", ["crf", "joint"])
-def test_crf_decoding_of_a_model_without_crf_is_a_one_line_error(trained_pico, tmp_path, mode):
+def test_crf_decoding_of_a_model_without_crf_is_a_one_line_error(trained_pico, tmp_path):
+    mode = "crf"
     p = run_py(["run_train.py", "--model_name_or_path", str(trained_pico), "--output_dir", str(tmp_path / "x"),
                 "--do_export", "--slot_decoding", mode, "--device", "cpu"], check=False)
     assert p.returncode != 0

@@ -10,11 +10,11 @@ import sys
 from slu import compression, core, training  # first: zlib work-around before paddle
 
 import paddle
-from paddlenlp.trainer import CompressionArguments, PdArgumentParser
+from paddlenlp.trainer import PdArgumentParser
 
 
 def main(argv=None):
-    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
+    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, training.TrainingArguments))
     model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
     args.do_compress = True
     errors = training.check_args(model_args, data_args, args) + compression.check_args(data_args, args)
@@ -22,7 +22,7 @@ def main(argv=None):
         raise SystemExit("compress.py: error: " + "; ".join(errors))
     paddle.set_device(args.device)
     paddle.seed(args.seed)
-    compression.run(training.Setup(model_args, data_args, args), model_args, data_args, args)
+    compression.run(training.Setup(model_args, data_args, args), model_args, args)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ import sys
 from slu import compression, core, training  # first: zlib work-around before paddle
 
 import paddle
-from paddlenlp.trainer import CompressionArguments, PdArgumentParser
+from paddlenlp.trainer import PdArgumentParser
 from paddlenlp.utils.log import logger
 
 
 def main(argv=None):
-    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, CompressionArguments))
+    parser = PdArgumentParser((training.ModelArguments, training.DataArguments, training.TrainingArguments))
     model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
     errors = training.check_args(model_args, data_args, args)
     if args.do_compress:
@@ -27,10 +27,10 @@ def main(argv=None):
     setup = training.Setup(model_args, data_args, args)
 
     if args.do_compress:
-        compression.run(setup, model_args, data_args, args)
+        compression.run(setup, model_args, args)
         return
 
-    trainer = training.make_trainer(setup, data_args, args, train=args.do_train,
+    trainer = training.make_trainer(setup, args, train=args.do_train,
                                     compute_metrics=training.make_compute_metrics(setup.labels, setup.slotless,
                                                                                     setup.model.crf))
     max_positions = setup.model.config.max_position_embeddings
@@ -51,10 +51,12 @@ def main(argv=None):
     if args.do_export:
         src = args.output_dir if args.do_train else model_args.model_name_or_path
         max_positions = training.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,
-                                               setup.labels, model_args.dropout, bool(data_args.context_turns))
+                                               setup.labels, model_args.dropout, bool(setup.settings.context_turns))
     if args.do_train or args.do_export:
-        training.write_deploy_files(args.output_dir, setup.tokenizer, data_args, setup.labels, setup.slotless,
-                                    args.input_dtype, max_positions, setup.intent_types, setup.model.crf)
+        training.write_deploy_files(args.output_dir, tokenizer=setup.tokenizer, settings=setup.settings,
+                                    labels=setup.labels, slotless=setup.slotless, input_dtype=args.input_dtype,
+                                    max_position_embeddings=max_positions, intent_types=setup.intent_types,
+                                    crf=setup.model.crf)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # --max_steps 20). MODEL: the fine-tuned directory (train.sh's OUTPUT), whose deploy_config.json gives the max
 # length; OUTPUT: where width_mult_*/ and compress_report.* go (upstream: the same directory). One change from
 # upstream: QAT also distils from the width-pruned FP32 model (--qat_distill_alpha 0.5; measured in
-# docs/results.md); --qat_distill_alpha 0 gives upstream's QAT on the gold labels alone.
+# docs/experiments.md, twelfth amendment); --qat_distill_alpha 0 gives upstream's QAT on the gold labels alone.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 MODEL=${MODEL:-output/BS64_LR5e-5_EPOCHS30}

@@ -146,20 +146,20 @@ def make_custom_evaluate(labels, slotless, log):
     return custom_evaluate
 
 
-def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, data_args, intent_types=None,
+def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, settings, intent_types=None,
                  batch_size=256, crf_scores=None):
     """Dev accuracy (Paddle Inference, with the run's slot decoding), size and parameter count of each exported
     stage."""
     from slu.predictor import Predictor, PythonTokenizer, create_runtime
 
     vocab = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])]
-    decoder = core.SlotDecoder(labels, data_args.slot_decoding, intent_types, core.continuation_ids(vocab),
+    decoder = core.SlotDecoder(labels, settings.slot_decoding, intent_types, core.continuation_ids(vocab),
                                crf_scores)
     rows = []
     for name, prefix in stage_prefixes:
         predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
-                              data_args.max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size,
-                              slotless, data_args.context_turns, data_args.max_context_length, decoder)
+                              settings.max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size,
+                              slotless, settings.context_turns, settings.max_context_length, decoder)
         m = predictor.evaluate(dev_ex)
         rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
                      "intent_accuracy": round(100 * m["intent_accuracy"], 2),
@@ -204,7 +204,7 @@ def write_report(rows, out_prefix, title=""):
 CALIBRATION_QUERIES = 512
 
 
-def write_onnx_int8(width_dir, tokenizer, train_ex, data_args, seed):
+def write_onnx_int8(width_dir, tokenizer, train_ex, settings, seed):
     """quant_emb.onnx, the INT8-embedding stage for ONNX Runtime and the C++ demo (slu/onnx_export.py), with its
     activation scales calibrated on a seeded sample of the training queries (with their context, for a context
     model)."""
@@ -217,14 +217,14 @@ def write_onnx_int8(width_dir, tokenizer, train_ex, data_args, seed):
     def tokenize(texts, max_length):
         return core.encode_queries(tokenizer, texts, max_length)
 
-    ids, offsets, _ = tokenize([e["query"] for e in sample], data_args.max_seq_length)
+    ids, offsets, _ = tokenize([e["query"] for e in sample], settings.max_seq_length)
     ids, types, _ = core.add_context(tokenize, ids, offsets, [e.get("context", []) for e in sample],
-                                     data_args.context_turns, data_args.max_context_length)
-    feeds = list(zip(ids, types)) if data_args.context_turns else ids
+                                     settings.context_turns, settings.max_context_length)
+    feeds = list(zip(ids, types)) if settings.context_turns else ids
     return onnx_export.convert(width_dir, "quant_emb", "quant_emb.onnx", calibration_ids=feeds)
 
 
-def run(setup, model_args, data_args, args):
+def run(setup, model_args, args):
     """Compress the fine-tuned model of `setup` (a training.Setup); write the width directory and the report."""
     from paddlenlp.trainer import trainer_compress  # noqa: F401  (importing it adds Trainer.compress)
     from paddlenlp.utils.log import logger
@@ -238,19 +238,21 @@ def run(setup, model_args, data_args, args):
     width_dir = os.path.join(args.output_dir, "width_mult_" + str(round(width, 2)))
     labels, tokenizer = setup.labels, setup.tokenizer
 
-    trainer = training.make_trainer(setup, data_args, args)
+    trainer = training.make_trainer(setup, args)
     steps = args.max_steps if args.max_steps > 0 else \
         math.ceil(len(trainer.train_dataset) / args.per_device_train_batch_size) * math.ceil(args.num_train_epochs)
     if args.save_steps > steps:  # PaddleNLP evaluates (and saves) only every save_steps
         logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
         args.save_steps = steps
     custom_evaluate = make_custom_evaluate(labels, setup.slotless, logger.info)
-    context = bool(data_args.context_turns)
+    context = bool(setup.settings.context_turns)
     pruned_positions = []
 
     def export_deploy_files():
-        training.write_deploy_files(width_dir, tokenizer, data_args, labels, setup.slotless, args.input_dtype,
-                                    pruned_positions[0], setup.intent_types, setup.model.crf)
+        training.write_deploy_files(width_dir, tokenizer=tokenizer, settings=setup.settings, labels=labels,
+                                    slotless=setup.slotless, input_dtype=args.input_dtype,
+                                    max_position_embeddings=pruned_positions[0], intent_types=setup.intent_types,
+                                    crf=setup.model.crf)
 
     def save_pruned(self):
         """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
@@ -278,7 +280,7 @@ def run(setup, model_args, data_args, args):
     trainer.compress(custom_evaluate=custom_evaluate)
     save_pruned(trainer)
     if os.path.isfile(os.path.join(width_dir, "quant_emb.pdmodel")):
-        write_onnx_int8(width_dir, tokenizer, setup.train_ex, data_args, args.seed)
+        write_onnx_int8(width_dir, tokenizer, setup.train_ex, setup.settings, args.seed)
     export_deploy_files()  # lists the stages written since
 
     # the report: every stage's static model, evaluated with Paddle Inference on the dev set
@@ -290,7 +292,7 @@ def run(setup, model_args, data_args, args):
     stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
     stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
     crf_scores = setup.model.crf.scores() if setup.model.crf is not None else None
-    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, data_args, setup.intent_types,
+    rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, setup.settings, setup.intent_types,
                         crf_scores=crf_scores)
     title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
              f"width {w_arg}, dev {len(setup.dev_ex)} queries")

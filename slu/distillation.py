@@ -17,7 +17,7 @@ class Teacher:
     """A fine-tuned model directory, checked against the student's run, run without gradients on the student's
     batches (token ids mapped through the vocabularies: embedding pruning orders them differently)."""
 
-    def __init__(self, teacher_dir, student_tokenizer, labels, data_args, alpha, temperature):
+    def __init__(self, teacher_dir, student_tokenizer, labels, settings, alpha, temperature):
         where = f"--distill_from {teacher_dir}"
         for name, mine in (("intent_label.txt", labels.intents), ("slot_label.txt", labels.slots)):
             path = os.path.join(teacher_dir, name)
@@ -26,9 +26,9 @@ class Teacher:
             if core.read_label_file(path) != mine:
                 raise UsageError(f"{path}: not this run's labels (the teacher's outputs would mean other labels)")
         saved = manifest.read(teacher_dir) if os.path.isfile(os.path.join(teacher_dir, manifest.NAME)) else {}
-        if saved.get("context_turns", 0) != data_args.context_turns:
+        if saved.get("context_turns", 0) != settings.context_turns:
             raise UsageError(f"{where}: the teacher reads {saved.get('context_turns', 0)} context turns, this run "
-                             f"{data_args.context_turns}")
+                             f"{settings.context_turns}")
         teacher_vocab = AutoTokenizer.from_pretrained(teacher_dir).get_vocab()
         student_vocab = [t for t, _ in sorted(student_tokenizer.get_vocab().items(), key=lambda x: x[1])]
         missing = [t for t in student_vocab if t not in teacher_vocab]
@@ -39,7 +39,7 @@ class Teacher:
         with paddle.utils.unique_name.guard("teacher_"):
             self.model = JointErnie.from_pretrained(teacher_dir, intent_dim=len(labels.intents),
                                                     slot_dim=len(labels.slots))
-        needed = data_args.max_seq_length + data_args.max_context_length
+        needed = settings.max_seq_length + settings.max_context_length
         if needed > self.model.config.max_position_embeddings:
             raise UsageError(f"{where}: the teacher has {self.model.config.max_position_embeddings} position "
                              f"embeddings, this run needs {needed}")

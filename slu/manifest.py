@@ -24,7 +24,7 @@ TOKEN_TYPE_NAME = "token_type_ids"
 SLOT_DECODINGS = SlotDecoder.MODES
 
 
-def build(max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
+def build(*, max_seq_length, max_position_embeddings, input_dtype, labels, slotless, vocab_size, do_lower_case=True,
           pad_token_id=0, models=None, context_turns=0, max_context_length=0, intent_slot_types=None,
           slot_decoding="argmax", slot_transitions=None):
     inputs = [{"name": INPUT_NAME, "dtype": input_dtype, "shape": [-1, -1]}]

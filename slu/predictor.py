@@ -36,12 +36,12 @@ class PythonTokenizer:
         return core.encode_queries(self.tok, texts, max_length)
 
 
-def fast_tokenizer_from_dir(directory):
+def fast_tokenizer_from_dir(directory, config=None):
     """The deployment tokenizer (slu/tokenizer.py: PaddleNLP's tokenization without PaddleNLP, FastTokenizer's
-    WordPiece) over the vocabulary an exported directory's deploy_config.json names."""
+    WordPiece) over the vocabulary an exported directory's deploy_config.json (`config`, when already read) names."""
     from slu.tokenizer import FastTokenizer
 
-    config = manifest.read(directory)
+    config = config or manifest.read(directory)
     return FastTokenizer(os.path.join(directory, config["vocab_file"]), config["do_lower_case"])
 
 
@@ -204,9 +204,10 @@ class Predictor:
 
     @classmethod
     def from_dir(cls, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
-                 max_length=None, batch_size=32, use_fast=False, slot_decoding=None, mkldnn=True):
-        """The predictor of an exported directory: defaults and checks from its deploy_config.json."""
-        config = manifest.read(model_dir)
+                 max_length=None, batch_size=32, use_fast=False, slot_decoding=None, mkldnn=True, config=None):
+        """The predictor of an exported directory: defaults and checks from its deploy_config.json (`config`: that
+        file as manifest.read returned it, when the caller has read it already)."""
+        config = config or manifest.read(model_dir)
         labels = manifest.labels(model_dir, config)
         length = manifest.max_length(config, max_length, os.path.join(model_dir, manifest.NAME))
         prefix = os.path.join(model_dir, model_prefix)
@@ -216,7 +217,7 @@ class Predictor:
                 raise manifest.ManifestError(f"{prefix}.pdmodel takes {dtype} ids, {manifest.NAME} says "
                                              f"{config['input_dtype']}: re-export the directory")
         runtime = create_runtime(prefix, backend, device, cpu_num_threads, mkldnn)
-        tokenizer = fast_tokenizer_from_dir(model_dir) if use_fast else PythonTokenizer.from_dir(model_dir)
+        tokenizer = fast_tokenizer_from_dir(model_dir, config) if use_fast else PythonTokenizer.from_dir(model_dir)
         decoder = core.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
                                    core.continuation_ids(core.read_utf8_lines(os.path.join(model_dir,
                                                                                            config["vocab_file"]))),

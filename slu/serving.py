@@ -60,9 +60,12 @@ class Settings:
     max_connections: int = 1000
     log_lines_per_s: int = 10
     workers: int = 1
+    # the model's deploy_config.json as settings_from_args read it; not passed to worker processes (its CRF scores
+    # can approach the 128 KiB an environment string may hold), each of which reads the file once itself
+    manifest: Optional[dict] = None
 
     def to_env(self):
-        os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(self))
+        os.environ[SETTINGS_ENV] = json.dumps({**dataclasses.asdict(self), "manifest": None})
 
     @classmethod
     def from_env(cls):
@@ -100,7 +103,7 @@ class Prediction(BaseModel):
     intent: str
     confidence: float
     slot: List[Slot]
-    truncated: Optional[bool] = Field(None, description="present (true) when the text was cut to --max_length")
+    truncated: Optional[bool] = Field(None, description="present (true) when the text was cut to --max_seq_length")
 
 
 class PredictAnswer(BaseModel):
@@ -735,7 +738,7 @@ def load_predict(settings):
     """The predict function of the model the settings name (runs in the model thread)."""
     predictor = Predictor.from_dir(settings.model_dir, settings.model_prefix, settings.backend, settings.device,
                                    settings.cpu_num_threads, settings.max_length, settings.max_batch_size,
-                                   settings.use_fast)
+                                   settings.use_fast, config=settings.manifest)
     return lambda texts, contexts: predictor.predict(texts, contexts=contexts)
 
 

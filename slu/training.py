@@ -8,14 +8,14 @@ import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 from slu import core, manifest, metrics
 from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
 
 import numpy as np
 import paddle
-from paddlenlp.trainer import Trainer, TrainerCallback
+from paddlenlp.trainer import CompressionArguments, Trainer, TrainerCallback
 from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
 from paddlenlp.utils.log import logger
 
@@ -78,6 +78,16 @@ class DataArguments:
                 "(the same constraints, Viterbi under a --use_crf model's scores). Default when --model_name_or_path is an exported directory: its own."})
 
 
+LABEL_NAMES = ["intent_label", "slot_label"]  # the batch fields the loss takes: JointLoss's (intent, slot) labels
+
+
+@dataclass
+class TrainingArguments(CompressionArguments):
+    """PaddleNLP's training and compression arguments, with this model's label fields as --label_names' default."""
+    label_names: Optional[List[str]] = field(default_factory=lambda: list(LABEL_NAMES), metadata={
+        "help": f"The batch fields holding the labels: {' '.join(LABEL_NAMES)} (the default; nothing else)."})
+
+
 def check_device(device):
     """[error] when `device` cannot run here: PaddleNLP's default is gpu, which a CPU build of Paddle rejects
     with a traceback."""
@@ -94,6 +104,9 @@ def check_args(model_args, data_args, args):
         errors.append("--do_train needs --train_path")
     if args.do_eval and not data_args.dev_path:
         errors.append("--do_eval needs --dev_path")
+    if list(args.label_names or []) != LABEL_NAMES:
+        errors.append(f"--label_names must be {' '.join(LABEL_NAMES)} (the model's two label fields), not "
+                      f"{' '.join(args.label_names or [])}")
     if args.input_dtype not in ("int32", "int64"):
         errors.append(f"--input_dtype must be int32 or int64, not {args.input_dtype!r}")
     if data_args.max_seq_length is not None and data_args.max_seq_length < 3:
@@ -153,8 +166,38 @@ def check_paths(model_args, args):
 
 
 # ------------------------------------------------------------------------------------ loading
+@dataclass(frozen=True)
+class Settings:
+    """How a run encodes and decodes queries, resolved once (resolve_settings) and passed on: nothing rewrites the
+    parsed arguments."""
+    max_seq_length: int
+    context_turns: int
+    max_context_length: int
+    slot_decoding: str
+
+
+def resolve_settings(data_args, saved=None):
+    """Each setting from its flag, else from `saved` (the deploy_config.json of the exported directory the run
+    starts from, if it is one), else the default: max_seq_length 16, no context (max_context_length 16 tokens per
+    turn, 0 without context), argmax slot decoding."""
+    def pick(flag, field, default):
+        return flag if flag is not None else (saved[field] if saved else default)
+
+    max_seq_length = pick(data_args.max_seq_length, "max_seq_length", DEFAULT_MAX_SEQ_LENGTH)
+    context_turns = pick(data_args.context_turns, "context_turns", 0)
+    max_context_length = 0
+    if context_turns:
+        max_context_length = data_args.max_context_length
+        if max_context_length is None:
+            max_context_length = (saved["max_context_length"] if saved and saved["context_turns"]
+                                  else CONTEXT_TOKENS_PER_TURN * context_turns)
+    return Settings(max_seq_length, context_turns, max_context_length,
+                    pick(data_args.slot_decoding, "slot_decoding", "argmax"))
+
+
 class Setup:
-    """What a training or compression run starts from: labels, examples, slot-less intents, model, tokenizer."""
+    """What a training or compression run starts from: labels, examples, slot-less intents, settings, model,
+    tokenizer."""
 
     def __init__(self, model_args, data_args, args):
         self.labels = LabelSet.from_files(data_args.intent_label_path, data_args.slot_label_path)
@@ -168,24 +211,14 @@ class Setup:
         self.slotless = slotless_intents(self.train_ex + self.dev_ex, self.labels)
         if saved and not args.do_train:
             self.slotless = saved["slotless_intents"]  # the fine-tuning run's set, so every stage is scored alike
-        if data_args.max_seq_length is None:
-            data_args.max_seq_length = saved["max_seq_length"] if saved else DEFAULT_MAX_SEQ_LENGTH
-        if data_args.context_turns is None:
-            data_args.context_turns = saved["context_turns"] if saved else 0
-        if data_args.max_context_length is None:
-            data_args.max_context_length = (saved["max_context_length"] if saved and saved["context_turns"]
-                                            else CONTEXT_TOKENS_PER_TURN * data_args.context_turns)
-        if not data_args.context_turns:
-            data_args.max_context_length = 0
-        if data_args.slot_decoding is None:
-            data_args.slot_decoding = saved["slot_decoding"] if saved else "argmax"
+        self.settings = settings = resolve_settings(data_args, saved)
         for examples in (self.train_ex, self.dev_ex):
-            core.attach_context(examples, data_args.context_turns)
+            core.attach_context(examples, settings.context_turns)
         self.intent_types = core.intent_slot_types(self.train_ex, self.labels)
         if saved and not args.do_train:
             self.intent_types = saved["intent_slot_types"] or self.intent_types  # the fine-tuning run's table
         logger.info(f"{len(self.train_ex)} train / {len(self.dev_ex)} dev examples; max_seq_length "
-                    f"{data_args.max_seq_length}; slot-less intents: {self.slotless}")
+                    f"{settings.max_seq_length}; slot-less intents: {self.slotless}")
         self.last_checkpoint = None
         if args.do_train:
             self.last_checkpoint = args.resume_from_checkpoint
@@ -205,14 +238,14 @@ class Setup:
         if self.rdrop_alpha and args.do_train:
             logger.info(f"R-Drop: each training batch runs twice, KL weight {self.rdrop_alpha}")
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
-        if data_args.slot_decoding in core.SlotDecoder.NEEDS_CRF and not self.model.use_crf:
-            raise core.UsageError(f"--slot_decoding {data_args.slot_decoding}: {model_args.model_name_or_path} has no "
+        if settings.slot_decoding in core.SlotDecoder.NEEDS_CRF and not self.model.use_crf:
+            raise core.UsageError(f"--slot_decoding {settings.slot_decoding}: {model_args.model_name_or_path} has no "
                                   "CRF slot head (train it with --use_crf)")
         self.teacher = None
         if model_args.distill_from and args.do_train:
             from slu.distillation import Teacher
 
-            self.teacher = Teacher(model_args.distill_from, self.tokenizer, self.labels, data_args,
+            self.teacher = Teacher(model_args.distill_from, self.tokenizer, self.labels, settings,
                                    model_args.distill_alpha, model_args.distill_temperature)
 
     @staticmethod
@@ -236,10 +269,11 @@ class Setup:
             crf = {"use_crf": True} if model_args.use_crf else {}
             model = JointErnie.from_pretrained(model_path, intent_dim=len(self.labels.intents),
                                                slot_dim=len(self.labels.slots), dropout=model_args.dropout, **crf)
-        total = data_args.max_seq_length + data_args.max_context_length
+        settings = self.settings
+        total = settings.max_seq_length + settings.max_context_length
         if total > model.config.max_position_embeddings:
-            what = f"--max_seq_length {data_args.max_seq_length} " + (
-                f"+ --max_context_length {data_args.max_context_length} exceed" if data_args.max_context_length
+            what = f"--max_seq_length {settings.max_seq_length} " + (
+                f"+ --max_context_length {settings.max_context_length} exceed" if settings.max_context_length
                 else "exceeds")
             raise core.UsageError(f"{what} the {model.config.max_position_embeddings} position embeddings of "
                                   f"{model_path}")
@@ -463,12 +497,11 @@ class StepSeeds(TrainerCallback):
         paddle.seed((args.seed * 1_000_003 + state.global_step) % 2 ** 62)
 
 
-def make_trainer(setup, data_args, args, train=True, **kwargs):
+def make_trainer(setup, args, train=True, **kwargs):
     """A JointTrainer over the run's encoded train and dev examples."""
-    if not args.label_names:
-        args.label_names = ["intent_label", "slot_label"]
-    encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, data_args.max_seq_length,  # noqa: E731
-                                        data_args.context_turns, data_args.max_context_length)
+    s = setup.settings
+    encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, s.max_seq_length,  # noqa: E731
+                                        s.context_turns, s.max_context_length)
     train_set = encode(setup.train_ex) if train else None
     trainer = JointTrainer(model=setup.model,
                            criterion=JointLoss(crf=setup.model.crf),
@@ -576,18 +609,20 @@ def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, co
     return model.config.max_position_embeddings
 
 
-def write_deploy_files(directory, tokenizer, data_args, labels, slotless, input_dtype, max_position_embeddings,
+def write_deploy_files(directory, *, tokenizer, settings, labels, slotless, input_dtype, max_position_embeddings,
                        intent_types=None, crf=None):
-    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json (with a
-    CRF slot head's scores when `crf` is given)."""
+    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json (the run's
+    `settings`, with a CRF slot head's scores when `crf` is given)."""
     os.makedirs(directory, exist_ok=True)
     tokenizer.save_pretrained(directory)
     core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
     core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
     core.write_lines(os.path.join(directory, "slots_label.txt"), labels.slots)  # the name upstream's client reads
-    config = manifest.build(data_args.max_seq_length, max_position_embeddings, input_dtype, labels, slotless,
-                            len(tokenizer), getattr(tokenizer, "do_lower_case", True), tokenizer.pad_token_id,
-                            context_turns=data_args.context_turns, max_context_length=data_args.max_context_length,
-                            intent_slot_types=intent_types, slot_decoding=data_args.slot_decoding,
+    config = manifest.build(max_seq_length=settings.max_seq_length, max_position_embeddings=max_position_embeddings,
+                            input_dtype=input_dtype, labels=labels, slotless=slotless, vocab_size=len(tokenizer),
+                            do_lower_case=getattr(tokenizer, "do_lower_case", True),
+                            pad_token_id=tokenizer.pad_token_id, context_turns=settings.context_turns,
+                            max_context_length=settings.max_context_length, intent_slot_types=intent_types,
+                            slot_decoding=settings.slot_decoding,
                             slot_transitions=crf.scores() if crf is not None else None)
     return manifest.write(directory, config)

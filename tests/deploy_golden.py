@@ -56,8 +56,8 @@ def write_model_dir(path, vocab_path, labels, max_seq_length=16, context_turns=0
     core.write_lines(str(path / "intent_label.txt"), labels.intents)
     core.write_lines(str(path / "slot_label.txt"), labels.slots)
     vocab = core.read_utf8_lines(str(path / "vocab.txt"))
-    m = manifest.build(max_seq_length, 512, "int64", labels, [], len(vocab), True, vocab.index("[PAD]"),
-                       context_turns=context_turns, max_context_length=max_context_length,
+    m = manifest.build(max_seq_length=max_seq_length, max_position_embeddings=512, input_dtype="int64", labels=labels,
+                       slotless=[], vocab_size=len(vocab), pad_token_id=vocab.index("[PAD]"), context_turns=context_turns, max_context_length=max_context_length,
                        intent_slot_types=intent_slot_types, slot_decoding=slot_decoding,
                        slot_transitions=crf_scores(labels) if slot_decoding == "crf" else None)
     manifest.check_optional(m, str(path))

@@ -220,7 +220,7 @@ def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned
 
 @pytest.mark.parametrize("extra, distils", [([], True), (["--qat_distill_alpha", "0"], False)])
 def test_compress_sh_distils_in_qat_unless_told_not_to(trained_pico, corpus_subset, tmp_path, extra, distils):
-    """compress.sh's QAT distils from the pruned model by default (docs/results.md, twelfth amendment); the
+    """compress.sh's QAT distils from the pruned model by default (docs/experiments.md, twelfth amendment); the
     INT8 program it saves is still the QAT model's."""
     p = compress(trained_pico, tmp_path, corpus_subset, "--strategy", "dynabert+qat", "--width_mult_list", "0.5",
                  "--max_steps", "10", "--save_steps", "10", *extra)

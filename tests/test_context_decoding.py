@@ -162,7 +162,8 @@ def written_manifest(tmp_path, labels, **fields):
     (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     core.write_lines(tmp_path / "intent_label.txt", labels.intents)
     core.write_lines(tmp_path / "slot_label.txt", labels.slots)
-    m = manifest.build(16, 32, "int32", labels, [], len(VOCAB), **fields)
+    m = manifest.build(max_seq_length=16, max_position_embeddings=32, input_dtype="int32", labels=labels, slotless=[],
+                       vocab_size=len(VOCAB), **fields)
     (tmp_path / manifest.NAME).write_text(json.dumps(m), encoding="utf-8")
     return m
 

@@ -342,20 +342,20 @@ def test_max_length_defaults_to_the_manifest(demo, onnx_model, corpus_subset):
     dev = corpus_subset / "dev.txt"
     default = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids")
     explicit = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids",
-                        "--max_length", m["max_seq_length"])
+                        "--max_seq_length", m["max_seq_length"])
     assert default.returncode == explicit.returncode == 0, default.stderr + explicit.stderr
     assert default.stdout == explicit.stdout and default.stderr == explicit.stderr
     assert f"query longer than {m['max_seq_length'] - 2} tokens, truncated" in default.stderr
-    shorter = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--max_length", 8)
+    shorter = run_demo(demo, "--model_dir", onnx_model, "--input_file", dev, "--dump_ids", "--max_seq_length", 8)
     assert shorter.returncode == 0 and shorter.stdout != default.stdout
 
 
 def test_max_length_above_the_position_embeddings_is_refused(demo, onnx_model):
     limit = json.load(open(onnx_model / MANIFEST))["max_position_embeddings"]
-    p = run_demo(demo, "--model_dir", onnx_model, "--max_length", limit + 1, "--text", "你好")
+    p = run_demo(demo, "--model_dir", onnx_model, "--max_seq_length", limit + 1, "--text", "你好")
     err = one_line_error(p)
     assert f"max length {limit + 1} is larger than max_position_embeddings {limit}" in err
-    assert run_demo(demo, "--model_dir", onnx_model, "--max_length", limit, "--text", "你好").returncode == 0
+    assert run_demo(demo, "--model_dir", onnx_model, "--max_seq_length", limit, "--text", "你好").returncode == 0
 
 
 def flipped_dtype(m):
@@ -652,9 +652,9 @@ def test_context_flags_and_refusals(demo, context_model, onnx_model, tmp_path):
     d = model_copy(onnx_model, tmp_path / "one_input", json.dumps(single))
     assert "model.onnx has 1 input, but" in one_line_error(run_demo(demo, "--model_dir", d, "--text", "你好"))
     limit = m["max_position_embeddings"] - m["max_context_length"]
-    err = one_line_error(run_demo(demo, "--model_dir", context_model, "--max_length", limit + 1, "--text", "你好"))
+    err = one_line_error(run_demo(demo, "--model_dir", context_model, "--max_seq_length", limit + 1, "--text", "你好"))
     assert f"max length {limit + 1} + max_context_length {m['max_context_length']} is larger than" in err
-    assert run_demo(demo, "--model_dir", context_model, "--max_length", limit, "--text", "你好").returncode == 0
+    assert run_demo(demo, "--model_dir", context_model, "--max_seq_length", limit, "--text", "你好").returncode == 0
 
 
 def test_older_manifest_means_no_context_and_argmax(demo, onnx_model, tmp_path):

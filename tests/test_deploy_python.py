@@ -323,14 +323,14 @@ def test_missing_manifest_or_model_and_empty_query(trained_pico, tmp_path):
 
 @pytest.mark.parametrize("backend", ["onnx_runtime", "paddle_lite"])
 def test_max_length_comes_from_the_manifest_and_cannot_exceed_the_positions(trained_pico, backend):
-    """Without --max_length the demo truncates at deploy_config.json's max_seq_length (16: 14 tokens + 2); a
+    """Without --max_seq_length the demo truncates at deploy_config.json's max_seq_length (16: 14 tokens + 2); a
     larger value than the pruned position embeddings is refused before any runtime loads."""
     text = "播放" * 10  # 20 tokens
     default = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text])
     explicit = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text,
-                            "--max_length", "16"])
+                            "--max_seq_length", "16"])
     assert default == explicit and default[0]["truncated"] is True
-    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text, "--max_length", "17"],
+    p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", backend, "--text", text, "--max_seq_length", "17"],
                check=False)
     assert p.returncode == 1 and "max length 17 exceeds the model's 16 position embeddings" in p.stderr
     assert "Runtime initialized" not in p.stderr + p.stdout

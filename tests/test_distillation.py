@@ -2,7 +2,6 @@
 token ids, refusals, and a run whose distillation term vanishes exactly when the student is its teacher."""
 import json
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import paddle
@@ -11,8 +10,9 @@ import pytest
 from conftest import run_py
 from helpers import numpy_kl
 from slu import core
+from slu.training import Settings
 
-DATA = SimpleNamespace(context_turns=0, max_seq_length=16, max_context_length=0)
+DATA = Settings(max_seq_length=16, context_turns=0, max_context_length=0, slot_decoding="argmax")
 
 
 def test_distillation_loss_is_t_squared_times_intent_and_token_kl():

@@ -573,8 +573,12 @@ def test_server_200_concurrent_clients_get_their_single_request_answers(served, 
         assert got["confidence"] == pytest.approx(single["confidence"], abs=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["paddle", "paddle_inference", "onnx_runtime", "openvino", "paddle_lite"])
-def test_every_backend_answers_after_the_batch_shapes_that_broke_the_default_one(trained_pico, tmp_path, backend):
+# OpenVINO computes in bfloat16 on CPUs with AVX512-BF16 (slu/backends.py): 0.0022 from ONNX Runtime's confidence
+# was seen on such a CPU (bfloat16 keeps 8 bits of mantissa, 0.4% of a value)
+@pytest.mark.parametrize("backend, atol", [("paddle", 1e-4), ("paddle_inference", 1e-4), ("onnx_runtime", 1e-4),
+                                           ("openvino", 0.02), ("paddle_lite", 1e-4)])
+def test_every_backend_answers_after_the_batch_shapes_that_broke_the_default_one(trained_pico, tmp_path, backend,
+                                                                                 atol):
     """The reported sequence: eleven one-character texts, then one of eleven characters, then batch 1 and 3. Each
     answer equals ONNX Runtime's (infer_demo.py). On the default backend (FastDeploy's Paddle Inference, oneDNN) the
     second request used to be 500 "could not reshape a memory descriptor", and every one after it."""
@@ -589,7 +593,7 @@ def test_every_backend_answers_after_the_batch_shapes_that_broke_the_default_one
             for got in r.json().get("results") or [r.json()["result"]]:
                 ref = want[got["query"]]
                 assert (got["intent"], got["slot"]) == (ref["intent"], ref["slot"])
-                assert got["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
+                assert got["confidence"] == pytest.approx(ref["confidence"], abs=atol)
     finally:
         assert s.stop() == 0
 
@@ -706,8 +710,8 @@ def model_copy(trained_pico, tmp_path, model_files=True):
     (["--max_batch_size", "0"], "--max_batch_size must be at least 1, not 0"),
     (["--max_queue", "0"], "--max_queue must be at least 1, not 0"),
     (["--header_timeout", "0"], "--header_timeout must be more than 0 seconds, not 0.0"),
-    (["--max_length", "2"], "max length 2 is below 3"),
-    (["--max_length", "17"], "max length 17 exceeds the model's 16 position embeddings"),
+    (["--max_seq_length", "2"], "max length 2 is below 3"),
+    (["--max_seq_length", "17"], "max length 17 exceeds the model's 16 position embeddings"),
     (["--port", "99999"], "--port must be between 1 and 65535, not 99999"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_start_up_refuses_settings_that_cannot_work(trained_pico, flags, message):
@@ -757,3 +761,29 @@ def test_demo_refuses_text_that_is_not_utf8_before_fast_tokenizer_sees_it(traine
     p = subprocess.run([sys.executable, DEMO, "--model_dir", str(trained_pico), "--backend", "onnx_runtime",
                         "--use_fast", "--text", os.fsdecode(text)], cwd=ROOT, capture_output=True, timeout=300)
     assert p.returncode == 1 and p.stderr.decode().strip().splitlines()[-1] == f"infer_demo.py: error: {message}"
+
+
+def test_start_up_reads_deploy_config_once(trained_pico, monkeypatch):
+    """server.py's checks and the model load (FastTokenizer included) read the model's deploy_config.json once
+    between them: the settings carry what was read. Worker processes get the settings without it (it is not put in
+    the environment) and read it once each."""
+    import dataclasses
+    import importlib.util
+
+    from slu import manifest
+
+    spec = importlib.util.spec_from_file_location("server_cli", os.path.join(ROOT, "deploy", "python", "server.py"))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    reads = []
+    real_read = manifest.read
+    monkeypatch.setattr(manifest, "read", lambda d: reads.append(d) or real_read(d))
+    settings = cli.settings_from_args(cli.parse_args(["--model_dir", str(trained_pico), "--backend", "onnx_runtime",
+                                                      "--use_fast"]))
+    predict = server.load_predict(settings)
+    assert reads == [str(trained_pico)]
+    text = "导航到北京西站"
+    assert predict([text], [[]])[0]["intent"] == demo_predictions(trained_pico, [text])[0]["intent"]
+    monkeypatch.setenv(server.SETTINGS_ENV, "")
+    settings.to_env()
+    assert server.Settings.from_env() == dataclasses.replace(settings, manifest=None)

@@ -74,7 +74,7 @@ bool ParseCommonFlag(const std::string& k, FlagReader* r, CommonArgs* a) {
   else if (k == "--text") a->texts.push_back(r->Value());
   else if (k == "--context") a->contexts.push_back(r->Value());
   else if (k == "--batch_size") a->batch_size = r->PositiveInt();
-  else if (k == "--max_length") a->max_length = r->PositiveInt();
+  else if (k == "--max_seq_length") a->max_length = r->PositiveInt();
   else if (k == "--cpu_num_threads") a->cpu_num_threads = r->PositiveInt();
   else if (ParseSessionFlag(k, r, &a->session)) a->session_flag = k;
   else return false;

@@ -11,7 +11,7 @@ namespace cli {
 
 constexpr const char* kCommonUsage =
     "--model_dir DIR [--model_file F] [--vocab_path F] [--slot_label_path F] [--intent_label_path F]\n"
-    "       [--batch_size N] [--max_length N] [--cpu_num_threads N] [--text QUERY]... [--input_file F]\n"
+    "       [--batch_size N] [--max_seq_length N] [--cpu_num_threads N] [--text QUERY]... [--input_file F]\n"
     "       [--context TURN]... [--graph_optimization disable|basic|extended|all]\n"
     "       [--execution_mode sequential|parallel] [--inter_op_threads N] [--mem_pattern on|off]\n"
     "       [--cpu_arena on|off] [--optimized_model_file F] [--session_config KEY=VALUE]...";

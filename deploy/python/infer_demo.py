@@ -26,7 +26,7 @@ def parse_args(argv=None):
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--backend", default="paddle", choices=list(BACKENDS))
     ap.add_argument("--batch_size", type=int, default=1)
-    ap.add_argument("--max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
+    ap.add_argument("--max_seq_length", dest="max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
     ap.add_argument("--cpu_num_threads", type=int, default=1)
     ap.add_argument("--use_fast", action="store_true", help="tokenize with FastTokenizer")
     ap.add_argument("--lite_target", choices=["x86", "arm"], default="x86",

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     ap.add_argument("--backend", default=d.backend, choices=list(BACKENDS))
     ap.add_argument("--device", default=d.device, choices=["cpu", "gpu"])
     ap.add_argument("--cpu_num_threads", type=int, default=d.cpu_num_threads)
-    ap.add_argument("--max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
+    ap.add_argument("--max_seq_length", dest="max_length", type=int, default=None, help="default: deploy_config.json's max_seq_length")
     ap.add_argument("--use_fast", action="store_true", help="tokenize with FastTokenizer (recommended)")
     ap.add_argument("--max_batch_size", type=int, default=d.max_batch_size,
                     help="texts per runtime call and per request")
@@ -77,7 +77,8 @@ def settings_from_args(a):
     manifest.labels(a.model_dir, config)
     max_length = manifest.max_length(config, a.max_length, os.path.join(a.model_dir, manifest.NAME))
     names = {f.name for f in dataclasses.fields(Settings)}
-    settings = Settings(**{**{k: v for k, v in vars(a).items() if k in names}, "max_length": max_length})
+    settings = Settings(**{**{k: v for k, v in vars(a).items() if k in names}, "max_length": max_length,
+                           "manifest": config})
     raise_fd_limit(settings)
     return settings
 

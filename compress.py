@@ -7,7 +7,7 @@ Writes <output_dir>/width_mult_<w>/ (pruned, int8 and quant_emb models, deploy f
 """
 import sys
 
-from slu import compression, core, training  # first: zlib work-around before paddle
+from slu import compression, data, training  # first: zlib work-around before paddle
 
 import paddle
 from paddlenlp.trainer import PdArgumentParser
@@ -15,8 +15,8 @@ from paddlenlp.trainer import PdArgumentParser
 
 def main(argv=None):
     parser = PdArgumentParser((training.ModelArguments, training.DataArguments, training.TrainingArguments))
-    model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
-    args.do_compress = True
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, args = parser.parse_args_into_dataclasses(args=["--do_compress", *argv])
     errors = training.check_args(model_args, data_args, args) + compression.check_args(data_args, args)
     if errors:
         raise SystemExit("compress.py: error: " + "; ".join(errors))
@@ -28,5 +28,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (FileNotFoundError, core.DataError, core.UsageError) as e:
+    except (FileNotFoundError, data.DataError, data.UsageError) as e:
         raise SystemExit(f"compress.py: error: {e}")

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
-from slu import core, manifest, metrics  # first: zlib work-around before paddle
+from slu import data, decoding, manifest, metrics  # first: zlib work-around before paddle
 from slu.predictor import Predictor, PythonTokenizer
 
 
@@ -37,7 +37,7 @@ class EvalArguments:
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "Batch size."})
     do_eval: bool = field(default=False, metadata={"help": "Print accuracy instead of predictions."})
     slot_decoding: Optional[str] = field(default=None, metadata={
-        "help": f"{', '.join(core.SlotDecoder.MODES)} (default: deploy_config.json's slot_decoding)."})
+        "help": f"{', '.join(decoding.SlotDecoder.MODES)} (default: deploy_config.json's slot_decoding)."})
     device: str = field(default="cpu", metadata={"help": "cpu or gpu."})
     cpu_num_threads: int = field(default=1, metadata={"help": "CPU math threads."})
     output_dir: Optional[str] = field(default=None, metadata={"help": "Where to write eval_results.json or "
@@ -48,26 +48,26 @@ class EvalArguments:
 def load_predictor(args):
     """The exported directory's predictor on Paddle Inference, with the command line's overrides."""
     model_dir = os.path.dirname(os.path.abspath(args.infer_prefix))
-    p = Predictor.from_dir(model_dir, os.path.basename(args.infer_prefix), "paddle_inference", args.device,
-                           args.cpu_num_threads, args.max_seq_length, args.per_device_eval_batch_size,
-                           slot_decoding=args.slot_decoding)
+    p = Predictor.from_dir(model_dir, model_prefix=os.path.basename(args.infer_prefix), backend="paddle_inference",
+                           device=args.device, cpu_num_threads=args.cpu_num_threads, max_length=args.max_seq_length,
+                           batch_size=args.per_device_eval_batch_size, slot_decoding=args.slot_decoding)
     if args.model_name_or_path:
         p.tokenizer = PythonTokenizer.from_dir(args.model_name_or_path)
     if args.intent_label_path or args.slot_label_path:
         config = manifest.read(model_dir)
-        p.labels = core.LabelSet.from_files(
+        p.labels = data.LabelSet.from_files(
             args.intent_label_path or os.path.join(model_dir, config["intent_label_file"]),
             args.slot_label_path or os.path.join(model_dir, config["slot_label_file"]))
         manifest.check_labels(p.labels, config, args.intent_label_path or args.slot_label_path)
     if args.slotless_intent_path:
-        p.slotless = core.read_lines(args.slotless_intent_path)
+        p.slotless = data.read_lines(args.slotless_intent_path)
     return p
 
 
 def evaluate(p, args):
-    examples = core.attach_context(core.read_examples(args.test_path, p.labels, args.skip_malformed), p.context_turns)
+    examples = data.attach_context(data.read_examples(args.test_path, p.labels, args.skip_malformed), p.context_turns)
     if not examples:
-        raise core.UsageError(f"{args.test_path}: no examples (the file is empty or has only blank lines)")
+        raise data.UsageError(f"{args.test_path}: no examples (the file is empty or has only blank lines)")
     report = p.evaluate(examples, report=True)
     print(metrics.report_table(report))
     print(json.dumps({"test_path": args.test_path, "examples": len(examples),
@@ -75,14 +75,14 @@ def evaluate(p, args):
                       "intent_accuracy": round(report["intent_accuracy"], 6),
                       "slot_f1": report["slot_micro"]["f1"]}, ensure_ascii=False))
     if args.output_dir:
-        core.save_json(os.path.join(args.output_dir, "eval_results.json"), report)
+        data.save_json(os.path.join(args.output_dir, "eval_results.json"), report)
     return report
 
 
 def predict(p, args):
-    queries = core.read_queries(args.test_path, with_context=True)  # a corpus file's sessions give the context
+    queries = data.read_queries(args.test_path, with_context=True)  # a corpus file's sessions give the context
     if not queries:
-        raise core.UsageError(f"{args.test_path}: no queries (the file is empty or has only blank lines)")
+        raise data.UsageError(f"{args.test_path}: no queries (the file is empty or has only blank lines)")
     where = [f"{args.test_path}:{n}" for n, _, _ in queries]
     results = p.predict([q for _, q, _ in queries], where, [c for _, _, c in queries])
     out = open(os.path.join(args.output_dir, "predictions.jsonl"), "w", encoding="utf-8") if args.output_dir else None
@@ -104,7 +104,7 @@ def main(argv=None):
     (args,) = PdArgumentParser((EvalArguments,)).parse_args_into_dataclasses(args=argv)
     if not args.test_path:
         raise SystemExit("run_eval.py: error: --test_path is required")
-    core.check_at_least_one(args, ("per_device_eval_batch_size", "cpu_num_threads"))
+    data.check_at_least_one(args, ("per_device_eval_batch_size", "cpu_num_threads"))
     if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise SystemExit(f"run_eval.py: error: --output_dir {args.output_dir} is a file, not a directory")
     p = load_predictor(args)

@@ -9,7 +9,7 @@ scripts/recipe_single.sh runs both when MLM_EPOCHS is set.
 import os
 import sys
 
-from slu import core, pretraining, training  # first: zlib work-around before paddle
+from slu import data, pretraining, training  # first: zlib work-around before paddle
 
 import paddle
 from paddlenlp.trainer import PdArgumentParser, TrainingArguments
@@ -31,21 +31,21 @@ def main(argv=None):
     paddle.seed(args.seed)
     training.log_cpu_threads(args.device)
 
-    labels = core.LabelSet.from_files(pre_args.intent_label_path, pre_args.slot_label_path)
-    examples = core.read_examples(pre_args.train_path, labels, pre_args.skip_malformed)
+    labels = data.LabelSet.from_files(pre_args.intent_label_path, pre_args.slot_label_path)
+    examples = data.read_examples(pre_args.train_path, labels, pre_args.skip_malformed)
     if not examples:
-        raise core.UsageError(f"{pre_args.train_path}: no examples (the file is empty or has only blank lines)")
+        raise data.UsageError(f"{pre_args.train_path}: no examples (the file is empty or has only blank lines)")
     tokenizer = AutoTokenizer.from_pretrained(pre_args.model_name_or_path)
     if tokenizer.mask_token_id is None:
-        raise core.UsageError(f"{pre_args.model_name_or_path}: the vocabulary has no [MASK] token")
+        raise data.UsageError(f"{pre_args.model_name_or_path}: the vocabulary has no [MASK] token")
     with paddle.utils.unique_name.guard():  # parameter names match on resume (see training.Setup)
         model = pretraining.ErnieMaskedLM.from_pretrained(pre_args.model_name_or_path)
     context_length = (training.CONTEXT_TOKENS_PER_TURN * pre_args.context_turns if pre_args.max_context_length is None
                       else pre_args.max_context_length) if pre_args.context_turns else 0
     if pre_args.max_seq_length + context_length > model.config.max_position_embeddings:
-        raise core.UsageError(f"--max_seq_length {pre_args.max_seq_length} + context {context_length} exceed the "
+        raise data.UsageError(f"--max_seq_length {pre_args.max_seq_length} + context {context_length} exceed the "
                               f"{model.config.max_position_embeddings} position embeddings")
-    core.attach_context(examples, pre_args.context_turns)
+    data.attach_context(examples, pre_args.context_turns)
     encoded = training.encode_examples(examples, tokenizer, labels, pre_args.max_seq_length,
                                        pre_args.context_turns, context_length)
     dataset = pretraining.MaskingDataset(encoded, labels, tokenizer, pre_args.mask_prob,
@@ -66,5 +66,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (FileNotFoundError, core.DataError, core.UsageError) as e:
+    except (FileNotFoundError, data.DataError, data.UsageError) as e:
         raise SystemExit(f"run_pretrain.py: error: {e}")

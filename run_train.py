@@ -7,7 +7,7 @@ Same flags as upstream's example (scripts/train.sh and scripts/compress.sh hold 
 import os
 import sys
 
-from slu import compression, core, training  # first: zlib work-around before paddle
+from slu import compression, data, export, training  # first: zlib work-around before paddle
 
 import paddle
 from paddlenlp.trainer import PdArgumentParser
@@ -50,17 +50,17 @@ def main(argv=None):
         return  # other ranks of a distributed run: rank 0 exports
     if args.do_export:
         src = args.output_dir if args.do_train else model_args.model_name_or_path
-        max_positions = training.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,
-                                               setup.labels, model_args.dropout, bool(setup.settings.context_turns))
+        max_positions = export.export_static(src, os.path.join(args.output_dir, "infer_model"), args.input_dtype,
+                                             setup.labels, model_args.dropout, bool(setup.settings.context_turns))
     if args.do_train or args.do_export:
-        training.write_deploy_files(args.output_dir, tokenizer=setup.tokenizer, settings=setup.settings,
-                                    labels=setup.labels, slotless=setup.slotless, input_dtype=args.input_dtype,
-                                    max_position_embeddings=max_positions, intent_types=setup.intent_types,
-                                    crf=setup.model.crf)
+        export.write_deploy_files(args.output_dir, tokenizer=setup.tokenizer, settings=setup.settings,
+                                  labels=setup.labels, slotless=setup.slotless, input_dtype=args.input_dtype,
+                                  max_position_embeddings=max_positions, intent_types=setup.intent_types,
+                                  crf=setup.model.crf)
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (FileNotFoundError, core.DataError, core.UsageError) as e:
+    except (FileNotFoundError, data.DataError, data.UsageError) as e:
         raise SystemExit(f"run_train.py: error: {e}")

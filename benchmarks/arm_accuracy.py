@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 
-from slu import core, manifest  # first: zlib work-around before paddle
+from slu import data, manifest  # first: zlib work-around before paddle
 from run import cpp_accuracy, dev_examples  # benchmarks/run.py: the C++ demo's output scored as run_eval.py scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +43,8 @@ def x86_child(model_dir, dev, prefix, mkldnn):
     """One x86 reference in this process: its answers as JSON lines, then its accuracy as the last line."""
     from slu.predictor import Predictor
 
-    p = Predictor.from_dir(model_dir, prefix, "paddle_inference", mkldnn=mkldnn == "on", batch_size=64)
+    p = Predictor.from_dir(model_dir, model_prefix=prefix, backend="paddle_inference", mkldnn=mkldnn == "on",
+                           batch_size=64)
     examples = dev_examples(dev, model_dir)
     for r in p.predict([e["query"] for e in examples], contexts=[e["context"] for e in examples]):
         print(json.dumps({"intent": r["intent"], "slot": r["slot"]}, ensure_ascii=False))
@@ -118,7 +119,7 @@ def main(argv=None):
         print(json.dumps(rows[-1]), file=sys.stderr)
     out = os.path.join(ROOT, "benchmarks", "results", a.name)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    core.save_json(out + ".json", {"model_dir": a.model_dir, "dev": a.dev, "qemu": a.qemu, "rows": rows})
+    data.save_json(out + ".json", {"model_dir": a.model_dir, "dev": a.dev, "qemu": a.qemu, "rows": rows})
     with open(out + ".md", "w", encoding="utf-8") as f:
         f.write(markdown(rows, a))
     print(markdown(rows, a))

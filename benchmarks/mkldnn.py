@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from slu import core, manifest  # first: zlib work-around before paddle
+from slu import data, manifest  # first: zlib work-around before paddle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = {"infer_model": ("fine_tuned", "fine-tuned"), "pruned": ("compressed", "+ pruning"),
@@ -35,12 +35,12 @@ def child(model_dir, prefix, mkldnn, dev, n_queries):
     """One predictor; answers 'time <batch>', 'accuracy' and 'quit' on stdin, one JSON line each."""
     from slu.predictor import Predictor
 
-    p = Predictor.from_dir(model_dir, prefix, "paddle_inference", cpu_num_threads=1, mkldnn=mkldnn)
-    examples = core.attach_context(core.read_examples(dev, manifest.labels(model_dir)), 0)
+    p = Predictor.from_dir(model_dir, model_prefix=prefix, backend="paddle_inference", cpu_num_threads=1, mkldnn=mkldnn)
+    examples = data.attach_context(data.read_examples(dev, manifest.labels(model_dir)), 0)
     queries = [e["query"] for e in examples][:n_queries]
     ids, types, _, _ = p.encode(queries)
-    batches = {b: [(core.pad_batch(ids[s:s + b], p.tokenizer.pad_token_id, p.input_dtype),
-                    core.pad_batch(types[s:s + b], 0, p.input_dtype)) for s in range(0, len(ids), b)]
+    batches = {b: [(data.pad_batch(ids[s:s + b], p.tokenizer.pad_token_id, p.input_dtype),
+                    data.pad_batch(types[s:s + b], 0, p.input_dtype)) for s in range(0, len(ids), b)]
                for b in BATCHES}
     for b in BATCHES:  # warm-up: every shape once
         for batch, token_types in batches[b]:

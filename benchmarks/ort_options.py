@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from slu import core, manifest
+from slu import data, manifest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLU_BENCH = os.path.join(ROOT, "deploy", "cpp", "build", "slu_bench")
@@ -122,7 +122,7 @@ def optimized_graph(model_dir, model_file, level, tmp):
 
     out = os.path.join(tmp, f"optimized_{level}.onnx")
     qfile = os.path.join(tmp, "one_query.txt")
-    core.write_lines(qfile, ["你好"])
+    data.write_lines(qfile, ["你好"])
     p = subprocess.run(bench_args(model_dir, model_file, qfile, ["--graph_optimization", level,
                                                                  "--optimized_model_file", out]),
                        capture_output=True, text=True)
@@ -298,7 +298,7 @@ def measure_all(a, files, queries, tmp):
     """Every (model, setting) under callgrind, and the optimized graph of each graph level; with
     --transformers_optimizer, the pruned model after the transformers optimizer too, its answers checked first."""
     qfile = os.path.join(tmp, "queries.txt")
-    core.write_lines(qfile, queries)
+    data.write_lines(qfile, queries)
     jobs = [(label, path, s) for label, path in files for s in a.settings]
     transformers = {}
     if a.transformers_optimizer:
@@ -335,7 +335,7 @@ def main():
     if not os.path.isfile(SLU_BENCH):
         ap.error(f"no {SLU_BENCH}: build it with deploy/cpp/build.sh")
     files = model_files(a.model_dir, a.models)
-    queries = [e["query"] for e in core.read_examples(a.dev, manifest.labels(a.model_dir))][:a.queries]
+    queries = [e["query"] for e in data.read_examples(a.dev, manifest.labels(a.model_dir))][:a.queries]
     with tempfile.TemporaryDirectory(prefix="ort_options_") as tmp:
         runs, graphs, transformers = measure_all(a, files, queries, tmp)
     rows = per_query_rows(runs, len(queries))

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from slu import core, manifest, metrics, program  # first: zlib work-around before paddle
+from slu import data, manifest, metrics, program  # first: zlib work-around before paddle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,8 +68,8 @@ def timed_passes(p, queries, contexts, repeats):
     batches = []
     for q, c in zip(queries, contexts):
         ids, types, _, _ = p.encode([q], [c])
-        batches.append((core.pad_batch(ids, p.tokenizer.pad_token_id, p.input_dtype),
-                        core.pad_batch(types, 0, p.input_dtype)))
+        batches.append((data.pad_batch(ids, p.tokenizer.pad_token_id, p.input_dtype),
+                        data.pad_batch(types, 0, p.input_dtype)))
     runs = []
     for _ in range(repeats):
         total, tok, run = [], [], []
@@ -98,7 +98,7 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
     examples = dev_examples(dev, model_dir)
     queries = [e["query"] for e in examples][:n_queries]
     contexts = [e["context"] for e in examples][:n_queries]
-    p = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=1, batch_size=1,
+    p = Predictor.from_dir(model_dir, model_prefix=prefix, backend=backend, cpu_num_threads=1, batch_size=1,
                            use_fast=use_fast)
     p.predict(queries, contexts=contexts)  # warm-up
     if memory_only:
@@ -123,7 +123,7 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
         tok_py.append(statistics.median(py_pass))
         tok_fast.append(statistics.median(fast_pass))
     # throughput at batch 32 with 2 threads (a second predictor of the same kind)
-    p32 = Predictor.from_dir(model_dir, prefix, backend, cpu_num_threads=2, batch_size=32,
+    p32 = Predictor.from_dir(model_dir, model_prefix=prefix, backend=backend, cpu_num_threads=2, batch_size=32,
                              use_fast=use_fast)
     p32.predict(queries[:64], contexts=contexts[:64])
     qps = []
@@ -142,8 +142,8 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
 
 def dev_examples(dev, model_dir):
     """The dev examples, each with the earlier turns of its session that the model reads (none without context)."""
-    examples = core.read_examples(dev, manifest.labels(model_dir))
-    core.attach_context(examples, manifest.read(model_dir)["context_turns"])
+    examples = data.read_examples(dev, manifest.labels(model_dir))
+    data.attach_context(examples, manifest.read(model_dir)["context_turns"])
     return examples
 
 
@@ -212,7 +212,7 @@ def cpp_accuracy(outputs, examples, model_dir):
         raise RuntimeError(f"the C++ demo answered {len(rows)} of {len(examples)} dev queries")
     tokenizer = PythonTokenizer.from_dir(model_dir)
     ids, offsets, _ = tokenizer([e["query"] for e in examples], config["max_seq_length"])
-    ids, _, offsets = core.add_context(tokenizer, ids, offsets, [e["context"] for e in examples],
+    ids, _, offsets = data.add_context(tokenizer, ids, offsets, [e["context"] for e in examples],
                                        config["context_turns"], config["max_context_length"])
     for row, ex, i in zip(rows, examples, ids):
         if row["query"] != ex["query"] or row["ids"] != i:
@@ -224,9 +224,9 @@ def cpp_accuracy(outputs, examples, model_dir):
 def cpp_row(a, model_dir, prefix, tick, tmp):
     demo, bench = cpp_demo(a.cpp_demo)
     onnx = onnx_file(model_dir, prefix)
-    examples = core.read_examples(a.dev, manifest.labels(model_dir))
+    examples = data.read_examples(a.dev, manifest.labels(model_dir))
     qfile = os.path.join(tmp, "queries.txt")  # the dev file's lines up to the last query measured: its sessions
-    core.write_lines(qfile, core.read_utf8_lines(a.dev)[:examples[:a.queries][-1]["line"]])  # give the context
+    data.write_lines(qfile, data.read_utf8_lines(a.dev)[:examples[:a.queries][-1]["line"]])  # give the context
     stats = []
     for k in range(a.repeats):  # fresh processes: latency and memory of each, medians over them
         sfile = os.path.join(tmp, f"stats{k}.json")
@@ -261,7 +261,7 @@ def size_mib(model_dir, prefix):
 def median_seq_len(model_dir, dev, n_queries):
     from slu.predictor import PythonTokenizer
 
-    queries = [e["query"] for e in core.read_examples(dev, manifest.labels(model_dir))][:n_queries]
+    queries = [e["query"] for e in data.read_examples(dev, manifest.labels(model_dir))][:n_queries]
     ids, _, _ = PythonTokenizer.from_dir(model_dir)(queries, manifest.read(model_dir)["max_seq_length"])
     return int(statistics.median_low(len(i) for i in ids))
 

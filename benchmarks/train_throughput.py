@@ -13,7 +13,7 @@ import json
 import os
 import time
 
-from slu import core  # first: zlib work-around before paddle
+from slu import data  # first: zlib work-around before paddle
 from slu.training import DEFAULT_MAX_SEQ_LENGTH as MAX_SEQ_LENGTH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,10 +39,10 @@ def main():
     from slu.model import JointErnie, JointLoss
     from slu.training import Collator, encode_examples
 
-    labels = core.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
+    labels = data.LabelSet.from_files(os.path.join(ROOT, "data", "intent_label.txt"),
                                        os.path.join(ROOT, "data", "slot_label.txt"))
     tok = AutoTokenizer.from_pretrained(a.model_dir)
-    data = encode_examples(core.read_examples(a.train, labels), tok, labels, MAX_SEQ_LENGTH)
+    encoded = encode_examples(data.read_examples(a.train, labels), tok, labels, MAX_SEQ_LENGTH)
     model = JointErnie.from_pretrained(a.model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots))
     model.train()
     loss_fn = JointLoss()
@@ -51,7 +51,7 @@ def main():
     rng = np.random.RandomState(0)
     times, tokens = [], 0
     for step in range(a.steps + 3):
-        batch = collate([data[i] for i in rng.choice(len(data), a.batch_size, replace=False)])
+        batch = collate([encoded[i] for i in rng.choice(len(encoded), a.batch_size, replace=False)])
         if a.pad_to:
             for k, fill in (("input_ids", tok.pad_token_id), ("slot_label", 0)):
                 x = np.full((a.batch_size, a.pad_to), fill, batch[k].dtype)

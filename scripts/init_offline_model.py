@@ -19,7 +19,7 @@ import os
 import string
 from collections import Counter
 
-from slu import core  # first: zlib work-around before paddle
+from slu import data  # first: zlib work-around before paddle
 
 SIZES = ("base", "medium", "mini", "micro", "nano", "pico")
 
@@ -61,7 +61,7 @@ def build_vocab(texts, min_word_freq=2, max_word_len=16):
     for w, n in words.items():
         if n >= min_word_freq and len(w) <= max_word_len:
             tokens[w] += n
-    specials = list(core.SPECIAL_TOKENS)
+    specials = list(data.SPECIAL_TOKENS)
     ranked = sorted((t for t in tokens if t not in specials), key=lambda t: (-tokens[t], t))
     return specials + ranked
 
@@ -97,7 +97,7 @@ def init_offline_model(name, corpus_paths, output_dir, seed=42):
     model = ErnieModel(config)
     model.save_pretrained(output_dir)
     vocab_file = os.path.join(output_dir, "vocab.txt")
-    core.write_lines(vocab_file, vocab)
+    data.write_lines(vocab_file, vocab)
     ErnieTokenizer(vocab_file, do_lower_case=True).save_pretrained(output_dir)
     n_params = sum(int(p.numel()) for p in model.parameters())
     print(f"{output_dir}: {name} architecture, vocab {len(vocab)} from {len(texts)} texts, "

@@ -31,7 +31,7 @@ import urllib.parse
 import aiohttp
 import httpx
 
-from slu import core
+from slu import data
 
 CONFIDENCE_TOLERANCE = 1e-4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -271,7 +271,7 @@ def resident_mib(pid):
 # ------------------------------------------------------------------------------------------------ main
 def main(argv=None):
     a = parse_args(argv)
-    texts = list(dict.fromkeys(q for _, q in core.read_queries(a.texts)))
+    texts = list(dict.fromkeys(q for _, q in data.read_queries(a.texts)))
     report = {"url": a.url, "texts": len(texts), "server_rss_mib_before": resident_mib(a.server_pid)}
     if a.big_body_bytes:
         report["big_body"] = [offer_big_body(a.url, a.big_body_bytes, chunked, a.api_key) for chunked in (False, True)]

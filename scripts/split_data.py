@@ -13,7 +13,7 @@ import argparse
 import os
 import random
 
-from slu.core import DataError, read_utf8_lines
+from slu.data import DataError, read_utf8_lines
 
 
 def split_lines(lines, seed, dev_fraction=0.2):

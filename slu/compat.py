@@ -5,6 +5,12 @@ what upstream does wrong; tests/test_compat.py shows each failure without its fi
 """
 import os
 
+import paddle
+import paddle.nn.functional as F
+import paddleslim.quant as quant
+from paddlenlp.trainer import trainer_compress
+from paddleslim.nas.ofa import layers
+
 _applied = []
 
 
@@ -12,10 +18,6 @@ def fix_superlayernorm():
     """PaddleSlim's `SuperLayerNorm.forward` (paddleslim/nas/ofa/layers.py) unpacks three outputs from
     `paddle._C_ops.layer_norm`, which returns fewer on Paddle 2.6.2: DynaBERT fails with
     "ValueError: not enough values to unpack (expected 3, got 2)". Same computation through `paddle.nn.functional.layer_norm`."""
-    import paddle
-    import paddle.nn.functional as F
-    from paddleslim.nas.ofa import layers
-
     original = layers.SuperLayerNorm.forward
 
     def forward(self, input):
@@ -39,12 +41,7 @@ def fix_quant_embeddings():
     should be a Variable or a list of Variable"), and leaves Paddle in static mode afterwards, which
     breaks everything dynamic that follows. Same quantization (log, lookup_table_v2), Variables passed,
     dynamic mode restored."""
-    import paddle
-    from paddlenlp.trainer import trainer_compress
-
     def _quant_embeddings(self, input_prefix):
-        import paddleslim.quant as quant
-
         self.args.output_filename_prefix = "quant_emb"
         paddle.enable_static()
         try:

@@ -9,11 +9,20 @@ For width w (default 0.75) it writes <output_dir>/width_mult_<w>/:
 plus the tokenizer and label files and deploy_config.json, so that the directory deploys on its own; and
 <output_dir>/compress_report.{json,md,png}: accuracy, size and parameter count of every stage.
 """
+import copy
+import inspect
 import math
 import os
-import types
+import random
 
-from slu import core, metrics, program
+import paddle
+from paddlenlp.trainer import trainer_compress  # noqa: F401  (importing it adds Trainer.compress and .quant)
+from paddlenlp.utils.log import logger
+from paddleslim.nas.ofa import OFA
+
+from slu import compat, data, decoding, export, metrics, onnx_export, program, training
+from slu.distillation import distillation_loss
+from slu.predictor import Predictor, PythonTokenizer, create_runtime
 
 KNOWN_STRATEGIES = ("dynabert", "ptq", "qat", "dynabert+ptq", "dynabert+qat", "dynabert+embeddings",
                     "dynabert+qat+embeddings")
@@ -30,48 +39,71 @@ STAGES = (("fine-tuned", None), ("+ pruning (vocab + width)", "pruned"),
           ("+ INT8 matmul (QAT)", "int8"), ("+ INT8 embeddings", "quant_emb"))
 
 
-def distil_qat_from_pruned(trainer, alpha, temperature):
-    """Make QAT learn from the width-pruned FP32 model as well as from the gold labels: its loss becomes
-    (1 - alpha) * trainer.criterion + alpha * slu.distillation.distillation_loss against a frozen copy of
-    trainer.model taken now, before QAT rewrites that model in place. PaddleNLP's QAT loop hands the criterion
-    only (logits, labels), so the batch that the teacher needs is recorded as the train loader yields it."""
-    import copy
-    import inspect
+class QATDistillation:
+    """QAT that learns from the width-pruned FP32 model as well as from the gold labels: `loss` is
+    (1 - alpha) * gold_loss + alpha * slu.distillation.distillation_loss against a frozen copy of `model` taken
+    when this is made, before QAT rewrites that model in place. PaddleNLP's QAT loop hands its criterion only
+    (logits, labels), so `recording` keeps the batch the teacher needs as the train loader yields it."""
 
-    import paddle
+    def __init__(self, model, gold_loss, label_names, alpha, temperature):
+        self.teacher = copy.deepcopy(model)
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.stop_gradient = True
+        self.teacher_inputs = inspect.signature(self.teacher.forward).parameters
+        self.slot_index = list(label_names).index("slot_label")
+        self.gold_loss, self.alpha, self.temperature = gold_loss, alpha, temperature
+        self.batch = None
 
-    from slu.distillation import distillation_loss
+    def recording(self, loader):
+        return _RecordingLoader(loader, self)
 
-    teacher = copy.deepcopy(trainer.model)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.stop_gradient = True
-    teacher_inputs = inspect.signature(teacher.forward).parameters
-    slot_index = list(trainer.args.label_names).index("slot_label")
-    current = {}
-    make_loader, gold_loss = trainer.get_train_dataloader, trainer.criterion
-
-    class RecordingLoader:
-        def __init__(self, loader):
-            self.loader = loader
-
-        def __len__(self):
-            return len(self.loader)
-
-        def __iter__(self):
-            for batch in self.loader:
-                current["batch"] = {k: v for k, v in batch.items() if k in teacher_inputs}  # before labels go
-                yield batch
-
-    def criterion(logits, labels):
+    def loss(self, logits, labels):
         with paddle.no_grad():
-            teacher_logits = teacher(**current["batch"])
-        return (1 - alpha) * gold_loss(logits, labels) + \
-            alpha * distillation_loss(logits, teacher_logits, labels[slot_index], temperature)
+            teacher_logits = self.teacher(**self.batch)
+        return (1 - self.alpha) * self.gold_loss(logits, labels) + \
+            self.alpha * distillation_loss(logits, teacher_logits, labels[self.slot_index], self.temperature)
 
-    trainer.get_train_dataloader = lambda: RecordingLoader(make_loader())
-    trainer.criterion = criterion
-    return teacher
+
+class _RecordingLoader:
+    def __init__(self, loader, distillation):
+        self.loader, self.distillation = loader, distillation
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            inputs = self.distillation.teacher_inputs
+            self.distillation.batch = {k: v for k, v in batch.items() if k in inputs}  # before the loop pops labels
+            yield batch
+
+
+class CompressionTrainer(training.JointTrainer):
+    """JointTrainer for PaddleNLP's Trainer.compress. Its `quant` (called per quantization stage, after DynaBERT)
+    first hands the width-pruned FP32 model to `on_pruned`, before QAT rewrites self.model in place; with
+    `qat_distill_alpha` > 0, QAT then distils from a frozen copy of that model (QATDistillation)."""
+
+    def __init__(self, *args, on_pruned, qat_distill_alpha=0.0, distill_temperature=2.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_pruned = on_pruned
+        self.qat_distill_alpha, self.distill_temperature = qat_distill_alpha, distill_temperature
+        self.qat_distillation = None
+
+    def quant(self, model_dir, strategy):
+        if strategy in ("qat", "ptq"):
+            self.on_pruned(self)
+        if strategy == "qat" and self.qat_distill_alpha:
+            self.qat_distillation = QATDistillation(self.model, self.criterion, self.args.label_names,
+                                                    self.qat_distill_alpha, self.distill_temperature)
+            self.criterion = self.qat_distillation.loss  # the one loss PaddleNLP's QAT loop calls
+            logger.info(f"QAT distils from the width-pruned FP32 model: weight {self.qat_distill_alpha}, "
+                        f"temperature {self.distill_temperature} (--qat_distill_alpha)")
+        return super().quant(model_dir, strategy)
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        return loader if self.qat_distillation is None else self.qat_distillation.recording(loader)
 
 
 def normalise_strategy(strategy):
@@ -115,18 +147,29 @@ def check_args(data_args, args):
     return errors
 
 
+def trainer_args(args, train_size):
+    """The TrainingArguments Trainer.compress reads, worked out once, as a copy (PaddleNLP also rewrites the
+    arguments it is given): the strategy in PaddleNLP's order, the one width as a number, and save_steps no
+    more than the run's steps, since PaddleNLP evaluates (and saves) a width model only every save_steps."""
+    (_, width), = parse_widths(args.width_mult_list)
+    steps = args.max_steps if args.max_steps > 0 else \
+        math.ceil(train_size / args.per_device_train_batch_size) * math.ceil(args.num_train_epochs)
+    out = copy.copy(args)
+    out.strategy, out.width_mult_list = normalise_strategy(args.strategy), [str(width)]
+    if args.save_steps > steps:
+        logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
+        out.save_steps = steps
+    return out
+
+
 def make_custom_evaluate(labels, slotless, log):
     """Sentence accuracy (the metric of training and run_eval) for a JointErnie or its OFA wrapper.
 
     The returned score is the sentence accuracy plus 1e-6 * (1 + intent accuracy): strictly positive,
     because PaddleNLP saves a DynaBERT width model only when the score beats 0, with ties broken by
     intent accuracy. The logged figures are the plain accuracies."""
-    import paddle
-
     @paddle.no_grad()
     def custom_evaluate(trainer, model, data_loader):
-        from paddleslim.nas.ofa import OFA
-
         model.eval()
         ip, ig, sp, sg = [], [], [], []
         for batch in data_loader:
@@ -150,16 +193,16 @@ def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, settings, 
                  batch_size=256, crf_scores=None):
     """Dev accuracy (Paddle Inference, with the run's slot decoding), size and parameter count of each exported
     stage."""
-    from slu.predictor import Predictor, PythonTokenizer, create_runtime
-
     vocab = [t for t, _ in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])]
-    decoder = core.SlotDecoder(labels, settings.slot_decoding, intent_types, core.continuation_ids(vocab),
-                               crf_scores)
+    decoder = decoding.SlotDecoder(labels, settings.slot_decoding, intent_types, decoding.continuation_ids(vocab),
+                                   crf_scores)
     rows = []
     for name, prefix in stage_prefixes:
         predictor = Predictor(create_runtime(prefix, "paddle_inference"), PythonTokenizer(tokenizer), labels,
-                              settings.max_seq_length, program.model_input_dtype(prefix + ".pdmodel"), batch_size,
-                              slotless, settings.context_turns, settings.max_context_length, decoder)
+                              max_length=settings.max_seq_length,
+                              input_dtype=program.model_input_dtype(prefix + ".pdmodel"), batch_size=batch_size,
+                              slotless=slotless, context_turns=settings.context_turns,
+                              max_context_length=settings.max_context_length, decoder=decoder)
         m = predictor.evaluate(dev_ex)
         rows.append({"stage": name, "model": prefix, "accuracy": round(100 * m["accuracy"], 2),
                      "intent_accuracy": round(100 * m["intent_accuracy"], 2),
@@ -171,7 +214,7 @@ def stage_report(stage_prefixes, tokenizer, dev_ex, labels, slotless, settings, 
 def write_report(rows, out_prefix, title=""):
     """compress_report.json, .md (upstream's layout, deltas against the first row) and .png."""
     base = rows[0]
-    core.save_json(out_prefix + ".json", {"title": title, "stages": rows})
+    data.save_json(out_prefix + ".json", {"title": title, "stages": rows})
     lines = ["| model | accuracy (%) | intent accuracy (%) | size (MiB) | parameters |", "|---|---|---|---|---|"]
     for r in rows:
         if r is base:
@@ -182,7 +225,7 @@ def write_report(rows, out_prefix, title=""):
         lines.append(f"| {r['stage']} | {acc} | {r['intent_accuracy']:.2f} | {size} | {r['params']:,} |")
     with open(out_prefix + ".md", "w", encoding="utf-8") as f:
         f.write((f"{title}\n\n" if title else "") + "\n".join(lines) + "\n")
-    import matplotlib
+    import matplotlib  # only for the report's plot, and slow to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -208,17 +251,13 @@ def write_onnx_int8(width_dir, tokenizer, train_ex, settings, seed):
     """quant_emb.onnx, the INT8-embedding stage for ONNX Runtime and the C++ demo (slu/onnx_export.py), with its
     activation scales calibrated on a seeded sample of the training queries (with their context, for a context
     model)."""
-    import random
-
-    from slu import onnx_export
-
     sample = random.Random(seed).sample(train_ex, min(CALIBRATION_QUERIES, len(train_ex)))
 
     def tokenize(texts, max_length):
-        return core.encode_queries(tokenizer, texts, max_length)
+        return data.encode_queries(tokenizer, texts, max_length)
 
     ids, offsets, _ = tokenize([e["query"] for e in sample], settings.max_seq_length)
-    ids, types, _ = core.add_context(tokenize, ids, offsets, [e.get("context", []) for e in sample],
+    ids, types, _ = data.add_context(tokenize, ids, offsets, [e.get("context", []) for e in sample],
                                      settings.context_turns, settings.max_context_length)
     feeds = list(zip(ids, types)) if settings.context_turns else ids
     return onnx_export.convert(width_dir, "quant_emb", "quant_emb.onnx", calibration_ids=feeds)
@@ -226,57 +265,35 @@ def write_onnx_int8(width_dir, tokenizer, train_ex, settings, seed):
 
 def run(setup, model_args, args):
     """Compress the fine-tuned model of `setup` (a training.Setup); write the width directory and the report."""
-    from paddlenlp.trainer import trainer_compress  # noqa: F401  (importing it adds Trainer.compress)
-    from paddlenlp.utils.log import logger
-
-    from slu import compat, training
-
     logger.info(f"compatibility fixes applied: {compat.apply()}")
-    args.strategy = normalise_strategy(args.strategy)
+    compress_args = trainer_args(args, len(setup.train_ex))
     (w_arg, width), = parse_widths(args.width_mult_list)
-    args.width_mult_list = [str(width)]
     width_dir = os.path.join(args.output_dir, "width_mult_" + str(round(width, 2)))
     labels, tokenizer = setup.labels, setup.tokenizer
-
-    trainer = training.make_trainer(setup, args)
-    steps = args.max_steps if args.max_steps > 0 else \
-        math.ceil(len(trainer.train_dataset) / args.per_device_train_batch_size) * math.ceil(args.num_train_epochs)
-    if args.save_steps > steps:  # PaddleNLP evaluates (and saves) only every save_steps
-        logger.warning(f"--save_steps {args.save_steps} > {steps} training steps: using {steps}")
-        args.save_steps = steps
     custom_evaluate = make_custom_evaluate(labels, setup.slotless, logger.info)
     context = bool(setup.settings.context_turns)
     pruned_positions = []
 
     def export_deploy_files():
-        training.write_deploy_files(width_dir, tokenizer=tokenizer, settings=setup.settings, labels=labels,
-                                    slotless=setup.slotless, input_dtype=args.input_dtype,
-                                    max_position_embeddings=pruned_positions[0], intent_types=setup.intent_types,
-                                    crf=setup.model.crf)
+        export.write_deploy_files(width_dir, tokenizer=tokenizer, settings=setup.settings, labels=labels,
+                                  slotless=setup.slotless, input_dtype=args.input_dtype,
+                                  max_position_embeddings=pruned_positions[0], intent_types=setup.intent_types,
+                                  crf=setup.model.crf)
 
-    def save_pruned(self):
-        """The width-pruned FP32 model (before QAT changes self.model in place): dygraph + static."""
+    def save_pruned(trainer):
+        """The width-pruned FP32 model (before QAT changes trainer.model in place): dygraph + static."""
         if pruned_positions:
             return
-        self.model.config.width_mult = width
-        self.model.save_pretrained(width_dir)  # replaces the full-width supernet weights PaddleNLP left there
-        pruned_positions.append(training.export_static(width_dir, os.path.join(width_dir, "pruned"),
-                                                       args.input_dtype, labels, model_args.dropout, context))
+        trainer.model.config.width_mult = width
+        trainer.model.save_pretrained(width_dir)  # replaces the full-width supernet weights PaddleNLP left there
+        pruned_positions.append(export.export_static(width_dir, os.path.join(width_dir, "pruned"),
+                                                     args.input_dtype, labels, model_args.dropout, context))
         export_deploy_files()
-        custom_evaluate(self, self.model, self.get_eval_dataloader(trainer.eval_dataset))
+        custom_evaluate(trainer, trainer.model, trainer.get_eval_dataloader(trainer.eval_dataset))
 
-    original_quant = trainer.quant
-
-    def quant(self, model_dir, strategy):
-        if strategy in ("qat", "ptq"):
-            save_pruned(self)
-        if strategy == "qat" and model_args.qat_distill_alpha:
-            distil_qat_from_pruned(self, model_args.qat_distill_alpha, model_args.distill_temperature)
-            logger.info(f"QAT distils from the width-pruned FP32 model: weight {model_args.qat_distill_alpha}, "
-                        f"temperature {model_args.distill_temperature} (--qat_distill_alpha)")
-        return original_quant(model_dir, strategy)
-
-    trainer.quant = types.MethodType(quant, trainer)
+    trainer = training.make_trainer(setup, compress_args, trainer_class=CompressionTrainer, on_pruned=save_pruned,
+                                    qat_distill_alpha=model_args.qat_distill_alpha,
+                                    distill_temperature=model_args.distill_temperature)
     trainer.compress(custom_evaluate=custom_evaluate)
     save_pruned(trainer)
     if os.path.isfile(os.path.join(width_dir, "quant_emb.pdmodel")):
@@ -287,15 +304,15 @@ def run(setup, model_args, args):
     fine_tuned = os.path.join(model_args.model_name_or_path, "infer_model")
     if not os.path.isfile(fine_tuned + ".pdmodel"):
         fine_tuned = os.path.join(args.output_dir, "fine_tuned")
-        training.export_static(model_args.model_name_or_path, fine_tuned, args.input_dtype, labels,
-                               model_args.dropout, context)
+        export.export_static(model_args.model_name_or_path, fine_tuned, args.input_dtype, labels,
+                             model_args.dropout, context)
     stages = [(name, fine_tuned if prefix is None else os.path.join(width_dir, prefix)) for name, prefix in STAGES]
     stages = [(n, p) for n, p in stages if os.path.isfile(p + ".pdmodel")]
     crf_scores = setup.model.crf.scores() if setup.model.crf is not None else None
     rows = stage_report(stages, tokenizer, setup.dev_ex, labels, setup.slotless, setup.settings, setup.intent_types,
                         crf_scores=crf_scores)
-    title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy {args.strategy}, "
-             f"width {w_arg}, dev {len(setup.dev_ex)} queries")
+    title = (f"{os.path.basename(os.path.normpath(model_args.model_name_or_path))}, strategy "
+             f"{compress_args.strategy}, width {w_arg}, dev {len(setup.dev_ex)} queries")
     table = write_report(rows, os.path.join(args.output_dir, "compress_report"), title)
     logger.info("compression report (" + os.path.join(args.output_dir, "compress_report.md") + "):\n" + table)
     return rows

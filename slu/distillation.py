@@ -8,8 +8,8 @@ import numpy as np
 import paddle
 from paddlenlp.transformers import AutoTokenizer
 
-from slu import core, manifest
-from slu.core import UsageError
+from slu import data, manifest
+from slu.data import UsageError
 from slu.model import JointErnie, intent_slot_kl
 
 
@@ -23,7 +23,7 @@ class Teacher:
             path = os.path.join(teacher_dir, name)
             if not os.path.isfile(path):
                 raise UsageError(f"{where}: no {name} (give a directory written by run_train.py)")
-            if core.read_label_file(path) != mine:
+            if data.read_label_file(path) != mine:
                 raise UsageError(f"{path}: not this run's labels (the teacher's outputs would mean other labels)")
         saved = manifest.read(teacher_dir) if os.path.isfile(os.path.join(teacher_dir, manifest.NAME)) else {}
         if saved.get("context_turns", 0) != settings.context_turns:

@@ -23,6 +23,7 @@ kernel.
 import os
 import subprocess
 import sys
+from importlib import metadata
 
 from slu import program
 from slu.backends import QAT_OPS, refusal
@@ -146,9 +147,7 @@ opt.run()
 
 
 def lite_version():
-    from importlib.metadata import version
-
-    return version("paddlelite")
+    return metadata.version("paddlelite")
 
 
 def convert(prefix, target="x86"):

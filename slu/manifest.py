@@ -7,7 +7,8 @@ import hashlib
 import json
 import os
 
-from slu.core import DataError, LabelSet, SlotDecoder, UsageError, check_transitions, read_utf8_lines, save_json
+from slu.data import DataError, LabelSet, UsageError, read_utf8_lines, save_json
+from slu.decoding import SlotDecoder, check_transitions
 
 NAME = "deploy_config.json"
 FORMAT = "ernie-tiny-slu/1"

@@ -3,7 +3,8 @@ users tune with, per-slot precision/recall/F1 (seqeval, conlleval's chunk rules)
 confusions. Imports neither paddle nor paddlenlp."""
 from collections import Counter
 
-from slu.core import PAD_SLOT_ID, SlotDecoder, spans_to_token_labels
+from slu.data import PAD_SLOT_ID, spans_to_token_labels
+from slu.decoding import SlotDecoder
 
 
 def sentence_metrics(intent_pred, intent_gold, slot_pred, slot_gold, labels, slotless):

@@ -4,7 +4,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import ErnieModel, ErniePretrainedModel
 
-from slu.core import PAD_SLOT_ID
+from slu.data import PAD_SLOT_ID
 
 
 class JointErnie(ErniePretrainedModel):
@@ -81,7 +81,7 @@ class LinearChainCrf(nn.Layer):
         self.transitions = self.create_parameter([num_labels, num_labels], default_initializer=init)
 
     def scores(self):
-        """The scores as lists, for deploy_config.json (core.SlotDecoder's "crf" mode reads them)."""
+        """The scores as lists, for deploy_config.json (decoding.SlotDecoder's "crf" mode reads them)."""
         return {"start": self.start.numpy().tolist(), "end": self.end.numpy().tolist(),
                 "transitions": self.transitions.numpy().tolist()}
 

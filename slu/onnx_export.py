@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 from slu import program
 from slu.backends import INT8_EMBEDDING_OPS, refusal
 
@@ -76,8 +78,7 @@ def quantized_from_pruned(model_dir, prefix, out, opset, calibration_ids):
 def quantize_static(fp32_onnx, out, tmp, calibration_ids, dtype):
     """ONNX Runtime's static INT8 quantization of MatMul and Gather, per tensor, activation scales calibrated by
     running the model on `calibration_ids` (one query per call)."""
-    import numpy as np
-    import onnxruntime
+    import onnxruntime  # the ONNX side's heavy imports only where ONNX is made
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

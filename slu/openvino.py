@@ -13,13 +13,13 @@ import contextlib
 import os
 import tempfile
 
+from slu.lite import rewrite_0d
+
 
 @contextlib.contextmanager
 def rewritten(prefix):
     """The prefix of a temporary copy of <prefix>.pdmodel with its 0-D tensors given shape [1], beside a link to
     <prefix>.pdiparams; build the OpenVINO runtime inside the `with` (it keeps the model in memory)."""
-    from slu.lite import rewrite_0d
-
     with tempfile.TemporaryDirectory(prefix="slu_openvino_") as tmp:
         out = os.path.join(tmp, os.path.basename(prefix))
         rewrite_0d(prefix + ".pdmodel", out + ".pdmodel")

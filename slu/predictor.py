@@ -14,8 +14,11 @@ import contextlib
 import os
 import sys
 
-from slu import core, manifest, metrics, program
+import numpy as np
+
+from slu import data, decoding, lite, manifest, metrics, onnx_export, openvino, program
 from slu.backends import INT8_EMBEDDING_OPS, QAT_OPS, check_backend, refusal
+from slu.tokenizer import FastTokenizer
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers
@@ -28,19 +31,18 @@ class PythonTokenizer:
 
     @classmethod
     def from_dir(cls, directory):
+        # paddlenlp (and with it paddle) only where its tokenizer is used: --use_fast deployments run without them
         from paddlenlp.transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(directory))
 
     def __call__(self, texts, max_length):
-        return core.encode_queries(self.tok, texts, max_length)
+        return data.encode_queries(self.tok, texts, max_length)
 
 
 def fast_tokenizer_from_dir(directory, config=None):
     """The deployment tokenizer (slu/tokenizer.py: PaddleNLP's tokenization without PaddleNLP, FastTokenizer's
     WordPiece) over the vocabulary an exported directory's deploy_config.json (`config`, when already read) names."""
-    from slu.tokenizer import FastTokenizer
-
     config = config or manifest.read(directory)
     return FastTokenizer(os.path.join(directory, config["vocab_file"]), config["do_lower_case"])
 
@@ -63,7 +65,7 @@ class PaddleInferenceRuntime:
     runs Paddle's plain CPU kernels instead (paddle 2.6's Config switches MKLDNN on unless told otherwise)."""
 
     def __init__(self, prefix, device="cpu", cpu_num_threads=1, mkldnn=True):
-        import paddle.inference as paddle_infer
+        import paddle.inference as paddle_infer  # each runtime's library only when that runtime is chosen
 
         config = paddle_infer.Config(prefix + ".pdmodel", prefix + ".pdiparams")
         if device == "gpu":
@@ -134,8 +136,6 @@ class FastDeployRuntime:
         if n < self.min_batch:
             # OpenVINO's CPU plugin was seen to fail on batch 1 ("Primitive descriptor was not found for node
             # linear_24.tmp_1") where larger batches answer: batch 1 runs as two copies of the row
-            import numpy as np
-
             inputs = [np.concatenate([a] * self.min_batch) for a in inputs]
         outputs = self.runtime.infer(dict(zip(self.input_names, inputs)))[:2]
         return tuple(o[:n] for o in outputs)
@@ -172,19 +172,13 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1, mkldnn=True
         # a QAT program on "paddle": FastDeploy 1.0.7 cannot reach a right INT8 oneDNN path, paddle.inference can
         return PaddleInferenceRuntime(prefix, device, cpu_num_threads, mkldnn)
     if backend == "paddle_lite":
-        from slu import lite
-
         return lite.LiteRuntime(lite.convert(prefix, "x86"))
     if backend == "openvino" and not ops & INT8_EMBEDDING_OPS:
-        from slu import openvino
-
         with openvino.rewritten(prefix) as program_0d_as_1d:
             return FastDeployRuntime(program_0d_as_1d, "openvino", device, cpu_num_threads)
     onnx_path = None
     if backend in ("onnx_runtime", "openvino") and ops & INT8_EMBEDDING_OPS:
         # no paddle2onnx path (nor OpenVINO's Paddle frontend): ONNX Runtime's own INT8 model
-        from slu import onnx_export
-
         onnx_path = onnx_export.cached(os.path.dirname(prefix), os.path.basename(prefix))
     return FastDeployRuntime(prefix, backend, device, cpu_num_threads, onnx_path, mkldnn)
 
@@ -194,16 +188,16 @@ class Predictor:
     """Tokenizer + runtime + decoding. `runtime(ids)` takes padded ids [B, T] of `input_dtype` and returns
     (intent logits [B, intents], slot logits [B, T, slot labels])."""
 
-    def __init__(self, runtime, tokenizer, labels, max_length, input_dtype, batch_size=32, slotless=(),
+    def __init__(self, runtime, tokenizer, labels, *, max_length, input_dtype, batch_size=32, slotless=(),
                  context_turns=0, max_context_length=0, decoder=None):
         self.runtime, self.tokenizer, self.labels = runtime, tokenizer, labels
         self.max_length, self.input_dtype, self.batch_size = max_length, input_dtype, batch_size
         self.slotless = list(slotless)
         self.context_turns, self.max_context_length = context_turns, max_context_length
-        self.decoder = decoder or core.SlotDecoder(labels)
+        self.decoder = decoder or decoding.SlotDecoder(labels)
 
     @classmethod
-    def from_dir(cls, model_dir, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
+    def from_dir(cls, model_dir, *, model_prefix="infer_model", backend="paddle", device="cpu", cpu_num_threads=1,
                  max_length=None, batch_size=32, use_fast=False, slot_decoding=None, mkldnn=True, config=None):
         """The predictor of an exported directory: defaults and checks from its deploy_config.json (`config`: that
         file as manifest.read returned it, when the caller has read it already)."""
@@ -218,18 +212,18 @@ class Predictor:
                                              f"{config['input_dtype']}: re-export the directory")
         runtime = create_runtime(prefix, backend, device, cpu_num_threads, mkldnn)
         tokenizer = fast_tokenizer_from_dir(model_dir, config) if use_fast else PythonTokenizer.from_dir(model_dir)
-        decoder = core.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
-                                   core.continuation_ids(core.read_utf8_lines(os.path.join(model_dir,
-                                                                                           config["vocab_file"]))),
-                                   config.get("slot_transitions"))
-        return cls(runtime, tokenizer, labels, length, config["input_dtype"], batch_size, config["slotless_intents"],
-                   config["context_turns"], config["max_context_length"], decoder)
+        vocab = data.read_utf8_lines(os.path.join(model_dir, config["vocab_file"]))
+        decoder = decoding.SlotDecoder(labels, slot_decoding or config["slot_decoding"], config["intent_slot_types"],
+                                       decoding.continuation_ids(vocab), config.get("slot_transitions"))
+        return cls(runtime, tokenizer, labels, max_length=length, input_dtype=config["input_dtype"],
+                   batch_size=batch_size, slotless=config["slotless_intents"], context_turns=config["context_turns"],
+                   max_context_length=config["max_context_length"], decoder=decoder)
 
     def encode(self, texts, contexts=None):
         """(ids, token_type_ids, offsets, truncated) per text; `contexts[k]` lists the earlier turns of text k,
         oldest first (ignored by a model without context)."""
         ids, offsets, truncated = self.tokenizer(texts, self.max_length)
-        ids, types, offsets = core.add_context(self.tokenizer, ids, offsets, contexts or [[] for _ in texts],
+        ids, types, offsets = data.add_context(self.tokenizer, ids, offsets, contexts or [[] for _ in texts],
                                                self.context_turns, self.max_context_length)
         return ids, types, offsets, truncated
 
@@ -249,8 +243,8 @@ class Predictor:
     def forward(self, texts, contexts=None):
         """Token ids, offsets, truncation flags and (intent logits, slot logits) for one batch."""
         ids, types, offsets, truncated = self.encode(texts, contexts)
-        batch = core.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
-        intent_logits, slot_logits = self.run(batch, core.pad_batch(types, 0, self.input_dtype))
+        batch = data.pad_batch(ids, self.tokenizer.pad_token_id, self.input_dtype)
+        intent_logits, slot_logits = self.run(batch, data.pad_batch(types, 0, self.input_dtype))
         return ids, offsets, truncated, intent_logits, slot_logits
 
     def predict(self, texts, where=None, contexts=None):
@@ -260,13 +254,13 @@ class Predictor:
         out = []
         for s in range(0, len(texts), self.batch_size):
             names = where[s:s + self.batch_size] if where else [f"text {s + k}" for k in range(self.batch_size)]
-            chunk = [core.check_text(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
+            chunk = [data.check_text(t, n) for t, n in zip(texts[s:s + self.batch_size], names)]
             ctx = contexts[s:s + self.batch_size] if contexts else None
             for k, turns in enumerate(ctx or []):
                 for j, turn in enumerate(turns):
-                    core.check_text(turn, f"{names[k]} context[{j}]")
+                    data.check_text(turn, f"{names[k]} context[{j}]")
             ids, offsets, truncated, intent_logits, slot_logits = self.forward(chunk, ctx)
-            results = core.postprocess(chunk, ids, offsets, intent_logits, slot_logits, self.labels, self.decoder)
+            results = decoding.postprocess(chunk, ids, offsets, intent_logits, slot_logits, self.labels, self.decoder)
             for r, t in zip(results, truncated):
                 if t:
                     r["truncated"] = True
@@ -274,7 +268,7 @@ class Predictor:
         return out
 
     def evaluate(self, examples, slotless=None, report=False):
-        """Sentence and intent accuracy on corpus examples (their "context", when read with core.attach_context,
+        """Sentence and intent accuracy on corpus examples (their "context", when read with data.attach_context,
         feeds a context model): the metric of training, with this predictor's slot decoding; with report=True
         also per-slot scores and intent confusions (metrics.full_report)."""
         def forward(chunk):

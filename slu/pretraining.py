@@ -17,7 +17,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import ErnieModel, ErniePretrainedModel
 
-from slu import core
+from slu import data
 
 MASK_UNITS = ("slot", "token")
 
@@ -141,14 +141,14 @@ class MaskingCollator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, batch):
-        input_ids = core.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")
+        input_ids = data.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")
         width = input_ids.shape[1]
         positions = [k * width + p for k, b in enumerate(batch) for p in b["positions"]]
         originals = [t for b in batch for t in b["originals"]]
         out = {"input_ids": input_ids, "masked_positions": np.array(positions, dtype="int64"),
                "masked_labels": np.array(originals, dtype="int64")}
         if "token_type_ids" in batch[0]:
-            out["token_type_ids"] = core.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
+            out["token_type_ids"] = data.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
         return out
 
 

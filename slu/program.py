@@ -3,8 +3,11 @@
 Deployment processes (FastTokenizer + ONNX Runtime or Paddle Lite) use this to check a model before a runtime
 loads it, without the ~250 MiB of the training stack.
 """
+import importlib.util
 import math
 import os
+import struct
+import sys
 
 _FRAMEWORK_PB2 = None
 
@@ -15,9 +18,6 @@ def framework_pb2():
     when paddle is already imported, its own module."""
     global _FRAMEWORK_PB2
     if _FRAMEWORK_PB2 is None:
-        import importlib.util
-        import sys
-
         mod = sys.modules.get("paddle.base.proto.framework_pb2")
         spec = None if mod else importlib.util.find_spec("paddle")
         path = os.path.join(os.path.dirname(spec.origin), "base", "proto", "framework_pb2.py") if spec else ""
@@ -122,8 +122,6 @@ class _ParamReader:
         return self.data[self.pos - n:self.pos]
 
     def number(self, fmt, what):
-        import struct
-
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
 
     def tensor(self):

@@ -11,20 +11,28 @@ import hmac
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional
 
-from slu import core
+from slu import data
 from slu.predictor import Predictor
 
 import h11
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
 
 SETTINGS_ENV = "SLU_SERVER_SETTINGS"  # how main hands the settings to uvicorn's worker processes
 API_KEY_ENV = "SLU_API_KEY"
@@ -204,7 +212,7 @@ def check_one_text(text, name, max_chars):
     if len(text) > max_chars:
         raise RequestError(413, f'"{name}" has {len(text)} characters; the limit is {max_chars}')
     try:
-        core.check_text(text, f'"{name}"')
+        data.check_text(text, f'"{name}"')
     except ValueError as e:
         raise RequestError(422, str(e)) from None
 
@@ -233,8 +241,6 @@ async def read_body(request, settings):
 
 
 async def read_stream(request, max_bytes):
-    from starlette.requests import ClientDisconnect
-
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
@@ -401,6 +407,7 @@ class Metrics:
     values live in files there and /metrics sums every worker's."""
 
     def __init__(self):
+        # imported here, not at the top: prometheus_client reads $PROMETHEUS_MULTIPROC_DIR when first imported
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
         disable_created_metrics()  # no *_created series: they double the output and say nothing here
@@ -436,8 +443,6 @@ def printable(text, limit=200):
 
 
 def json_answer(status, content, headers=None):
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(status_code=status, content=content, headers=headers)
 
 
@@ -489,8 +494,6 @@ class Guard:
 def create_app(predict=None, info=None, settings=None, api_key=None, load=None, on_load_error=None):
     """The ASGI app. `predict(texts, contexts) -> [result dict]`, or `load() -> predict` run in a thread at start-up
     (/ready and /predict answer 503 until it returns; `on_load_error(error)` if it raises). Tests pass a stub."""
-    from fastapi import FastAPI
-
     settings = settings or Settings()
     limit_logs(settings.log_lines_per_s)
     metrics = Metrics()
@@ -528,8 +531,6 @@ def python_signal_handlers_kept():
     """Importing paddle (the loading thread does, unless --use_fast) installs Paddle's own C handlers for SIGTERM and
     SIGINT, which print a stack and kill the process (-15) instead of letting uvicorn shut down gracefully: the
     Python handlers that were there (uvicorn's) are put back afterwards, from the main thread."""
-    import threading
-
     signals = (signal.SIGINT, signal.SIGTERM)
     before = {s: signal.getsignal(s) for s in signals}
     try:
@@ -544,8 +545,6 @@ def python_signal_handlers_kept():
 async def in_daemon_thread(function):
     """function() in a daemon thread: a process asked to stop (SIGTERM) exits without waiting for it, as it must
     for a model load that takes long (ThreadPoolExecutor's threads are joined at exit)."""
-    import threading
-
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
@@ -563,8 +562,6 @@ async def in_daemon_thread(function):
 
 def add_error_answers(app):
     """{"error": message} for refusals, FastAPI's own 404/405, and anything unexpected."""
-    from starlette.exceptions import HTTPException
-
     @app.exception_handler(RequestError)
     async def refused(request, error):
         log.warning(f"{error.status} {request.method} {printable(request.url.path)}: {error.message}")
@@ -581,9 +578,6 @@ def add_error_answers(app):
 
 
 def add_probes(app, batcher, metrics, info):
-    from fastapi import Request
-    from fastapi.responses import Response
-
     @app.get("/health")
     async def health(request: Request):
         answer = {"status": "ok", "ready": batcher.predict is not None}
@@ -605,8 +599,6 @@ def add_probes(app, batcher, metrics, info):
 
 
 def add_predict(app, batcher, metrics, settings):
-    from fastapi import Request
-
     body_schema = {"anyOf": [OneText.model_json_schema(), ManyTexts.model_json_schema()]}
     request_body = {"required": True, "content": {"application/json": {"schema": body_schema}}}
     errors = {status: {"model": ErrorAnswer} for status in (400, 401, 408, 413, 415, 422, 500, 503)}
@@ -736,9 +728,10 @@ class GuardedH11(H11Protocol):
 # ------------------------------------------------------------------------------------------------ start-up
 def load_predict(settings):
     """The predict function of the model the settings name (runs in the model thread)."""
-    predictor = Predictor.from_dir(settings.model_dir, settings.model_prefix, settings.backend, settings.device,
-                                   settings.cpu_num_threads, settings.max_length, settings.max_batch_size,
-                                   settings.use_fast, config=settings.manifest)
+    predictor = Predictor.from_dir(settings.model_dir, model_prefix=settings.model_prefix, backend=settings.backend,
+                                   device=settings.device, cpu_num_threads=settings.cpu_num_threads,
+                                   max_length=settings.max_length, batch_size=settings.max_batch_size,
+                                   use_fast=settings.use_fast, config=settings.manifest)
     return lambda texts, contexts: predictor.predict(texts, contexts=contexts)
 
 
@@ -765,8 +758,6 @@ def app_from_env():
 
 
 def serve(settings, host, port):
-    import uvicorn
-
     settings.to_env()
     workers = settings.workers
     config = uvicorn.Config("slu.serving:app_from_env" if workers > 1 else app_from_env, factory=True, host=host,
@@ -776,8 +767,6 @@ def serve(settings, host, port):
     if workers == 1:
         server.run()
         return 0 if server.started else 1
-    from uvicorn.supervisors import Multiprocess
-
     with metrics_dir():
         supervisor = Multiprocess(config, target=server.run, sockets=[config.bind_socket()])
         supervisor.run()
@@ -794,14 +783,12 @@ def fds_needed(settings):
 
 
 def raise_fd_limit(settings):
-    """Raise this process's open-file limit to what --max_connections needs, or refuse it (core.UsageError)."""
-    import resource
-
+    """Raise this process's open-file limit to what --max_connections needs, or refuse it (data.UsageError)."""
     need = fds_needed(settings)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < need:
         if hard != resource.RLIM_INFINITY and hard < need:
-            raise core.UsageError(f"--max_connections {settings.max_connections} needs {need} open files; this "
+            raise data.UsageError(f"--max_connections {settings.max_connections} needs {need} open files; this "
                                   f"process may open {hard} (ulimit -Hn): lower --max_connections")
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 

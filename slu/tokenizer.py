@@ -63,7 +63,7 @@ def strip_accents(word):
 
 # ------------------------------------------------------------------------------------------------ tokenizer
 class FastTokenizer:
-    """(ids, offsets, truncated) per text, equal to core.encode_queries with PaddleNLP's ErnieTokenizer."""
+    """(ids, offsets, truncated) per text, equal to data.encode_queries with PaddleNLP's ErnieTokenizer."""
 
     def __init__(self, vocab_path, do_lower_case=True):
         from fast_tokenizer import ErnieFastTokenizer

@@ -1,25 +1,26 @@
-"""Training building blocks: arguments, encoding, collation, the length-grouped sampler, JointTrainer, the
-metric hook, embedding pruning, static export and the files a deployment needs. run_train.py and compress.py
-are thin mains over this module."""
+"""Training building blocks: arguments, the settings resolved from them, encoding, collation, the length-grouped
+sampler, checkpoints, JointTrainer and the metric hook (pruning and export are in slu/export.py). run_train.py and
+compress.py are thin mains over this module."""
 import json
 import math
 import os
 import re
 import shutil
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from slu import core, manifest, metrics
-from slu.core import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
+from slu import data, decoding, export, manifest, metrics
+from slu.data import PAD_SLOT_ID, LabelSet, read_examples, slotless_intents
+from slu.distillation import Teacher, distillation_loss
 
 import numpy as np
 import paddle
 from paddlenlp.trainer import CompressionArguments, Trainer, TrainerCallback
-from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
+from paddlenlp.transformers import AutoTokenizer
+from paddlenlp.transformers.ernie.configuration import ERNIE_PRETRAINED_INIT_CONFIGURATION
 from paddlenlp.utils.log import logger
 
-from slu.model import JointErnie, JointLoss, rdrop_loss, to_static_input_spec
+from slu.model import JointErnie, JointLoss, rdrop_loss
 
 DEFAULT_MAX_SEQ_LENGTH = 16
 CONTEXT_TOKENS_PER_TURN = 16  # --max_context_length's default: this many tokens per earlier turn
@@ -74,8 +75,9 @@ class DataArguments:
         "help": "Tokens given to the context turns, their [SEP]s included (default 16 per turn)."})
     slot_decoding: Optional[str] = field(default=None, metadata={
         "help": "Slot decoding written to deploy_config.json: argmax (upstream; the default), constrained (slot "
-                "types seen with the predicted intent, valid BIO, whole words; see slu/core.py SlotDecoder) or crf "
-                "(the same constraints, Viterbi under a --use_crf model's scores). Default when --model_name_or_path is an exported directory: its own."})
+                "types seen with the predicted intent, valid BIO, whole words; see slu/decoding.py SlotDecoder) or "
+                "crf (the same constraints, Viterbi under a --use_crf model's scores). Default when "
+                "--model_name_or_path is an exported directory: its own."})
 
 
 LABEL_NAMES = ["intent_label", "slot_label"]  # the batch fields the loss takes: JointLoss's (intent, slot) labels
@@ -115,8 +117,8 @@ def check_args(model_args, data_args, args):
         errors.append(f"--context_turns must be 0 or more, not {data_args.context_turns}")
     if data_args.max_context_length is not None and data_args.max_context_length < 2:
         errors.append("--max_context_length must be at least 2 (one token and its [SEP])")
-    if data_args.slot_decoding is not None and data_args.slot_decoding not in core.SlotDecoder.MODES:
-        errors.append(f"--slot_decoding must be one of {', '.join(core.SlotDecoder.MODES)}, "
+    if data_args.slot_decoding is not None and data_args.slot_decoding not in decoding.SlotDecoder.MODES:
+        errors.append(f"--slot_decoding must be one of {', '.join(decoding.SlotDecoder.MODES)}, "
                       f"not {data_args.slot_decoding!r}")
     if not model_args.rdrop_alpha >= 0.0:
         errors.append(f"--rdrop_alpha must be 0 (off) or positive, not {model_args.rdrop_alpha}")
@@ -148,8 +150,6 @@ def check_args(model_args, data_args, args):
 
 def check_paths(model_args, args):
     """The model must be a directory or a PaddleNLP model name; the output directory must be one."""
-    from paddlenlp.transformers.ernie.configuration import ERNIE_PRETRAINED_INIT_CONFIGURATION
-
     errors = []
     model = model_args.model_name_or_path
     if not os.path.isdir(model) and model not in ERNIE_PRETRAINED_INIT_CONFIGURATION:
@@ -206,15 +206,15 @@ class Setup:
         for path, examples, needed in ((data_args.train_path, self.train_ex, args.do_train),
                                        (data_args.dev_path, self.dev_ex, args.do_eval or args.do_compress)):
             if needed and not examples:
-                raise core.UsageError(f"{path}: no examples (the file is empty or has only blank lines)")
+                raise data.UsageError(f"{path}: no examples (the file is empty or has only blank lines)")
         saved = self._saved_manifest(model_args.model_name_or_path)
         self.slotless = slotless_intents(self.train_ex + self.dev_ex, self.labels)
         if saved and not args.do_train:
             self.slotless = saved["slotless_intents"]  # the fine-tuning run's set, so every stage is scored alike
         self.settings = settings = resolve_settings(data_args, saved)
         for examples in (self.train_ex, self.dev_ex):
-            core.attach_context(examples, settings.context_turns)
-        self.intent_types = core.intent_slot_types(self.train_ex, self.labels)
+            data.attach_context(examples, settings.context_turns)
+        self.intent_types = data.intent_slot_types(self.train_ex, self.labels)
         if saved and not args.do_train:
             self.intent_types = saved["intent_slot_types"] or self.intent_types  # the fine-tuning run's table
         logger.info(f"{len(self.train_ex)} train / {len(self.dev_ex)} dev examples; max_seq_length "
@@ -223,7 +223,7 @@ class Setup:
         if args.do_train:
             self.last_checkpoint = args.resume_from_checkpoint
             if self.last_checkpoint and not is_complete(self.last_checkpoint):
-                raise core.UsageError(f"--resume_from_checkpoint {self.last_checkpoint}: incomplete checkpoint (the "
+                raise data.UsageError(f"--resume_from_checkpoint {self.last_checkpoint}: incomplete checkpoint (the "
                                       f"run stopped while writing or deleting it)")
             if os.path.isdir(args.output_dir) and args.overwrite_output_dir and not self.last_checkpoint:
                 if args.should_save:
@@ -238,13 +238,11 @@ class Setup:
         if self.rdrop_alpha and args.do_train:
             logger.info(f"R-Drop: each training batch runs twice, KL weight {self.rdrop_alpha}")
         self.model, self.tokenizer = self._load_model(model_args, data_args, args)
-        if settings.slot_decoding in core.SlotDecoder.NEEDS_CRF and not self.model.use_crf:
-            raise core.UsageError(f"--slot_decoding {settings.slot_decoding}: {model_args.model_name_or_path} has no "
+        if settings.slot_decoding in decoding.SlotDecoder.NEEDS_CRF and not self.model.use_crf:
+            raise data.UsageError(f"--slot_decoding {settings.slot_decoding}: {model_args.model_name_or_path} has no "
                                   "CRF slot head (train it with --use_crf)")
         self.teacher = None
         if model_args.distill_from and args.do_train:
-            from slu.distillation import Teacher
-
             self.teacher = Teacher(model_args.distill_from, self.tokenizer, self.labels, settings,
                                    model_args.distill_alpha, model_args.distill_temperature)
 
@@ -275,17 +273,17 @@ class Setup:
             what = f"--max_seq_length {settings.max_seq_length} " + (
                 f"+ --max_context_length {settings.max_context_length} exceed" if settings.max_context_length
                 else "exceeds")
-            raise core.UsageError(f"{what} the {model.config.max_position_embeddings} position embeddings of "
+            raise data.UsageError(f"{what} the {model.config.max_position_embeddings} position embeddings of "
                                   f"{model_path}")
         if prune and model_path != pruned_dir:
             queries = [e["query"] for e in self.train_ex + self.dev_ex]
             if args.should_save:  # one rank writes the pruned model, the others load it
-                model, tokenizer = prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
-                                                    total, pruned_dir)
+                model, tokenizer = export.prune_embeddings(model, tokenizer, queries, data_args.max_vocab_size,
+                                                           total, pruned_dir)
             if args.world_size > 1:
                 paddle.distributed.barrier()
             if not args.should_save:
-                model, tokenizer = load_pruned(pruned_dir, model)
+                model, tokenizer = export.load_pruned(pruned_dir, model)
         return model, tokenizer
 
 
@@ -294,15 +292,15 @@ def encode_examples(examples, tokenizer, labels, max_seq_length, context_turns=0
     """Token ids, intent id and per-token BIO slot ids for each example (slots from char offsets); with context,
     token_type_ids too (the context's tokens carry slot label PAD, which the loss ignores)."""
     def tokenize(texts, max_length):
-        return core.encode_queries(tokenizer, texts, max_length)
+        return data.encode_queries(tokenizer, texts, max_length)
 
     ids, offsets, _ = tokenize([ex["query"] for ex in examples], max_seq_length)
-    ids, types, offsets = core.add_context(tokenize, ids, offsets, [ex.get("context", []) for ex in examples],
+    ids, types, offsets = data.add_context(tokenize, ids, offsets, [ex.get("context", []) for ex in examples],
                                            context_turns, max_context_length)
     out = []
     for ex, i, t, o in zip(examples, ids, types, offsets):
         item = {"input_ids": i, "intent_label": labels.intent2id[ex["intent"]],
-                "slot_label": core.spans_to_token_labels(o, ex["slots"], labels)}
+                "slot_label": data.spans_to_token_labels(o, ex["slots"], labels)}
         if context_turns:
             item["token_type_ids"] = t
         out.append(item)
@@ -316,12 +314,12 @@ class Collator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, batch):
-        out = {"input_ids": core.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")}
+        out = {"input_ids": data.pad_batch([b["input_ids"] for b in batch], self.pad_token_id, "int64")}
         if "token_type_ids" in batch[0]:
-            out["token_type_ids"] = core.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
+            out["token_type_ids"] = data.pad_batch([b["token_type_ids"] for b in batch], 0, "int64")
         if "slot_label" in batch[0]:
             out["intent_label"] = np.array([b["intent_label"] for b in batch], dtype="int64")
-            out["slot_label"] = core.pad_batch([b["slot_label"] for b in batch], PAD_SLOT_ID, "int64")
+            out["slot_label"] = data.pad_batch([b["slot_label"] for b in batch], PAD_SLOT_ID, "int64")
         return out
 
 
@@ -444,6 +442,11 @@ class JointTrainer(Trainer):
     checkpoints are rotated only after it (PaddleNLP 2.8 rotates before, and only when local_rank == 0, which a
     single CPU process never has (-1): --save_total_limit was ignored)."""
 
+    def __init__(self, *args, teacher=None, rdrop_alpha=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher  # a distillation.Teacher: its softened logits are extra training targets
+        self.rdrop_alpha = rdrop_alpha  # > 0: R-Drop (model.rdrop_loss) between two runs of each training batch
+
     def _save_checkpoint(self, model, metrics=None):
         self._rotation_deferred = True
         try:
@@ -455,9 +458,6 @@ class JointTrainer(Trainer):
             write_checkpoint_marker(path, self.state.global_step)
             self._rotate_checkpoints(use_mtime=False, output_dir=self.args.output_dir)  # by step: mtimes can tie
 
-    teacher = None  # a distillation.Teacher: its softened logits are extra training targets
-    rdrop_alpha = 0.0  # > 0: R-Drop (model.rdrop_loss) between two runs of each training batch
-
     def compute_loss(self, model, inputs, return_outputs=False):
         if not model.training or (self.teacher is None and not self.rdrop_alpha):
             return super().compute_loss(model, inputs, return_outputs)
@@ -468,8 +468,6 @@ class JointTrainer(Trainer):
             second_loss, (_, second) = super().compute_loss(model, dict(inputs), return_outputs=True)
             loss = (loss + second_loss) / 2 + self.rdrop_alpha * rdrop_loss(outputs, second, slot_label)
         if self.teacher is not None:
-            from slu.distillation import distillation_loss
-
             alpha = self.teacher.alpha
             loss = (1 - alpha) * loss + alpha * distillation_loss(outputs, teacher_logits, slot_label,
                                                                   self.teacher.temperature)
@@ -497,21 +495,19 @@ class StepSeeds(TrainerCallback):
         paddle.seed((args.seed * 1_000_003 + state.global_step) % 2 ** 62)
 
 
-def make_trainer(setup, args, train=True, **kwargs):
-    """A JointTrainer over the run's encoded train and dev examples."""
+def make_trainer(setup, args, train=True, trainer_class=JointTrainer, **kwargs):
+    """A JointTrainer (or `trainer_class`, given `kwargs`) over the run's encoded train and dev examples."""
     s = setup.settings
     encode = lambda ex: encode_examples(ex, setup.tokenizer, setup.labels, s.max_seq_length,  # noqa: E731
                                         s.context_turns, s.max_context_length)
     train_set = encode(setup.train_ex) if train else None
-    trainer = JointTrainer(model=setup.model,
-                           criterion=JointLoss(crf=setup.model.crf),
-                           args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
-                           eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
-                           tokenizer=setup.tokenizer, **kwargs)
+    trainer = trainer_class(model=setup.model,
+                            criterion=JointLoss(crf=setup.model.crf),
+                            args=args, data_collator=Collator(setup.tokenizer.pad_token_id), train_dataset=train_set,
+                            eval_dataset=encode(setup.dev_ex) if setup.dev_ex else None,
+                            tokenizer=setup.tokenizer, teacher=setup.teacher, rdrop_alpha=setup.rdrop_alpha, **kwargs)
     if train:
         trainer.add_callback(StepSeeds())
-    trainer.teacher = getattr(setup, "teacher", None)
-    trainer.rdrop_alpha = getattr(setup, "rdrop_alpha", 0.0)
     return trainer
 
 
@@ -523,106 +519,12 @@ def make_compute_metrics(labels, slotless, crf=None):
         intent_gold, slot_gold = p.label_ids[0], p.label_ids[1]
         slot_pred = np.argmax(slot_logits, -1)
         if crf is not None:
-            scores = core.check_transitions(crf.scores(), len(labels.slots))
+            scores = decoding.check_transitions(crf.scores(), len(labels.slots))
             for k, gold in enumerate(slot_gold):
                 query = np.flatnonzero(gold != PAD_SLOT_ID)
                 if len(query):
-                    slot_pred[k, query] = core.constrained_viterbi(slot_logits[k, query], scores, labels,
-                                                                   labels.slot_types, [False] * len(query))
+                    slot_pred[k, query] = decoding.constrained_viterbi(slot_logits[k, query], scores, labels,
+                                                                       labels.slot_types, [False] * len(query))
         return metrics.sentence_metrics(np.argmax(intent_logits, -1), intent_gold, slot_pred, slot_gold, labels,
                                      slotless)
     return compute_metrics
-
-
-# ------------------------------------------------------------------------------------ pruning
-def prune_embeddings(model, tokenizer, queries, max_vocab_size, max_seq_length, output_dir):
-    """Keep the `max_vocab_size` most frequent tokens of `queries` (special tokens always, [PAD]/[CLS]/[SEP]
-    first), cut position embeddings to `max_seq_length`, save model+tokenizer to `output_dir` and reload.
-
-    Embedding rows == config.vocab_size == tokenizer size in what is saved (upstream issue 9896)."""
-    vocab = tokenizer.get_vocab()
-    id2tok = {i: t for t, i in vocab.items()}
-    specials = [tokenizer.pad_token, tokenizer.cls_token, tokenizer.sep_token, tokenizer.unk_token,
-                tokenizer.mask_token]
-    specials = [t for t in dict.fromkeys(specials) if t is not None]
-    missing = [t for t in specials if t not in vocab]
-    if missing:
-        raise ValueError(f"tokenizer vocab lacks special tokens {missing}")
-    if max_vocab_size < len(specials) + 1:
-        raise ValueError(f"--max_vocab_size {max_vocab_size} leaves no room beside {len(specials)} special tokens")
-    counts = Counter()
-    for ids in tokenizer(queries, add_special_tokens=False, return_attention_mask=False,
-                         return_token_type_ids=False)["input_ids"]:
-        counts.update(ids)
-    special_ids = [vocab[t] for t in specials]
-    others = sorted((i for i in id2tok if i not in set(special_ids)), key=lambda i: (-counts[i], i))
-    kept = sorted(others[:max_vocab_size - len(special_ids)])
-    new_ids = special_ids + kept
-
-    config = model.config
-    state = model.state_dict()
-    wkey = "ernie.embeddings.word_embeddings.weight"
-    pkey = "ernie.embeddings.position_embeddings.weight"
-    old_rows = state[wkey].shape[0]
-    if max(new_ids) >= old_rows:
-        raise ValueError(f"tokenizer has id {max(new_ids)} but the model has {old_rows} embedding rows")
-    state[wkey] = paddle.to_tensor(state[wkey].numpy()[new_ids])
-    if max_seq_length < state[pkey].shape[0]:
-        state[pkey] = paddle.to_tensor(state[pkey].numpy()[:max_seq_length])
-    config.vocab_size = len(new_ids)
-    config.max_position_embeddings = state[pkey].shape[0]
-    config.pad_token_id = 0
-
-    os.makedirs(output_dir, exist_ok=True)
-    new_model = JointErnie(config, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
-                           dropout=model.dropout.p)
-    new_model.set_state_dict(state)
-    new_model.save_pretrained(output_dir)
-    vocab_file = os.path.join(output_dir, "vocab.txt")
-    core.write_lines(vocab_file, [id2tok[i] for i in new_ids])
-    do_lower = getattr(tokenizer, "do_lower_case", True)
-    ErnieTokenizer(vocab_file, do_lower_case=do_lower).save_pretrained(output_dir)
-    logger.info(f"Pruned embeddings: vocab {old_rows} -> {len(new_ids)} ({sum(1 for i in new_ids if counts[i])} "
-                f"seen in the data), positions -> {config.max_position_embeddings}; saved to {output_dir}")
-    return load_pruned(output_dir, model)
-
-
-def load_pruned(pruned_dir, model):
-    """The pruned model and tokenizer saved in `pruned_dir`, with the heads of `model`."""
-    with paddle.utils.unique_name.guard():  # same parameter names as a fresh process loading the directory
-        pruned = JointErnie.from_pretrained(pruned_dir, intent_dim=model.intent_dim, slot_dim=model.slot_dim,
-                                            dropout=model.dropout.p)
-    return pruned, AutoTokenizer.from_pretrained(pruned_dir)
-
-
-# ------------------------------------------------------------------------------------ export
-def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, context=False):
-    """paddle.jit.save a fresh JointErnie loaded from model_dir (to_static changes the layer in place).
-    Returns the exported model's max_position_embeddings."""
-    with paddle.utils.unique_name.guard():
-        model = JointErnie.from_pretrained(model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
-                                           dropout=dropout)
-    model.eval()
-    static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype, context))
-    paddle.jit.save(static, output_prefix)
-    logger.info(f"Exported static graph to {output_prefix}.pdmodel/.pdiparams (input_ids: {input_dtype})")
-    return model.config.max_position_embeddings
-
-
-def write_deploy_files(directory, *, tokenizer, settings, labels, slotless, input_dtype, max_position_embeddings,
-                       intent_types=None, crf=None):
-    """Everything a deployment needs beside the model: tokenizer files, label files, deploy_config.json (the run's
-    `settings`, with a CRF slot head's scores when `crf` is given)."""
-    os.makedirs(directory, exist_ok=True)
-    tokenizer.save_pretrained(directory)
-    core.write_lines(os.path.join(directory, "intent_label.txt"), labels.intents)
-    core.write_lines(os.path.join(directory, "slot_label.txt"), labels.slots)
-    core.write_lines(os.path.join(directory, "slots_label.txt"), labels.slots)  # the name upstream's client reads
-    config = manifest.build(max_seq_length=settings.max_seq_length, max_position_embeddings=max_position_embeddings,
-                            input_dtype=input_dtype, labels=labels, slotless=slotless, vocab_size=len(tokenizer),
-                            do_lower_case=getattr(tokenizer, "do_lower_case", True),
-                            pad_token_id=tokenizer.pad_token_id, context_turns=settings.context_turns,
-                            max_context_length=settings.max_context_length, intent_slot_types=intent_types,
-                            slot_decoding=settings.slot_decoding,
-                            slot_transitions=crf.scores() if crf is not None else None)
-    return manifest.write(directory, config)

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("PPNLP_HOME", tempfile.mkdtemp(prefix="ppnlp_home_"))
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GLOG_minloglevel="2")
 
-from slu import core  # noqa: E402  (zlib work-around before paddle; the repository is on the venv's path)
+from slu import data  # noqa: E402  (zlib work-around before paddle; the repository is on the venv's path)
 from helpers import missing_prerequisite  # noqa: E402
 
 # the NLPCC 2018 Task 4 corpus: $SLU_CORPUS, else where CI puts it (a shared/ folder beside the clone)
@@ -47,7 +47,7 @@ def run_script(script, env, *extra, timeout=900, check=True):
 
 @pytest.fixture(scope="session")
 def labels():
-    return core.LabelSet.from_files(INTENT_LABELS, SLOT_LABELS)
+    return data.LabelSet.from_files(INTENT_LABELS, SLOT_LABELS)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Test-only code shared by the C++ and Java golden tests of dialogue context (core.add_context) and slot decoding
-(core.SlotDecoder): the cases, model directories without a model (a vocabulary, the label files and a
+"""Test-only code shared by the C++ and Java golden tests of dialogue context (data.add_context) and slot decoding
+(decoding.SlotDecoder): the cases, model directories without a model (a vocabulary, the label files and a
 deploy_config.json), the case files both drivers read (slu_golden, GoldenMain) and the Python answers."""
 import os
 import shutil
@@ -49,19 +49,19 @@ def write_model_dir(path, vocab_path, labels, max_seq_length=16, context_turns=0
     """A model directory without a model: `vocab_path`, the label files of `labels` and a deploy_config.json that
     manifest.build writes with these settings (and manifest.check_optional accepts); slot_decoding "crf" gets the
     scores of crf_scores(labels)."""
-    from slu import core, manifest
+    from slu import data, manifest
 
     path.mkdir()
     shutil.copy(vocab_path, path / "vocab.txt")
-    core.write_lines(str(path / "intent_label.txt"), labels.intents)
-    core.write_lines(str(path / "slot_label.txt"), labels.slots)
-    vocab = core.read_utf8_lines(str(path / "vocab.txt"))
+    data.write_lines(str(path / "intent_label.txt"), labels.intents)
+    data.write_lines(str(path / "slot_label.txt"), labels.slots)
+    vocab = data.read_utf8_lines(str(path / "vocab.txt"))
     m = manifest.build(max_seq_length=max_seq_length, max_position_embeddings=512, input_dtype="int64", labels=labels,
                        slotless=[], vocab_size=len(vocab), pad_token_id=vocab.index("[PAD]"), context_turns=context_turns, max_context_length=max_context_length,
                        intent_slot_types=intent_slot_types, slot_decoding=slot_decoding,
                        slot_transitions=crf_scores(labels) if slot_decoding == "crf" else None)
     manifest.check_optional(m, str(path))
-    core.save_json(str(path / manifest.NAME), m)
+    data.save_json(str(path / manifest.NAME), m)
     return path
 
 
@@ -72,11 +72,11 @@ def context_case_file(path, cases=CONTEXT_CASES):
 
 
 def expected_encodings(tokenizer, max_seq_length, turns, max_context_length, cases=CONTEXT_CASES):
-    """core.add_context over the query tokenizer (slu.predictor.PythonTokenizer): the rows the drivers print."""
-    from slu import core
+    """data.add_context over the query tokenizer (slu.predictor.PythonTokenizer): the rows the drivers print."""
+    from slu import data
 
     ids, offsets, truncated = tokenizer([q for q, _ in cases], max_seq_length)
-    ids, types, offsets = core.add_context(tokenizer, ids, offsets, [t for _, t in cases], turns, max_context_length)
+    ids, types, offsets = data.add_context(tokenizer, ids, offsets, [t for _, t in cases], turns, max_context_length)
     return [{"ids": i, "token_type_ids": t, "offsets": [list(o) for o in off], "truncated": tr}
             for i, t, off, tr in zip(ids, types, offsets, truncated)]
 
@@ -156,14 +156,14 @@ def decode_case_file(path, cases):
 
 
 def expected_slot_ids(labels, vocab, mode, table, cases):
-    from slu import core
+    from slu import decoding
 
-    decoder = core.SlotDecoder(labels, mode, table, core.continuation_ids(vocab),
-                               crf_scores(labels) if mode == "crf" else None)
+    decoder = decoding.SlotDecoder(labels, mode, table, decoding.continuation_ids(vocab),
+                                   crf_scores(labels) if mode == "crf" else None)
     return [decoder.slot_ids(intent, ids, offsets, logits) for intent, ids, offsets, logits in cases]
 
 
 def vocab_lines(model_dir):
-    from slu import core
+    from slu import data
 
-    return core.read_utf8_lines(os.path.join(str(model_dir), "vocab.txt"))
+    return data.read_utf8_lines(os.path.join(str(model_dir), "vocab.txt"))

@@ -103,12 +103,12 @@ def test_accuracy_of_both_backends_equals_run_eval(bench, trained_pico, compress
 
 def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compressed, corpus_subset):
     arith = script_module("benchmarks/arith.py")
-    from slu import core
+    from slu import data
 
     from slu.predictor import fast_tokenizer_from_dir
 
     res = bench[0]
-    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))][:12]
+    queries = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))][:12]
     ids, _, _ = fast_tokenizer_from_dir(str(trained_pico))(queries, 16)
     seq_len = statistics.median_low(len(i) for i in ids)
     assert res["machine"]["median_seq_len"] == seq_len

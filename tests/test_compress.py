@@ -18,11 +18,11 @@ def compress(model, out, corpus_subset, *extra, check=True):
 def ids_batch(model_dir, queries):
     from paddlenlp.transformers import AutoTokenizer
 
-    from slu import core
+    from slu import data
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    ids, _, _ = core.encode_queries(tok, queries, 16)
-    return core.pad_batch(ids, tok.pad_token_id, "int32")
+    ids, _, _ = data.encode_queries(tok, queries, 16)
+    return data.pad_batch(ids, tok.pad_token_id, "int32")
 
 
 def dev_queries(corpus_subset, n=64):
@@ -173,14 +173,12 @@ def test_malformed_compression_arguments(trained_pico, corpus_subset, tmp_path, 
 
 
 def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned_model(trained_pico, labels):
-    """distil_qat_from_pruned: the loss is 0.75 * gold + 0.25 * T^2 * (intent KL + mean slot KL over the query's
+    """QATDistillation: the loss is 0.75 * gold + 0.25 * T^2 * (intent KL + mean slot KL over the query's
     tokens) against the model as it was when QAT began, even after training has changed the model."""
-    import types
-
     import paddle
 
     from helpers import numpy_kl
-    from slu.compression import distil_qat_from_pruned
+    from slu.compression import QATDistillation
     from slu.model import JointErnie, JointLoss
 
     model = JointErnie.from_pretrained(str(trained_pico), intent_dim=len(labels.intents), slot_dim=len(labels.slots))
@@ -195,20 +193,18 @@ def test_qat_distillation_loss_mixes_gold_labels_and_a_frozen_copy_of_the_pruned
     with paddle.no_grad():
         before = [t.numpy() for t in model(batch["input_ids"], token_type_ids=batch["token_type_ids"])]
     gold = JointLoss()
-    trainer = types.SimpleNamespace(model=model, criterion=gold, get_train_dataloader=lambda: [dict(batch)],
-                                    args=types.SimpleNamespace(label_names=["intent_label", "slot_label"]))
-    distil_qat_from_pruned(trainer, 0.25, 2.0)
+    distillation = QATDistillation(model, gold, ["intent_label", "slot_label"], 0.25, 2.0)
     for name, p in model.named_parameters():  # what QAT's steps do to the student; the teacher must not follow
         if name.startswith("intent_classifier") or name.startswith("slot_classifier"):
             p.set_value(p.numpy() + rng.normal(0, 0.5, size=p.shape).astype("float32"))
 
-    loader = trainer.get_train_dataloader()
+    loader = distillation.recording([dict(batch)])
     assert len(loader) == 1
     got_batch = next(iter(loader))
     labels_given = (got_batch.pop("intent_label"), got_batch.pop("slot_label"))  # as the QAT loop pops them
     with paddle.no_grad():
         logits = model(got_batch["input_ids"], token_type_ids=got_batch["token_type_ids"])
-        got = float(trainer.criterion(logits, labels_given))
+        got = float(distillation.loss(logits, labels_given))
         gold_value = float(gold(logits, labels_given))
     after = [t.numpy() for t in logits]
     assert not np.allclose(after[0], before[0], atol=1e-3)

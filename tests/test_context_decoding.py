@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from slu import core, manifest
+from slu import data, decoding, manifest
 
 VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "取", "消", "导", "航", "到", "古", "田", "播", "放", "tay",
          "##lor", "swift", "的", "shape", "of", "you"]
@@ -17,13 +17,13 @@ def tokenize(tmp_path_factory):
     p = tmp_path_factory.mktemp("vocab") / "vocab.txt"
     p.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     tok = ErnieTokenizer(str(p))
-    return lambda texts, max_length: core.encode_queries(tok, texts, max_length)
+    return lambda texts, max_length: data.encode_queries(tok, texts, max_length)
 
 
 def corpus_examples(tmp_path, labels, text):
     path = tmp_path / "c.txt"
     path.write_text(text, encoding="utf-8")
-    return core.read_examples(str(path), labels)
+    return data.read_examples(str(path), labels)
 
 
 # ------------------------------------------------------------------------------------------------ sessions
@@ -35,38 +35,38 @@ def test_context_is_the_earlier_turns_of_the_same_session(tmp_path, labels):
                          "2\t播放\tmusic.play\t播放\n"          # another session id: no context
                          "\n"
                          "2\t取消\tmusic.pause\t取消\n")         # same id after a blank line: a new session
-    assert [e["context"] for e in core.attach_context(ex, 1)] == [[], ["导航"], ["古田"], [], []]
-    assert [e["context"] for e in core.attach_context(ex, 2)] == [[], ["导航"], ["导航", "古田"], [], []]
-    assert [e["context"] for e in core.attach_context(ex, 0)] == [[]] * 5
-    assert [e["context"] for e in core.attach_context(ex, 3)][2] == ["导航", "古田"]  # fewer turns than asked: all
+    assert [e["context"] for e in data.attach_context(ex, 1)] == [[], ["导航"], ["古田"], [], []]
+    assert [e["context"] for e in data.attach_context(ex, 2)] == [[], ["导航"], ["导航", "古田"], [], []]
+    assert [e["context"] for e in data.attach_context(ex, 0)] == [[]] * 5
+    assert [e["context"] for e in data.attach_context(ex, 3)][2] == ["导航", "古田"]  # fewer turns than asked: all
 
 
 def test_read_queries_gives_a_corpus_file_its_sessions_and_plain_lines_none(tmp_path):
     path = tmp_path / "q.txt"
     path.write_text("7\t导航\tnavigation.open\t导航\n7\t取消\tOTHERS\t取消\n取消\n", encoding="utf-8")
-    assert core.read_queries(str(path), with_context=True) == [(1, "导航", []), (2, "取消", ["导航"]), (3, "取消", [])]
-    assert core.read_queries(str(path)) == [(1, "导航"), (2, "取消"), (3, "取消")]
+    assert data.read_queries(str(path), with_context=True) == [(1, "导航", []), (2, "取消", ["导航"]), (3, "取消", [])]
+    assert data.read_queries(str(path)) == [(1, "导航"), (2, "取消"), (3, "取消")]
 
 
 # ------------------------------------------------------------------------------------------------ encoding
 def test_context_follows_the_query_most_recent_turn_first_with_token_type_1(tokenize):
     ids, offsets, _ = tokenize(["取消"], 16)
     # worked by hand from VOCAB: [CLS] 取 消 [SEP] | 导 航 到 古 田 [SEP] | 播 放 [SEP]
-    got_ids, types, got_offsets = core.add_context(tokenize, ids, offsets, [["播放", "导航到古田"]], 2, 16)
+    got_ids, types, got_offsets = data.add_context(tokenize, ids, offsets, [["播放", "导航到古田"]], 2, 16)
     assert got_ids == [[1, 5, 6, 2, 7, 8, 9, 10, 11, 2, 12, 13, 2]]
     assert types == [[0, 0, 0, 0] + [1] * 9]
     assert got_offsets == [[(0, 0), (0, 1), (1, 2), (0, 0)] + [(0, 0)] * 9]
-    assert core.add_context(tokenize, ids, offsets, [["播放", "导航到古田"]], 1, 16)[0] == [[1, 5, 6, 2, 7, 8, 9, 10,
+    assert data.add_context(tokenize, ids, offsets, [["播放", "导航到古田"]], 1, 16)[0] == [[1, 5, 6, 2, 7, 8, 9, 10,
                                                                                           11, 2]]
 
 
 def test_context_is_cut_to_max_context_length(tokenize):
     ids, offsets, _ = tokenize(["取消"], 16)
     ctx = [["播放", "导航到古田"]]
-    assert core.add_context(tokenize, ids, offsets, ctx, 2, 4)[0] == [[1, 5, 6, 2, 7, 8, 9, 2]]  # older turn dropped
-    assert core.add_context(tokenize, ids, offsets, ctx, 2, 8)[0] == [[1, 5, 6, 2, 7, 8, 9, 10, 11, 2, 12, 2]]
-    assert core.add_context(tokenize, ids, offsets, ctx, 0, 16) == (ids, [[0, 0, 0, 0]], offsets)  # no context model
-    assert core.add_context(tokenize, ids, offsets, [[]], 2, 16)[0] == ids  # first turn of a session
+    assert data.add_context(tokenize, ids, offsets, ctx, 2, 4)[0] == [[1, 5, 6, 2, 7, 8, 9, 2]]  # older turn dropped
+    assert data.add_context(tokenize, ids, offsets, ctx, 2, 8)[0] == [[1, 5, 6, 2, 7, 8, 9, 10, 11, 2, 12, 2]]
+    assert data.add_context(tokenize, ids, offsets, ctx, 0, 16) == (ids, [[0, 0, 0, 0]], offsets)  # no context model
+    assert data.add_context(tokenize, ids, offsets, [[]], 2, 16)[0] == ids  # first turn of a session
 
 
 def test_slot_labels_are_only_on_the_query(tmp_path, labels):
@@ -78,7 +78,7 @@ def test_slot_labels_are_only_on_the_query(tmp_path, labels):
     tok = ErnieTokenizer(str(tmp_path / "v.txt"))
     ex = corpus_examples(tmp_path, labels, "1\t导航到古田\tnavigation.navigation\t导航到<destination>古田</destination>\n"
                                            "1\t古田\tnavigation.navigation\t<destination>古田</destination>\n")
-    items = encode_examples(core.attach_context(ex, 1), tok, labels, 16, 1, 16)
+    items = encode_examples(data.attach_context(ex, 1), tok, labels, 16, 1, 16)
     second = items[1]
     assert second["input_ids"] == [1, 10, 11, 2, 7, 8, 9, 10, 11, 2]
     assert second["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
@@ -114,16 +114,17 @@ def pieces_logits(labels):
 def decode(decoder, labels, intent, logits, query=QUERY):
     ids = [VOCAB.index(t) for t in PIECES]
     slot_ids = decoder.slot_ids(labels.intent2id[intent], ids, OFFSETS, logits)
-    return [(s["slot"], s["entity"]) for s in core.decode_slots(query, OFFSETS, slot_ids, labels)]
+    return [(s["slot"], s["entity"]) for s in decoding.decode_slots(query, OFFSETS, slot_ids, labels)]
 
 
 def test_argmax_splits_a_word_between_slots(labels, pieces_logits):
-    got = decode(core.SlotDecoder(labels), labels, "music.play", pieces_logits)
+    got = decode(decoding.SlotDecoder(labels), labels, "music.play", pieces_logits)
     assert got == [("singer", "tay"), ("song", "lor swift的"), ("song", "shape of you")]
 
 
 def test_constrained_decoding_keeps_words_whole_and_bio_valid(labels, pieces_logits):
-    decoder = core.SlotDecoder(labels, "constrained", {"music.play": ["song", "singer"]}, core.continuation_ids(VOCAB))
+    decoder = decoding.SlotDecoder(labels, "constrained", {"music.play": ["song", "singer"]},
+                                   decoding.continuation_ids(VOCAB))
     # ##lor takes tay's slot (I-singer); swift cannot be I-song after a singer: its best allowed label is I-singer;
     # 的 cannot continue a song that never started: O (3) beats B-* (0)
     got = decode(decoder, labels, "music.play", pieces_logits)
@@ -132,7 +133,7 @@ def test_constrained_decoding_keeps_words_whole_and_bio_valid(labels, pieces_log
 
 def test_constrained_decoding_allows_only_the_slot_types_of_the_intent(labels, pieces_logits):
     types = {"music.play": ["singer"], "music.pause": []}
-    decoder = core.SlotDecoder(labels, "constrained", types, core.continuation_ids(VOCAB))
+    decoder = decoding.SlotDecoder(labels, "constrained", types, decoding.continuation_ids(VOCAB))
     # shape: B-song (5) is out, every other allowed label is 0: O comes first among equals
     assert decode(decoder, labels, "music.play", pieces_logits) == [("singer", "taylor swift")]
     assert decode(decoder, labels, "music.pause", pieces_logits) == []  # a slot-less intent has no slots
@@ -141,27 +142,27 @@ def test_constrained_decoding_allows_only_the_slot_types_of_the_intent(labels, p
 
 
 def test_special_tokens_get_pad_and_ties_go_to_o(labels):
-    decoder = core.SlotDecoder(labels, "constrained", {}, core.continuation_ids(VOCAB))
+    decoder = decoding.SlotDecoder(labels, "constrained", {}, decoding.continuation_ids(VOCAB))
     zeros = np.zeros((len(PIECES), len(labels.slots)))
     assert decoder.slot_ids(0, [VOCAB.index(t) for t in PIECES], OFFSETS, zeros) == [0] + [labels.O] * 9 + [0]
 
 
 def test_unknown_decoding_is_refused(labels):
-    with pytest.raises(core.UsageError, match="slot decoding must be one of argmax, constrained, crf, not 'viterbi'"):
-        core.SlotDecoder(labels, "viterbi")
+    with pytest.raises(data.UsageError, match="slot decoding must be one of argmax, constrained, crf, not 'viterbi'"):
+        decoding.SlotDecoder(labels, "viterbi")
 
 
 def test_intent_slot_types_come_from_the_examples(tmp_path, labels):
     ex = corpus_examples(tmp_path, labels, "1\t播放周杰伦的稻香\tmusic.play\t播放<singer>周杰伦</singer>的<song>稻香</song>\n"
                                            "2\t暂停\tmusic.pause\t暂停\n")
-    assert core.intent_slot_types(ex, labels) == {"music.play": ["song", "singer"], "music.pause": []}
+    assert data.intent_slot_types(ex, labels) == {"music.play": ["song", "singer"], "music.pause": []}
 
 
 # ------------------------------------------------------------------------------------------------ manifest
 def written_manifest(tmp_path, labels, **fields):
     (tmp_path / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    core.write_lines(tmp_path / "intent_label.txt", labels.intents)
-    core.write_lines(tmp_path / "slot_label.txt", labels.slots)
+    data.write_lines(tmp_path / "intent_label.txt", labels.intents)
+    data.write_lines(tmp_path / "slot_label.txt", labels.slots)
     m = manifest.build(max_seq_length=16, max_position_embeddings=32, input_dtype="int32", labels=labels, slotless=[],
                        vocab_size=len(VOCAB), **fields)
     (tmp_path / manifest.NAME).write_text(json.dumps(m), encoding="utf-8")

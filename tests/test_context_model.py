@@ -8,7 +8,7 @@ import pytest
 
 from conftest import run_py, run_script
 from helpers import missing_prerequisite
-from slu import core, program
+from slu import data, program
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def context_model(tmp_path_factory, pico_dir, session_subset):
 
 
 def dev_examples(session_subset, labels, turns=1):
-    return core.attach_context(core.read_examples(str(session_subset / "dev.txt"), labels), turns)
+    return data.attach_context(data.read_examples(str(session_subset / "dev.txt"), labels), turns)
 
 
 def feed_names(pdmodel):
@@ -88,9 +88,9 @@ def test_fastdeploy_runtimes_answer_like_paddle_inference_with_context(context_m
     """Each in its own process: FastDeploy's Paddle backend must not share one with paddle.inference."""
     script = tmp_path / "answers.py"
     script.write_text(
-        "import json, sys\nfrom slu import core\nfrom slu.predictor import Predictor\n"
+        "import json, sys\nfrom slu import data\nfrom slu.predictor import Predictor\n"
         "p = Predictor.from_dir(sys.argv[1], backend=sys.argv[2])\n"
-        "ex = core.attach_context(core.read_examples(sys.argv[3], p.labels), 1)\n"
+        "ex = data.attach_context(data.read_examples(sys.argv[3], p.labels), 1)\n"
         "print(json.dumps(p.predict([e['query'] for e in ex], contexts=[e['context'] for e in ex]), "
         "ensure_ascii=False))\n", encoding="utf-8")
     answers = {}

@@ -8,9 +8,9 @@ import paddle
 import pytest
 
 from conftest import run_py, run_script
-from slu import core, manifest
+from slu import data, decoding, manifest
 
-LABELS = core.LabelSet(["music.play", "music.pause"], ["PAD", "O", "B-a", "I-a", "B-b", "I-b", "B-c", "I-c"])
+LABELS = data.LabelSet(["music.play", "music.pause"], ["PAD", "O", "B-a", "I-a", "B-b", "I-b", "B-c", "I-c"])
 
 
 def path_score(crf, emissions, ids):
@@ -56,11 +56,11 @@ def allowed_paths(n, allowed_types, continuing):
 @pytest.mark.parametrize("seed", range(6))
 def test_viterbi_finds_the_best_sequence_the_constraints_allow(seed):
     rng = np.random.RandomState(seed)
-    crf = core.check_transitions({"start": rng.randn(8), "end": rng.randn(8), "transitions": rng.randn(8, 8)}, 8)
+    crf = decoding.check_transitions({"start": rng.randn(8), "end": rng.randn(8), "transitions": rng.randn(8, 8)}, 8)
     emissions = rng.randn(4, 8)
     allowed = [["a", "b"], ["c"], ["a", "b", "c"]][seed % 3]
     continuing = [False, bool(seed % 2), False, bool(seed % 3)]
-    got, score = core.constrained_viterbi(emissions, crf, LABELS, allowed, continuing, with_score=True)
+    got, score = decoding.constrained_viterbi(emissions, crf, LABELS, allowed, continuing, with_score=True)
     best = max(allowed_paths(4, allowed, continuing), key=lambda ids: path_score(crf, emissions, ids))
     assert got == best
     assert score == pytest.approx(path_score(crf, emissions, best))
@@ -79,22 +79,23 @@ def test_transitions_overrule_a_token_level_argmax():
     logits[2, LABELS.slot2id["I-a"]] = 0.8
     offsets = [(0, 0), (0, 1), (1, 2), (0, 0)]
     ids = [1, 5, 6, 2]
-    crf_ids = core.SlotDecoder(LABELS, "crf", {"music.play": ["a"]}, transitions=crf).slot_ids(0, ids, offsets, logits)
-    greedy = core.SlotDecoder(LABELS, "constrained", {"music.play": ["a"]}).slot_ids(0, ids, offsets, logits)
+    crf_decoder = decoding.SlotDecoder(LABELS, "crf", {"music.play": ["a"]}, transitions=crf)
+    crf_ids = crf_decoder.slot_ids(0, ids, offsets, logits)
+    greedy = decoding.SlotDecoder(LABELS, "constrained", {"music.play": ["a"]}).slot_ids(0, ids, offsets, logits)
     assert [LABELS.slots[i] for i in crf_ids] == ["PAD", "B-a", "I-a", "PAD"]
     assert [LABELS.slots[i] for i in greedy] == ["PAD", "B-a", "O", "PAD"]
     # a slot-less intent: O everywhere whatever the scores
-    none = core.SlotDecoder(LABELS, "crf", {"music.pause": []}, transitions=crf).slot_ids(1, ids, offsets, logits)
+    none = decoding.SlotDecoder(LABELS, "crf", {"music.pause": []}, transitions=crf).slot_ids(1, ids, offsets, logits)
     assert [LABELS.slots[i] for i in none] == ["PAD", "O", "O", "PAD"]
 
 
 def test_crf_decoding_is_refused_without_scores_or_with_wrong_shapes():
     mode = "crf"
-    with pytest.raises(core.UsageError, match=f"slot decoding {mode} needs .* --use_crf"):
-        core.SlotDecoder(LABELS, mode)
+    with pytest.raises(data.UsageError, match=f"slot decoding {mode} needs .* --use_crf"):
+        decoding.SlotDecoder(LABELS, mode)
     bad = {"start": [0.0] * 8, "end": [0.0] * 7, "transitions": [[0.0] * 8] * 8}
-    with pytest.raises(core.UsageError, match=r"slot_transitions.end must be finite numbers of shape \[8\]"):
-        core.SlotDecoder(LABELS, "crf", transitions=bad)
+    with pytest.raises(data.UsageError, match=r"slot_transitions.end must be finite numbers of shape \[8\]"):
+        decoding.SlotDecoder(LABELS, "crf", transitions=bad)
 
 
 
@@ -143,9 +144,9 @@ def costly_o_predictions(crf_model, corpus_subset, labels, tmp_path, intent_slot
     m = manifest.read(str(export))
     m["slot_transitions"]["transitions"][labels.O][labels.O] = -1000.0
     m["intent_slot_types"] = intent_slot_types
-    core.save_json(str(export / manifest.NAME), m)
+    data.save_json(str(export / manifest.NAME), m)
     predictor = Predictor.from_dir(str(export), backend="paddle_inference", slot_decoding=slot_decoding)
-    vocab = core.read_utf8_lines(str(export / "vocab.txt"))
+    vocab = data.read_utf8_lines(str(export / "vocab.txt"))
     queries = [line.split("\t")[1] for line in (corpus_subset / "dev.txt").read_text(encoding="utf-8").splitlines()
                if line.strip()][:40]
     return m, vocab, queries, predictor.predict(queries), predictor.forward(queries)
@@ -158,19 +159,19 @@ def test_predictor_decodes_by_viterbi_over_the_exported_scores(crf_model, corpus
     briefly trained model answers OTHERS, slot-less, to everything)."""
     m, vocab, queries, got, (ids, offsets, _, intent_logits, slot_logits) = costly_o_predictions(
         crf_model, corpus_subset, labels, tmp_path, {}, None)
-    crf = core.check_transitions(m["slot_transitions"], len(labels.slots))
-    greedy = core.SlotDecoder(labels, "constrained", m["intent_slot_types"], core.continuation_ids(vocab))
+    crf = decoding.check_transitions(m["slot_transitions"], len(labels.slots))
+    greedy = decoding.SlotDecoder(labels, "constrained", m["intent_slot_types"], decoding.continuation_ids(vocab))
     differs = 0
     for k, query in enumerate(queries):
         intent = int(np.argmax(intent_logits[k]))
         types = m["intent_slot_types"].get(labels.intents[intent], labels.slot_types)
         pos = [j for j, (s, e) in enumerate(offsets[k]) if e > s]
         cont = [j > 0 and vocab[ids[k][p]].startswith("##") for j, p in enumerate(pos)]
-        slot_ids = [core.PAD_SLOT_ID] * len(offsets[k])
-        for p, sid in zip(pos, core.constrained_viterbi(slot_logits[k][pos], crf, labels, types, cont)):
+        slot_ids = [data.PAD_SLOT_ID] * len(offsets[k])
+        for p, sid in zip(pos, decoding.constrained_viterbi(slot_logits[k][pos], crf, labels, types, cont)):
             slot_ids[p] = sid
         assert got[k]["intent"] == labels.intents[intent]
-        assert got[k]["slot"] == core.decode_slots(query, offsets[k], slot_ids, labels)
+        assert got[k]["slot"] == decoding.decode_slots(query, offsets[k], slot_ids, labels)
         differs += slot_ids != greedy.slot_ids(intent, ids[k], offsets[k], slot_logits[k])
     assert differs > 0
 

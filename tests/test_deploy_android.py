@@ -83,22 +83,22 @@ def model_runtime(kind, trained_pico):
 def test_golden_ids_and_decoded_slots_on_every_dev_query(java, trained_pico, corpus_subset, tmp_path, runtime):
     """Token ids equal PaddleNLP's; SluEngine, given the outputs of the exported model (Paddle Lite's x86 .nb, the
     format the app runs, or Paddle Inference) with their shapes, hands the runtime those ids and gives the intent,
-    confidence and slots of core.postprocess."""
+    confidence and slots of decoding.postprocess."""
     from paddlenlp.transformers import AutoTokenizer
 
-    from slu import core, manifest
+    from slu import data, decoding, manifest
 
     labels = manifest.labels(str(trained_pico))
     tok = AutoTokenizer.from_pretrained(str(trained_pico))
-    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
+    queries = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))]
     run = model_runtime(runtime, trained_pico)
     cases, expected = [], []
     for q in queries:
-        ids, offsets, truncated = core.encode_queries(tok, [q], 16)
+        ids, offsets, truncated = data.encode_queries(tok, [q], 16)
         il, sl = run(np.array(ids, dtype="int32"))
         assert il.shape == (1, len(labels.intents)) and sl.shape == (1, len(ids[0]), len(labels.slots))
         expected.append({"query": q, "ids": ids[0], "truncated": truncated[0],
-                         **core.postprocess([q], ids, offsets, il, sl, labels)[0]})
+                         **decoding.postprocess([q], ids, offsets, il, sl, labels)[0]})
         cases.append(case_line(q, il, sl))
     (tmp_path / "cases.tsv").write_text("\n".join(cases) + "\n", encoding="utf-8")
     rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
@@ -117,9 +117,9 @@ EDGE_CASES = TOKENIZER_EDGE_CASES + ["  打 电话\u3000给 110 ", "a\ue000b"]
 def test_tokenizer_edge_cases(java, trained_pico, tmp_path):
     from paddlenlp.transformers import AutoTokenizer
 
-    from slu import core
+    from slu import data
 
-    ids, _, truncated = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), EDGE_CASES, 16)
+    ids, _, truncated = data.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), EDGE_CASES, 16)
     (tmp_path / "cases.tsv").write_text("\n".join(EDGE_CASES) + "\n", encoding="utf-8")
     rows = java_rows(java, trained_pico / "vocab.txt", trained_pico / "intent_label.txt",
                      trained_pico / "slot_label.txt", tmp_path / "cases.tsv")
@@ -170,7 +170,7 @@ def test_character_classes_and_normalization_equal_paddlenlp_for_every_code_poin
 def test_vocab_lines_as_paddlenlp_reads_them_a_repeated_token_keeps_its_last(java, trained_pico, tmp_path):
     from paddlenlp.transformers import ErnieTokenizer
 
-    from slu import core
+    from slu import data
 
     vocab = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "你", "好", "℃", "26", "你", "ab", "##c", "℃", "[UNK]",
              "οδοσ", "οδος", "##6"]
@@ -178,7 +178,7 @@ def test_vocab_lines_as_paddlenlp_reads_them_a_repeated_token_keeps_its_last(jav
     ends = ["\n", "\r\n", "\r"] * len(vocab)
     (tmp_path / "vocab.txt").write_bytes("".join(t + e for t, e in zip(vocab, ends)).encode("utf-8"))
     texts = ["你好你", "26℃", "abc zz", "ΟΔΟΣ", "2"]
-    ids, _, truncated = core.encode_queries(ErnieTokenizer(str(tmp_path / "vocab.txt")), texts, 16)
+    ids, _, truncated = data.encode_queries(ErnieTokenizer(str(tmp_path / "vocab.txt")), texts, 16)
     assert ids[0] == [1, 9, 6, 9, 2] and ids[1][-2] == 12 and ids[4] == [1, 13, 2]  # the test's own premise
     (tmp_path / "cases.tsv").write_text("\n".join(texts) + "\n", encoding="utf-8")
     rows = java_rows(java, tmp_path / "vocab.txt", trained_pico / "intent_label.txt",
@@ -588,7 +588,7 @@ def test_context_encoding_equals_add_context(java, pico_dir, labels, python_toke
                                              turns, max_context_length):
     """SluEngine.encode of queries with their earlier turns (none, 1, 2, 3; cut to the budget; an empty one; every
     tokenizer edge case), the settings from deploy_config.json: ids, token types, offsets and truncation equal
-    core.add_context's over PaddleNLP's tokenizer."""
+    data.add_context's over PaddleNLP's tokenizer."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, max_seq_length, turns,
                                       max_context_length)
     rows = java_rows(java, "--encode", d, deploy_golden.context_case_file(tmp_path / "cases.tsv"))
@@ -605,7 +605,7 @@ def test_context_encoding_equals_add_context(java, pico_dir, labels, python_toke
 def test_slot_decoding_equals_slot_decoder(java, pico_dir, labels, tmp_path, mode):
     """SlotDecoder as deploy_config.json sets it (slot_decoding, crf with seeded scores, intent_slot_types): the slot
     label ids of seeded random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table
-    lacks, ties, special tokens inside) equal core.SlotDecoder's."""
+    lacks, ties, special tokens inside) equal decoding.SlotDecoder's."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
                                       intent_slot_types=deploy_golden.SLOT_TABLE)
     vocab = deploy_golden.vocab_lines(d)
@@ -623,24 +623,24 @@ def test_slot_decoding_equals_slot_decoder(java, pico_dir, labels, tmp_path, mod
 @pytest.mark.parametrize("mode", ["constrained", "argmax"])
 def test_engine_with_context_and_constrained_decoding(java, pico_dir, labels, python_tokenizer, tmp_path, mode):
     """SluEngine.load of a directory whose manifest has context (2 turns in 12 tokens) and the decoding `mode`:
-    predict(query, context) hands the runtime the ids and token types of core.add_context, and gives the intent,
-    confidence and slots of core.postprocess with core.SlotDecoder on the runtime's outputs (seeded random logits:
-    slots of every kind)."""
-    from slu import core
+    predict(query, context) hands the runtime the ids and token types of data.add_context, and gives the intent,
+    confidence and slots of decoding.postprocess with decoding.SlotDecoder on the runtime's outputs (seeded random
+    logits: slots of every kind)."""
+    from slu import decoding
 
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, 16, 2, 12, mode,
                                       deploy_golden.SLOT_TABLE)
     cases = [(q, turns) for q, turns in deploy_golden.CONTEXT_CASES if "" not in turns]  # predict refuses ""
     encoded = deploy_golden.expected_encodings(python_tokenizer, 16, 2, 12, cases)
-    decoder = core.SlotDecoder(labels, mode, deploy_golden.SLOT_TABLE,
-                               core.continuation_ids(deploy_golden.vocab_lines(d)))
+    decoder = decoding.SlotDecoder(labels, mode, deploy_golden.SLOT_TABLE,
+                                   decoding.continuation_ids(deploy_golden.vocab_lines(d)))
     rng = np.random.default_rng(1)
     lines, expected = [], []
     for (q, turns), enc in zip(cases, encoded):
         il = rng.normal(0, 2, (1, len(labels.intents))).astype("float32")
         sl = rng.normal(0, 2, (1, len(enc["ids"]), len(labels.slots))).astype("float32")
         lines.append("\t".join([case_line(q, il, sl), *turns]))
-        ref = core.postprocess([q], [enc["ids"]], [enc["offsets"]], il, sl, labels, decoder)[0]
+        ref = decoding.postprocess([q], [enc["ids"]], [enc["offsets"]], il, sl, labels, decoder)[0]
         expected.append({"query": q, "ids": enc["ids"], "token_type_ids": enc["token_type_ids"],
                          "truncated": enc["truncated"], **ref})
     (tmp_path / "cases.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")

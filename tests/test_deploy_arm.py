@@ -102,11 +102,11 @@ def test_lite_arm_fp32_equals_x86_lite(lite_demo, trained_pico, corpus_subset):
 # one with FastDeploy
 AS_WRITTEN = r"""
 import json, sys
-from slu import core
+from slu import data
 from slu.predictor import Predictor
 model_dir, prefix, queries_file = sys.argv[1:4]
-p = Predictor.from_dir(model_dir, prefix, "paddle_inference", mkldnn=False, batch_size=8)
-for r in p.predict([q for _, q in core.read_queries(queries_file)]):
+p = Predictor.from_dir(model_dir, model_prefix=prefix, backend="paddle_inference", mkldnn=False, batch_size=8)
+for r in p.predict([q for _, q in data.read_queries(queries_file)]):
     print(json.dumps(r, ensure_ascii=False))
 """
 

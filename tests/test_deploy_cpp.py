@@ -73,11 +73,11 @@ def model_copy(src, dst, manifest_text=None):
 def golden(trained_pico, queries_file):
     """The Python pipeline on every query of a file: token ids (PaddleNLP tokenizer) and run_eval.py's
     predictions."""
-    from slu import core
+    from slu import data
     from paddlenlp.transformers import AutoTokenizer
 
-    queries = [q for _, q in core.read_queries(str(queries_file))]
-    ids, _, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), queries, 16)
+    queries = [q for _, q in data.read_queries(str(queries_file))]
+    ids, _, _ = data.encode_queries(AutoTokenizer.from_pretrained(str(trained_pico)), queries, 16)
     p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path", str(queries_file),
                 "--per_device_eval_batch_size", "64"])
     preds = [json.loads(x) for x in p.stdout.strip().split("\n")]  # not splitlines(): queries hold U+2028
@@ -129,7 +129,7 @@ def test_tokenizer_edge_cases_match_python(demo, onnx_model, tmp_path):
 def test_vocab_read_as_paddlenlp_reads_it(demo, onnx_model, tmp_path):
     """A repeated token keeps its last line, lines end at \\n, \\r\\n or \\r (Python's universal newlines), and
     the symbols split off (℃, ¥, ×, ², µ, ～, 〇) and marks in canonical order find their vocabulary lines."""
-    from slu import core
+    from slu import data
     from paddlenlp.transformers import AutoTokenizer
 
     lines = (onnx_model / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
@@ -142,7 +142,7 @@ def test_vocab_read_as_paddlenlp_reads_it(demo, onnx_model, tmp_path):
     ends = ["\n", "\r\n", "\r"]
     (d / "vocab.txt").write_bytes("".join(t + ends[k % 3] for k, t in enumerate(lines)).encode("utf-8"))
     texts = EDGE_CASES + ["我的歌", "\U0001f600", "26"]
-    ids, _, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(d)), texts, 16)
+    ids, _, _ = data.encode_queries(AutoTokenizer.from_pretrained(str(d)), texts, 16)
     assert (ids[-3][2], ids[-2][1], ids[-1][1]) == (n - 3, n - 2, n - 1) and first_de < n - 3  # the test's premise
     p = run_demo(demo, "--model_dir", d, "--dump_ids", *[a for t in texts for a in ("--text", t)])
     assert p.returncode == 0, p.stderr
@@ -211,22 +211,22 @@ def test_bad_input(demo, onnx_model, tmp_path):
 
 
 def test_slot_ids(demo, onnx_model, corpus_subset, tmp_path):
-    """--dump_ids also writes each token's slot label id: decoded by the project's core.decode_slots on
+    """--dump_ids also writes each token's slot label id: decoded by the project's decoding.decode_slots on
     PaddleNLP's offsets they give the demo's slots."""
-    from slu import core, manifest
+    from slu import data, decoding, manifest
     from paddlenlp.transformers import AutoTokenizer
 
-    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))][:20]
+    queries = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))][:20]
     q = tmp_path / "q.txt"
     q.write_text("\n".join(queries) + "\n", encoding="utf-8")
     p = run_demo(demo, "--model_dir", onnx_model, "--input_file", q, "--dump_ids")
     assert p.returncode == 0, p.stderr
     rows = [json.loads(x) for x in p.stdout.splitlines()]
     labels = manifest.labels(str(onnx_model))
-    _, offsets, _ = core.encode_queries(AutoTokenizer.from_pretrained(str(onnx_model)), queries, 16)
+    _, offsets, _ = data.encode_queries(AutoTokenizer.from_pretrained(str(onnx_model)), queries, 16)
     for row, text, off in zip(rows, queries, offsets):
         assert len(row["slot_ids"]) == len(row["ids"])
-        assert core.decode_slots(text, off, row["slot_ids"], labels) == row["slot"], text
+        assert decoding.decode_slots(text, off, row["slot_ids"], labels) == row["slot"], text
 
 
 STATS_KEYS = ["queries", "timed_passes", "batch_size", "cpu_num_threads", "p50_ms", "p90_ms", "tokenizer_ms",
@@ -477,7 +477,7 @@ def python_tokenizer(pico_dir):
 def test_context_encoding_equals_add_context(demo, pico_dir, labels, python_tokenizer, tmp_path, max_seq_length,
                                              turns, max_context_length):
     """Ids, token types, offsets and truncation of queries with their earlier turns (none, 1, 2, 3; cut to the
-    budget; an empty one; every tokenizer edge case) equal core.add_context's over PaddleNLP's tokenizer, with the
+    budget; an empty one; every tokenizer edge case) equal data.add_context's over PaddleNLP's tokenizer, with the
     settings read from deploy_config.json."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, max_seq_length, turns,
                                       max_context_length)
@@ -495,7 +495,7 @@ def test_context_encoding_equals_add_context(demo, pico_dir, labels, python_toke
 def test_slot_decoding_equals_slot_decoder(demo, pico_dir, labels, tmp_path, mode):
     """slot_decoding (crf with seeded scores) and intent_slot_types from deploy_config.json: the slot label ids of
     seeded random logits (ties among them) and crafted cases (WordPiece continuations, slot-less intents, intents the table lacks, ties,
-    special tokens inside) equal core.SlotDecoder's."""
+    special tokens inside) equal decoding.SlotDecoder's."""
     d = deploy_golden.write_model_dir(tmp_path / "m", pico_dir / "vocab.txt", labels, slot_decoding=mode,
                                       intent_slot_types=deploy_golden.SLOT_TABLE)
     vocab = deploy_golden.vocab_lines(d)
@@ -550,14 +550,14 @@ def test_context_model_end_to_end_equals_python_predictor(demo, context_model, c
     turns (none, one, three of which the last two count, one cut to the budget): ids, token types, intents,
     confidences, slot label ids and slots equal Python's Predictor on onnx_runtime with the same context, for the
     exported constrained decoding, argmax, and constrained decoding with no intent table."""
-    from slu import core
+    from slu import data
     from slu.predictor import Predictor
 
     changes = {"as exported": {}, "argmax": {"slot_decoding": "argmax"},
                "constrained, every type": {"intent_slot_types": {}}}[variant]
     d = manifest_variant(context_model, tmp_path / "m", **changes)
     predictor = Predictor.from_dir(str(d), backend="onnx_runtime")
-    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
+    queries = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))]
     for context in CONTEXTS:
         contexts = [context] * len(queries)
         args = [a for q in queries for a in ("--text", q)] + [a for turn in context for a in ("--context", turn)]
@@ -594,15 +594,15 @@ SESSIONS = [("s1", "导航到古田"), ("s1", "换一条路线"), ("s1", "不去
 
 def test_corpus_sessions_give_the_context(demo, context_model, tmp_path):
     """In a corpus-format input file, a query's context is the queries before it in its session, up to a blank or
-    non-corpus line, as core.read_queries(with_context=True) gives it to the Python demo and run_eval.py; --text
+    non-corpus line, as data.read_queries(with_context=True) gives it to the Python demo and run_eval.py; --text
     queries take the --context turns. Ids, token types, intents and confidences equal the Python predictor's."""
-    from slu import core
+    from slu import data
     from slu.predictor import Predictor
 
     f = tmp_path / "sessions.txt"
     lines = ["" if x is None else x if isinstance(x, str) else f"{x[0]}\t{x[1]}\tOTHERS\t{x[1]}" for x in SESSIONS]
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    read = core.read_queries(str(f), with_context=True)
+    read = data.read_queries(str(f), with_context=True)
     queries, contexts = ["好的"] + [q for _, q, _ in read], [["导航到古田"]] + [c for _, _, c in read]
     assert contexts[1:] == [[], ["导航到古田"], ["导航到古田", "换一条路线"], [], ["来一首周华健的花心"], [], [], [],
                             [], ["打电话给妈妈"]]  # the test's own premise

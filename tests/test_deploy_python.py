@@ -49,9 +49,9 @@ def test_paddle_backend_right_after_batch_shape_changes(trained_pico, corpus_sub
     script = tmp_path / "probe.py"
     script.write_text(
         "import sys, json\n"
-        "from slu import core\n"
+        "from slu import data\n"
         "from slu.predictor import Predictor\n"
-        "qs = [q for _, q in core.read_queries(sys.argv[2])]\n"
+        "qs = [q for _, q in data.read_queries(sys.argv[2])]\n"
         "p = Predictor.from_dir(sys.argv[1], backend='paddle', batch_size=1)\n"
         "one = p.predict(qs[:40])\n"
         "p.batch_size = 64\n"
@@ -264,14 +264,14 @@ def test_openvino_runs_the_rewritten_program(trained_pico, corpus_subset, refere
 
 def test_predictor_evaluate_equals_run_eval(trained_pico, corpus_subset):
     """Predictor.evaluate on ONNX Runtime (as benchmarks/run.py uses it) scores like run_eval.py --do_eval."""
-    from slu import core
+    from slu import data
     from slu.predictor import Predictor
 
     p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path",
                 str(corpus_subset / "dev.txt"), "--do_eval"])
     ref = json.loads(p.stdout.strip().splitlines()[-1])
     pred = Predictor.from_dir(str(trained_pico), backend="onnx_runtime", batch_size=16)
-    m = pred.evaluate(core.read_examples(str(corpus_subset / "dev.txt"), pred.labels))
+    m = pred.evaluate(data.read_examples(str(corpus_subset / "dev.txt"), pred.labels))
     assert round(m["accuracy"], 6) == ref["accuracy"] and round(m["intent_accuracy"], 6) == ref["intent_accuracy"]
 
 
@@ -301,10 +301,10 @@ def test_fast_tokenizer_predictor_imports_neither_paddle_nor_paddlenlp(trained_p
 
 
 def test_fast_tokenizer_ids_equal_python_tokenizer_on_every_dev_query(trained_pico, corpus_subset):
-    from slu import core
+    from slu import data
     from slu.predictor import PythonTokenizer, fast_tokenizer_from_dir
 
-    queries = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))]
+    queries = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))]
     queries += ["播放Taylor Swift的Shape of You", "打电话给18866668888", "来一首周华健的花心" * 3]
     py, fast = PythonTokenizer.from_dir(str(trained_pico)), fast_tokenizer_from_dir(str(trained_pico))
     assert py(queries, 16) == fast(queries, 16)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_py
 from helpers import numpy_kl
-from slu import core
+from slu import data
 from slu.training import Settings
 
 DATA = Settings(max_seq_length=16, context_turns=0, max_context_length=0, slot_decoding="argmax")
@@ -34,9 +34,9 @@ def permuted_copy(model_dir, out):
     """`model_dir` with its vocabulary lines and embedding rows in another order: the same model, other ids."""
     shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("checkpoint-*", "*.pdmodel", "*.pdiparams",
                                                                   "deploy_config.json"))
-    vocab = core.read_utf8_lines(str(out / "vocab.txt"))
+    vocab = data.read_utf8_lines(str(out / "vocab.txt"))
     order = np.random.RandomState(1).permutation(len(vocab))
-    core.write_lines(str(out / "vocab.txt"), [vocab[i] for i in order])
+    data.write_lines(str(out / "vocab.txt"), [vocab[i] for i in order])
     state = paddle.load(str(out / "model_state.pdparams"))
     key = "ernie.embeddings.word_embeddings.weight"
     state[key] = paddle.to_tensor(state[key].numpy()[order])
@@ -71,14 +71,14 @@ def test_a_teacher_with_other_labels_or_missing_tokens_is_refused(trained_pico, 
     tokenizer = AutoTokenizer.from_pretrained(str(trained_pico))
     other = tmp_path / "other_labels"
     shutil.copytree(trained_pico, other, ignore=shutil.ignore_patterns("checkpoint-*"))
-    core.write_lines(str(other / "slot_label.txt"), labels.slots[:1] + labels.slots[2:] + labels.slots[1:2])
-    with pytest.raises(core.UsageError, match="slot_label.txt: not this run's labels"):
+    data.write_lines(str(other / "slot_label.txt"), labels.slots[:1] + labels.slots[2:] + labels.slots[1:2])
+    with pytest.raises(data.UsageError, match="slot_label.txt: not this run's labels"):
         Teacher(str(other), tokenizer, labels, DATA, 0.5, 2.0)
     other_tok = tmp_path / "other_token"
     shutil.copytree(trained_pico, other_tok, ignore=shutil.ignore_patterns("checkpoint-*"))
-    vocab = core.read_utf8_lines(str(other_tok / "vocab.txt"))
-    core.write_lines(str(other_tok / "vocab.txt"), ["[unused1]" if t == "播" else t for t in vocab])
-    with pytest.raises(core.UsageError, match="1 tokens of the student's vocabulary are not in the teacher's "
+    vocab = data.read_utf8_lines(str(other_tok / "vocab.txt"))
+    data.write_lines(str(other_tok / "vocab.txt"), ["[unused1]" if t == "播" else t for t in vocab])
+    with pytest.raises(data.UsageError, match="1 tokens of the student's vocabulary are not in the teacher's "
                                               r"\(e.g. '播'\)"):
         Teacher(str(other_tok), tokenizer, labels, DATA, 0.5, 2.0)
 

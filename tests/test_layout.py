@@ -60,7 +60,7 @@ def find_cycle(graph):
 
 def test_library_has_no_import_cycle():
     graph = library_graph()
-    assert graph["predictor"] >= {"core", "manifest", "program", "backends"}  # the graph is really read
+    assert graph["predictor"] >= {"data", "decoding", "manifest", "program", "backends"}  # the graph is really read
     assert find_cycle(graph) is None
 
 
@@ -86,3 +86,58 @@ def test_one_predictor_class_and_one_refusal_table():
             refusal_texts.append(f)
     assert predictors == ["slu/predictor.py:Predictor"]
     assert refusal_texts == ["slu/backends.py"]
+
+
+# what slu/ may import inside a function: a backend's or tool's library that a deployment may not install, or one
+# that must not be imported early (prometheus_client reads $PROMETHEUS_MULTIPROC_DIR on import)
+LAZY_IMPORTS = {"paddle.inference", "fastdeploy", "paddlelite.lite", "onnxruntime", "onnxruntime.quantization",
+                "onnxruntime.quantization.shape_inference", "onnx", "fast_tokenizer", "fast_tokenizer.models",
+                "paddlenlp.transformers", "paddle.base.proto", "prometheus_client", "matplotlib", "matplotlib.pyplot",
+                "seqeval.metrics"}
+
+
+def function_imports(path):
+    tree = ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read(), path)
+    out = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for n in ast.walk(fn):
+                if isinstance(n, ast.Import):
+                    out += [(path, n.lineno, a.name) for a in n.names]
+                elif isinstance(n, ast.ImportFrom):
+                    out.append((path, n.lineno, n.module))
+    return out
+
+
+def test_library_imports_at_the_top_but_optional_libraries():
+    found = [x for f in python_files() if f.startswith("slu/") for x in function_imports(f)]
+    assert len(found) >= 10  # the walk sees the optional imports that are there
+    assert [x for x in found if x[2] not in LAZY_IMPORTS] == []
+
+
+def test_the_import_check_sees_a_function_level_import(tmp_path, monkeypatch):
+    import conftest
+
+    (tmp_path / "m.py").write_text("import os\n\ndef f():\n    import json\n    from slu import data\n")
+    monkeypatch.setattr(conftest, "ROOT", str(tmp_path))
+    assert function_imports(str(tmp_path / "m.py")) == [(str(tmp_path / "m.py"), 4, "json"),
+                                                         (str(tmp_path / "m.py"), 5, "slu")]
+
+
+def test_the_trainer_is_extended_by_subclass_not_patched():
+    """No method of a PaddleNLP object is replaced at run time (compression subclasses JointTrainer)."""
+    patched = [f for f in python_files() if f.startswith("slu/")
+               if re.search(r"types\.MethodType|\btrainer\.\w+ = ", open(os.path.join(ROOT, f)).read())]
+    assert patched == []
+
+
+def test_calls_with_many_parameters_take_them_by_keyword():
+    import inspect
+
+    from slu import export, manifest
+    from slu.predictor import Predictor
+
+    for fn, positional in ((Predictor.from_dir, ["model_dir"]), (Predictor, ["runtime", "tokenizer", "labels"]),
+                           (manifest.build, []), (export.write_deploy_files, ["directory"])):
+        params = inspect.signature(fn).parameters.values()
+        assert [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD] == positional, fn

@@ -17,11 +17,11 @@ LENGTHS = [16, 4, 9, 16, 3, 12, 6]  # the second pass cuts each batch's queries 
 def mixed_batches(model_dir, dev):
     """Padded int32 id batches: every dev query in batches of the MIXED sizes at their own lengths, then again
     with each batch cut to the next of LENGTHS tokens."""
-    from slu import core
+    from slu import data
     from slu.predictor import PythonTokenizer
 
     tok = PythonTokenizer.from_dir(str(model_dir))
-    ids, _, _ = tok([q for _, q in core.read_queries(str(dev))], 16)
+    ids, _, _ = tok([q for _, q in data.read_queries(str(dev))], 16)
     batches, k = [], 0
     for cut in (False, True):
         s = 0
@@ -30,7 +30,7 @@ def mixed_batches(model_dir, dev):
             if cut:
                 n = LENGTHS[k % len(LENGTHS)]
                 chunk = [x if len(x) <= n else x[:n - 1] + x[-1:] for x in chunk]
-            batches.append((chunk, core.pad_batch(chunk, tok.pad_token_id, "int32")))
+            batches.append((chunk, data.pad_batch(chunk, tok.pad_token_id, "int32")))
             s += len(chunk)
             k += 1
     return batches

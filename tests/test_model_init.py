@@ -80,7 +80,7 @@ def test_prune_embeddings_round_trip(tmp_path, pico_dir, corpus_subset):
     from paddlenlp.transformers import AutoTokenizer
 
     from slu.model import JointErnie
-    from slu.training import prune_embeddings
+    from slu.export import prune_embeddings
 
     paddle.seed(0)
     tok = AutoTokenizer.from_pretrained(str(pico_dir))

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_py
 from helpers import log_softmax, numpy_kl
-from slu import core
+from slu import data
 
 
 def numpy_rdrop(first, second, slot_label):
@@ -58,7 +58,7 @@ def test_a_training_step_is_the_mean_of_two_dropout_runs_plus_alpha_times_their_
     tokenizer = AutoTokenizer.from_pretrained(str(trained_pico))
     model = JointErnie.from_pretrained(str(trained_pico), intent_dim=len(labels.intents), slot_dim=len(labels.slots),
                                        dropout=0.3)
-    examples = core.read_examples(str(corpus_subset / "train.txt"), labels)[:8]
+    examples = data.read_examples(str(corpus_subset / "train.txt"), labels)[:8]
     batch = Collator(tokenizer.pad_token_id)(encode_examples(examples, tokenizer, labels, 16))
     assert (batch["slot_label"] > 1).any()  # some query has slots
     inputs = {k: paddle.to_tensor(v) for k, v in batch.items()}

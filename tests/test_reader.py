@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from slu import core, program
+from slu import data, program
 from conftest import SAMPLE_DEV, SAMPLE_TRAIN
 
 
@@ -14,10 +14,10 @@ def write(tmp_path, text, name="data.txt"):
 
 
 def test_parse_annotation_offsets_and_asr():
-    text, spans = core.parse_annotation("来一首<singer>周华健</singer>的<song>花心</song>")
+    text, spans = data.parse_annotation("来一首<singer>周华健</singer>的<song>花心</song>")
     assert text == "来一首周华健的花心"
     assert spans == [("singer", 3, 6, "周华健"), ("song", 7, 9, "花心")]
-    text, spans = core.parse_annotation("播放<singer>英文文||于文文</singer>的<song>体验||体面</song>")
+    text, spans = data.parse_annotation("播放<singer>英文文||于文文</singer>的<song>体验||体面</song>")
     assert text == "播放英文文的体验"
     assert spans == [("singer", 2, 5, "于文文"), ("song", 6, 8, "体面")]
 
@@ -25,7 +25,7 @@ def test_parse_annotation_offsets_and_asr():
 def test_reader_keeps_asr_lines_and_skips_blank_lines(tmp_path, labels):
     p = write(tmp_path, "1\t给来首la la的歌\tmusic.play\t给来首<singer>la la||娜娜</singer>的歌\n\n\n"
                         "2\t取消\tnavigation.cancel_navigation\t取消\n")
-    ex = core.read_examples(p, labels)
+    ex = data.read_examples(p, labels)
     assert [e["query"] for e in ex] == ["给来首la la的歌", "取消"]
     assert ex[0]["slots"] == [("singer", 3, 8, "娜娜")]
     assert [e["line"] for e in ex] == [1, 4]
@@ -46,16 +46,16 @@ def test_reader_keeps_asr_lines_and_skips_blank_lines(tmp_path, labels):
 ])
 def test_malformed_line_names_file_and_line(tmp_path, labels, line, reason):
     p = write(tmp_path, "1\t取消\tnavigation.cancel_navigation\t取消\n\n" + line + "\n")
-    with pytest.raises(core.DataError) as e:
-        core.read_examples(p, labels)
+    with pytest.raises(data.DataError) as e:
+        data.read_examples(p, labels)
     assert e.value.path == p and e.value.lineno == 3
     assert reason in str(e.value) and str(e.value).startswith(f"{p}:3: ")
 
 
 def test_invalid_utf8_names_line(tmp_path, labels):
     p = write(tmp_path, "1\t取消\tnavigation.cancel_navigation\t取消\n".encode() + b"2\t\xff\xfe\tOTHERS\t\xff\xfe\n")
-    with pytest.raises(core.DataError, match=r":2: not valid UTF-8"):
-        core.read_examples(p, labels)
+    with pytest.raises(data.DataError, match=r":2: not valid UTF-8"):
+        data.read_examples(p, labels)
 
 
 def test_skip_malformed_counts_and_reports(tmp_path, labels):
@@ -64,7 +64,7 @@ def test_skip_malformed_counts_and_reports(tmp_path, labels):
                         "3\t播放\tmusic.dance\t播放\n"
                         "4\t暂停\tmusic.pause\t暂停\n")
     printed = []
-    ex = core.read_examples(p, labels, skip_malformed=True, log=printed.append)
+    ex = data.read_examples(p, labels, skip_malformed=True, log=printed.append)
     assert [e["line"] for e in ex] == [1, 4]
     assert printed[0] == f"{p}: skipped 2 malformed line(s), kept 2:"
     assert ":2: " in printed[1] and "never closed" in printed[1]
@@ -73,19 +73,19 @@ def test_skip_malformed_counts_and_reports(tmp_path, labels):
 
 def test_missing_file_is_named(labels):
     with pytest.raises(FileNotFoundError, match="data file not found: /no/such.txt"):
-        core.read_examples("/no/such.txt", labels)
+        data.read_examples("/no/such.txt", labels)
 
 
 def test_label_files(tmp_path):
     p = write(tmp_path, "PAD\nO\nB-song\nI-song\nB-song\n", "slots.txt")
-    with pytest.raises(core.DataError, match=r"slots.txt:5: repeated label 'B-song'"):
-        core.read_label_file(p)
+    with pytest.raises(data.DataError, match=r"slots.txt:5: repeated label 'B-song'"):
+        data.read_label_file(p)
     with pytest.raises(ValueError, match="no I-x"):
-        core.LabelSet(["OTHERS"], ["PAD", "O", "B-x"])
+        data.LabelSet(["OTHERS"], ["PAD", "O", "B-x"])
 
 
 def test_sample_covers_every_intent_slot_type_digits_latin_and_asr(labels):
-    ex = core.read_examples(SAMPLE_TRAIN, labels) + core.read_examples(SAMPLE_DEV, labels)
+    ex = data.read_examples(SAMPLE_TRAIN, labels) + data.read_examples(SAMPLE_DEV, labels)
     assert 300 <= len(ex) <= 1000
     assert {e["intent"] for e in ex} == set(labels.intents)
     assert {s[0] for e in ex for s in e["slots"]} == set(labels.slot_types)
@@ -93,15 +93,15 @@ def test_sample_covers_every_intent_slot_type_digits_latin_and_asr(labels):
     assert any(any(c.isdigit() for c in e["query"]) for e in ex)
     assert any(any(c.isascii() and c.isalpha() for c in e["query"]) for e in ex)
     for path in (SAMPLE_TRAIN, SAMPLE_DEV):  # dev covers every slot type too
-        assert {s[0] for e in core.read_examples(path, labels) for s in e["slots"]} == set(labels.slot_types)
+        assert {s[0] for e in data.read_examples(path, labels) for s in e["slots"]} == set(labels.slot_types)
 
 
 def test_shared_corpus_reads_clean(labels, corpus_path):
-    ex = core.read_examples(corpus_path, labels)
+    ex = data.read_examples(corpus_path, labels)
     assert len(ex) == 19252  # non-blank lines of the shared copy (wc: 23486 lines with blank separators)
     asr = [e for e in ex if any(s[3] != e["query"][s[1]:s[2]] for s in e["slots"])]
     assert len(asr) == 189  # grep -c '||' corpus.train.txt
-    assert core.slotless_intents(ex, labels) == [
+    assert data.slotless_intents(ex, labels) == [
         "OTHERS", "music.pause", "music.prev", "music.next", "navigation.open", "navigation.start_navigation",
         "navigation.cancel_navigation", "phone_call.cancel"]
 

@@ -554,9 +554,9 @@ def test_malformed_http_is_dropped_and_the_server_answers_after(served, referenc
 
 
 def test_server_200_concurrent_clients_get_their_single_request_answers(served, corpus_subset):
-    from slu import core
+    from slu import data
 
-    texts = [q for _, q in core.read_queries(str(corpus_subset / "dev.txt"))][:150]
+    texts = [q for _, q in data.read_queries(str(corpus_subset / "dev.txt"))][:150]
     texts += [f"导航到第{k}人民医院" for k in range(200 - len(texts))]
     with httpx.Client(timeout=60) as client:
         alone = [client.post(served.url + "/predict", json={"text": t}).json()["result"] for t in texts]

@@ -28,3 +28,29 @@ def test_the_parsed_flags_are_left_as_given():
     before = dataclasses.asdict(args)
     resolve_settings(args, SAVED)
     assert dataclasses.asdict(args) == before
+
+
+def compression_args(tmp_path, *flags):
+    from paddlenlp.trainer import PdArgumentParser
+
+    from slu.training import TrainingArguments
+
+    (args,) = PdArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+        args=["--output_dir", str(tmp_path), "--do_compress", *flags])
+    return args
+
+
+def test_compression_works_out_its_trainer_arguments_once_on_a_copy(tmp_path):
+    """What Trainer.compress reads: the strategy in PaddleNLP's order, the width as a number, save_steps no more
+    than the run's steps (40 queries / batch 8 x 2 epochs = 10); the parsed arguments stay as given."""
+    from slu.compression import trainer_args
+
+    args = compression_args(tmp_path, "--strategy", "embeddings+qat+dynabert", "--width_mult_list", "3/4",
+                            "--save_steps", "500", "--per_device_train_batch_size", "8", "--num_train_epochs", "2")
+    before = dict(vars(args))
+    got = trainer_args(args, train_size=40)
+    assert (got.strategy, got.width_mult_list, got.save_steps) == ("dynabert+qat+embeddings", ["0.75"], 10)
+    assert vars(args) == before and got is not args
+    kept = trainer_args(compression_args(tmp_path, "--strategy", "dynabert", "--max_steps", "30", "--save_steps",
+                                         "20"), train_size=40)
+    assert (kept.strategy, kept.width_mult_list, kept.save_steps) == ("dynabert", ["0.75"], 20)

@@ -32,6 +32,6 @@ def test_setup_puts_the_repository_on_the_venv_path(tmp_path):
     setup.sh writes, from any working directory."""
     p = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0
-    p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-c", "import slu.core; print(slu.core.__file__)"],
+    p = subprocess.run([os.path.join(ROOT, ".venv", "bin", "python"), "-c", "import slu.data; print(slu.data.__file__)"],
                        cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
-    assert p.returncode == 0 and p.stdout.strip() == os.path.join(ROOT, "slu", "core.py")
+    assert p.returncode == 0 and p.stdout.strip() == os.path.join(ROOT, "slu", "data.py")

@@ -1,7 +1,7 @@
 """Slot encoding from character offsets, slot decoding and the sentence metric, on hand-worked cases."""
 import pytest
 
-from slu import core, metrics
+from slu import data, decoding, metrics
 
 VOCAB = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", "打", "电", "话", "给", "播", "放", "的", "来", "一", "首",
          "周", "华", "健", "花", "心", "188", "##666", "##688", "##88", "##8", "shape", "of", "you", "taylor",
@@ -19,29 +19,29 @@ def tok(tmp_path_factory):
 
 def test_phone_number_pieces_get_b_then_i_and_decode_back(tok, labels):
     q = "打电话给18866668888"
-    ids, offsets, truncated = core.encode_queries(tok, [q], 16)
+    ids, offsets, truncated = data.encode_queries(tok, [q], 16)
     # [CLS] 打 电 话 给 188 ##666 ##688 ##88 [SEP]: worked by hand from the vocab above
     assert tok.convert_ids_to_tokens(ids[0]) == ["[CLS]", "打", "电", "话", "给", "188", "##666", "##688", "##88",
                                                  "[SEP]"]
     assert offsets[0] == [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4), (4, 7), (7, 10), (10, 13), (13, 15), (0, 0)]
     assert truncated == [False]
-    _, spans = core.parse_annotation("打电话给<phone_num>18866668888</phone_num>")
-    got = [labels.slots[i] for i in core.spans_to_token_labels(offsets[0], spans, labels)]
+    _, spans = data.parse_annotation("打电话给<phone_num>18866668888</phone_num>")
+    got = [labels.slots[i] for i in data.spans_to_token_labels(offsets[0], spans, labels)]
     assert got == ["PAD", "O", "O", "O", "O", "B-phone_num", "I-phone_num", "I-phone_num", "I-phone_num", "PAD"]
     slot_ids = [labels.slot2id[x] for x in got]
-    assert core.decode_slots(q, offsets[0], slot_ids, labels) == [
+    assert decoding.decode_slots(q, offsets[0], slot_ids, labels) == [
         {"slot": "phone_num", "entity": "18866668888", "pos": [4, 14]}]
 
 
 def test_latin_words_keep_case_and_spaces_in_entity(tok, labels):
     q = "播放Taylor Swift的Shape of You"
-    ids, offsets, _ = core.encode_queries(tok, [q], 16)
+    ids, offsets, _ = data.encode_queries(tok, [q], 16)
     assert tok.convert_ids_to_tokens(ids[0])[1:-1] == ["播", "放", "taylor", "sw", "##ift", "的", "shape", "of", "you"]
-    _, spans = core.parse_annotation("播放<singer>Taylor Swift</singer>的<song>Shape of You</song>")
-    slot_ids = core.spans_to_token_labels(offsets[0], spans, labels)
+    _, spans = data.parse_annotation("播放<singer>Taylor Swift</singer>的<song>Shape of You</song>")
+    slot_ids = data.spans_to_token_labels(offsets[0], spans, labels)
     assert [labels.slots[i] for i in slot_ids] == ["PAD", "O", "O", "B-singer", "I-singer", "I-singer", "O",
                                                    "B-song", "I-song", "I-song", "PAD"]
-    assert core.decode_slots(q, offsets[0], slot_ids, labels) == [
+    assert decoding.decode_slots(q, offsets[0], slot_ids, labels) == [
         {"slot": "singer", "entity": "Taylor Swift", "pos": [2, 13]},
         {"slot": "song", "entity": "Shape of You", "pos": [15, 26]}]  # entity at the very end is kept
 
@@ -51,15 +51,15 @@ def test_decode_rules(labels):
     offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4), (0, 0)]
     q = "来周华健"
     # I- without a B- starts an entity; a different type's I- starts a new one; [SEP] ends an entity
-    assert core.decode_slots(q, offsets, [0, s["O"], s["I-singer"], s["I-song"], s["I-song"], 0], labels) == [
+    assert decoding.decode_slots(q, offsets, [0, s["O"], s["I-singer"], s["I-song"], s["I-song"], 0], labels) == [
         {"slot": "singer", "entity": "周", "pos": [1, 1]}, {"slot": "song", "entity": "华健", "pos": [2, 3]}]
     # B- B- gives two entities
-    assert core.decode_slots(q, offsets, [0, s["B-song"], s["B-song"], s["O"], s["O"], 0], labels) == [
+    assert decoding.decode_slots(q, offsets, [0, s["B-song"], s["B-song"], s["O"], s["O"], 0], labels) == [
         {"slot": "song", "entity": "来", "pos": [0, 0]}, {"slot": "song", "entity": "周", "pos": [1, 1]}]
 
 
 def test_truncation_is_flagged(tok):
-    ids, offsets, truncated = core.encode_queries(tok, ["来一首周华健的花心" * 3, "来一首"], 8)
+    ids, offsets, truncated = data.encode_queries(tok, ["来一首周华健的花心" * 3, "来一首"], 8)
     assert [len(x) for x in ids] == [8, 5] and truncated == [True, False]
 
 
@@ -100,7 +100,7 @@ def test_score_predictions_lays_gold_on_the_offsets(labels):
 def test_slotless_intents_from_data(labels):
     ex = [{"intent": "music.play", "slots": [("song", 0, 1, "x")]}, {"intent": "music.play", "slots": []},
           {"intent": "OTHERS", "slots": []}, {"intent": "music.next", "slots": []}]
-    assert core.slotless_intents(ex, labels) == ["OTHERS", "music.next"]
+    assert data.slotless_intents(ex, labels) == ["OTHERS", "music.next"]
 
 
 def test_postprocess_confidence_and_slots(labels):
@@ -111,8 +111,8 @@ def test_postprocess_confidence_and_slots(labels):
     slot_logits = np.zeros((1, 4, len(labels.slots)))
     for t, name in enumerate(["PAD", "B-singer", "I-singer", "PAD"]):
         slot_logits[0, t, labels.slot2id[name]] = 5
-    out = core.postprocess(["刘德华"], [[1, 15, 16, 2]], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits, slot_logits,
-                           labels)
+    out = decoding.postprocess(["刘德华"], [[1, 15, 16, 2]], [[(0, 0), (0, 1), (1, 3), (0, 0)]], intent_logits,
+                               slot_logits, labels)
     assert out == [{"intent": "music.play", "confidence": 0.9,
                     "slot": [{"slot": "singer", "entity": "刘德华", "pos": [0, 2]}]}]
 

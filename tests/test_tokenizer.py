@@ -6,7 +6,7 @@ import unicodedata
 import pytest
 
 from helpers import TOKENIZER_EDGE_CASES
-from slu import core, tokenizer
+from slu import data, tokenizer
 
 # symbol-bearing queries that FastTokenizer's own ErnieFastTokenizer answered differently (issue 32)
 SYMBOL_QUERIES = ["播放100～200首歌", "温度调到26℃", "价格¥100元", "3×4等于几", "x²", "µg", "来一首😀的歌",
@@ -18,7 +18,7 @@ def sweep_texts(per_category=40, seed=0):
     rng = random.Random(seed)
     by_category = {}
     for cp in range(0x110000):
-        if not 0xD800 <= cp <= 0xDFFF:  # surrogates cannot be UTF-8 (core.check_text refuses them)
+        if not 0xD800 <= cp <= 0xDFFF:  # surrogates cannot be UTF-8 (data.check_text refuses them)
             by_category.setdefault(unicodedata.category(chr(cp)), []).append(cp)
     texts = []
     for category in sorted(by_category):
@@ -61,7 +61,7 @@ def reference(vocab_path, lower_case):
 
 
 def differences(vocab_path, texts, lower_case=True, max_length=64):
-    ref = core.encode_queries(reference(vocab_path, lower_case), texts, max_length)
+    ref = data.encode_queries(reference(vocab_path, lower_case), texts, max_length)
     fast = tokenizer.FastTokenizer(vocab_path, lower_case)(texts, max_length)
     return [(t, ref[0][k], fast[0][k], ref[1][k], fast[1][k]) for k, t in enumerate(texts)
             if (ref[0][k], ref[1][k], ref[2][k]) != (fast[0][k], fast[1][k], fast[2][k])]

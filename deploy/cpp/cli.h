@@ -55,7 +55,7 @@ struct Query {
 };
 
 // The --text queries (with the --context turns) then the --input_file lines: plain (no context), or the corpus'
-// 4 tab-separated columns, whose sessions give the context (core.read_queries(path, with_context=True): the
+// 4 tab-separated columns, whose sessions give the context (data.read_queries(path, with_context=True): the
 // queries of the lines before it with the same session id, up to a blank or skipped line). Blank queries, blank
 // lines and invalid UTF-8 are reported on stderr and skipped; a --context turn that is blank or not UTF-8 is an
 // error.

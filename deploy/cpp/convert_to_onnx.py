@@ -10,7 +10,7 @@ training queries (compression writes it already; --calibration_file makes it aga
 import argparse
 import random
 
-from slu import core, manifest
+from slu import data, manifest
 from slu.onnx_export import convert
 
 
@@ -19,11 +19,11 @@ def calibration_ids(model_dir, path, count, seed=42):
     with dialogue context, (ids, token type ids) with the context a corpus file's sessions give."""
     from slu.predictor import PythonTokenizer
 
-    queries = core.read_queries(path, with_context=True)
+    queries = data.read_queries(path, with_context=True)
     sample = random.Random(seed).sample(queries, min(count, len(queries)))
     config, tokenize = manifest.read(model_dir), PythonTokenizer.from_dir(model_dir)
     ids, offsets, _ = tokenize([q for _, q, _ in sample], config["max_seq_length"])
-    ids, types, _ = core.add_context(tokenize, ids, offsets, [c for _, _, c in sample], config["context_turns"],
+    ids, types, _ = data.add_context(tokenize, ids, offsets, [c for _, _, c in sample], config["context_turns"],
                                      config["max_context_length"])
     return list(zip(ids, types)) if config["context_turns"] else ids
 

@@ -1,5 +1,5 @@
 // slu_golden: the library's pre- and post-processing without a model, for tests/test_deploy_cpp.py, which compares
-// them with the Python functions (core.add_context, core.SlotDecoder). MODEL_DIR gives deploy_config.json (max
+// them with the Python functions (data.add_context, decoding.SlotDecoder). MODEL_DIR gives deploy_config.json (max
 // length, context_turns, max_context_length, slot_decoding, intent_slot_types), the vocabulary and the labels;
 // model.onnx is not read.
 //   slu_golden encode MODEL_DIR CASES   each line "query[<TAB>turn]..." (the turns oldest first) -> one JSON line

@@ -76,7 +76,7 @@ class Tokenizer {
   int64_t pad_id() const { return pad_; }
   int64_t sep_id() const { return sep_; }
   size_t vocab_size() const { return lines_; }  // ids are 0 .. vocab_size() - 1
-  // The vocabulary line of `id` is a WordPiece continuation ("##..."): core.continuation_ids.
+  // The vocabulary line of `id` is a WordPiece continuation ("##..."): decoding.continuation_ids.
   bool IsContinuation(int64_t id) const {
     return id >= 0 && static_cast<size_t>(id) < continuation_.size() && continuation_[id];
   }
@@ -101,7 +101,7 @@ class Tokenizer {
 
 using Context = std::vector<std::vector<uint32_t>>;  // the earlier turns of a dialogue (code points), oldest first
 
-// core.add_context: appends to `e` ([CLS] query [SEP]) the last `turns` turns of `context`, most recent first, each
+// data.add_context: appends to `e` ([CLS] query [SEP]) the last `turns` turns of `context`, most recent first, each
 // as its tokens and a [SEP], with token type 1 and offsets (0,0), in at most `max_context_length` tokens in all (a
 // turn that does not fit is cut, the older ones dropped). Nothing with `turns` 0 or `max_context_length` < 2.
 void AddContext(const Tokenizer& tokenizer, const Context& context, int turns, int max_context_length, Encoding* e);
@@ -128,12 +128,12 @@ struct CrfScores {
   bool empty() const { return start.empty(); }
 };
 
-// core.SlotDecoder: slot label ids per token from slot logits. "argmax": each token's best label. "constrained":
+// decoding.SlotDecoder: slot label ids per token from slot logits. "argmax": each token's best label. "constrained":
 // left to right, each token takes its best label among O, B-t for the slot types t of the predicted intent
 // (`intent_slot_types`; an intent it lacks allows every type, in slot label order) and I-t when the token before
 // is B-t or I-t; a WordPiece continuation takes the label of the token before, as I-t (or O); special tokens and
 // padding (offsets end <= start) get PAD (0) and end entities. Of equal logits the first candidate in the order
-// O, B-types, I- wins, as Python's max() keeps. "crf": core.constrained_viterbi on each run of query tokens: the
+// O, B-types, I- wins, as Python's max() keeps. "crf": decoding.constrained_viterbi on each run of query tokens: the
 // best sequence under `crf`'s scores among those the same constraints allow, in double precision, ties to the
 // first candidate in the order O, then B-t, I-t for each allowed type (numpy's argmax).
 class SlotDecoder {

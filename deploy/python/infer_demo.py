@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from slu import core, lite  # first: zlib work-around before paddle
+from slu import data, decoding, lite  # first: zlib work-around before paddle
 from slu.backends import BACKENDS
 from slu.predictor import Predictor
 
@@ -36,30 +36,32 @@ def parse_args(argv=None):
     ap.add_argument("--context", action="append", default=[],
                     help="an earlier turn of the dialogue for the --text queries (repeatable, oldest first); used by "
                          "a model trained with context, ignored otherwise")
-    ap.add_argument("--slot_decoding", choices=core.SlotDecoder.MODES, default=None,
+    ap.add_argument("--slot_decoding", choices=decoding.SlotDecoder.MODES, default=None,
                     help="default: deploy_config.json's slot_decoding")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    core.check_at_least_one(args, ("batch_size", "cpu_num_threads"))
+    data.check_at_least_one(args, ("batch_size", "cpu_num_threads"))
     if args.backend == "paddle_lite" and args.lite_target == "arm":
         return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))
     queries = [(f"--text {k + 1}", t, args.context) for k, t in enumerate(args.text)]
     if args.input_file:
-        from_file = [(f"{args.input_file}:{n}", q, c) for n, q, c in core.read_queries(args.input_file, True)]
+        from_file = [(f"{args.input_file}:{n}", q, c) for n, q, c in data.read_queries(args.input_file, True)]
         if not from_file:
             raise ValueError(f"{args.input_file}: no queries (the file is empty or has only blank lines)")
         queries += from_file
     if not queries:
         queries = [("example", "来一首周华健的花心", []), ("example", "打电话给18866668888", [])]
     for where, q, _ in queries:
-        core.check_text(q, where)  # before any tokenizer: FastTokenizer aborts the process on invalid UTF-8
+        data.check_text(q, where)  # before any tokenizer: FastTokenizer aborts the process on invalid UTF-8
     for k, turn in enumerate(args.context):
-        core.check_text(turn, f"--context {k + 1}")
-    predictor = Predictor.from_dir(args.model_dir, args.model_prefix, args.backend, args.device, args.cpu_num_threads,
-                                   args.max_length, args.batch_size, args.use_fast, args.slot_decoding)
+        data.check_text(turn, f"--context {k + 1}")
+    predictor = Predictor.from_dir(args.model_dir, model_prefix=args.model_prefix, backend=args.backend,
+                                   device=args.device, cpu_num_threads=args.cpu_num_threads,
+                                   max_length=args.max_length, batch_size=args.batch_size, use_fast=args.use_fast,
+                                   slot_decoding=args.slot_decoding)
     results = predictor.predict([q for _, q, _ in queries], [w for w, _, _ in queries], [c for _, _, c in queries])
     for (where, q, _), r in zip(queries, results):
         if r.get("truncated"):

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import sys
 
-from slu import core, manifest  # first: zlib work-around before paddle
+from slu import data, manifest  # first: zlib work-around before paddle
 from slu.backends import BACKENDS
 from slu.serving import Settings, raise_fd_limit, serve
 
@@ -57,16 +57,16 @@ def parse_args(argv=None):
 
 
 def check_args(a):
-    """One-line refusals of settings that cannot work (core.UsageError)."""
-    core.check_at_least_one(a, ("max_batch_size", "max_queue", "max_chars", "max_body_bytes", "max_connections",
+    """One-line refusals of settings that cannot work (data.UsageError)."""
+    data.check_at_least_one(a, ("max_batch_size", "max_queue", "max_chars", "max_body_bytes", "max_connections",
                                 "workers", "cpu_num_threads", "log_lines_per_s", "keep_alive_timeout"))
     for flag in ("body_timeout", "header_timeout"):
         if not getattr(a, flag) > 0:
-            raise core.UsageError(f"--{flag} must be more than 0 seconds, not {getattr(a, flag)}")
+            raise data.UsageError(f"--{flag} must be more than 0 seconds, not {getattr(a, flag)}")
     if not a.batch_wait_ms >= 0:
-        raise core.UsageError(f"--batch_wait_ms must be at least 0, not {a.batch_wait_ms}")
+        raise data.UsageError(f"--batch_wait_ms must be at least 0, not {a.batch_wait_ms}")
     if not 1 <= a.port <= 65535:
-        raise core.UsageError(f"--port must be between 1 and 65535, not {a.port}")
+        raise data.UsageError(f"--port must be between 1 and 65535, not {a.port}")
 
 
 def settings_from_args(a):

@@ -7,13 +7,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Intent and slots from model outputs: the port of core.postprocess, core.SlotDecoder and core.decode_slots.
+ * Intent and slots from model outputs: the port of decoding.postprocess, decoding.SlotDecoder and decoding.decode_slots.
  * "argmax": each token's best slot label. "constrained": left to right, each token takes its best label among O,
  * B-t for the slot types t of the predicted intent (intent_slot_types; an intent it lacks allows every type, in
  * slot label order) and I-t when the token before is B-t or I-t; a WordPiece continuation ("##...") takes the
  * label of the token before, as I-t (or O); special tokens and padding (offsets end <= start) get PAD (0) and end
  * entities. Of equal logits the first candidate in the order O, B-types, I- wins, as Python's max() keeps.
- * "crf": core.constrained_viterbi on each run of query tokens: the best label sequence under a CRF slot head's
+ * "crf": decoding.constrained_viterbi on each run of query tokens: the best label sequence under a CRF slot head's
  * scores among those the same constraints allow, in double precision, ties to the first candidate in the order O,
  * then B-t, I-t for each allowed type (numpy's argmax).
  */

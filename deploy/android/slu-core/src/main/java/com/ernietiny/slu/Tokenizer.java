@@ -93,7 +93,7 @@ public final class Tokenizer {
         return pad;
     }
 
-    /** The vocabulary line of `id` is a WordPiece continuation ("##..."): core.continuation_ids. */
+    /** The vocabulary line of `id` is a WordPiece continuation ("##..."): decoding.continuation_ids. */
     public boolean isContinuation(long id) {
         return id >= 0 && id < Integer.MAX_VALUE && continuation.get((int) id);
     }
@@ -346,7 +346,7 @@ public final class Tokenizer {
     }
 
     /**
-     * core.add_context: `enc` ([CLS] query [SEP]) followed by the last `turns` of `context` (earlier turns, oldest
+     * data.add_context: `enc` ([CLS] query [SEP]) followed by the last `turns` of `context` (earlier turns, oldest
      * first), most recent first, each as its tokens and a [SEP], with token type 1 and offsets (0,0), in at most
      * maxContextLength tokens in all (a turn that does not fit is cut, the older ones dropped). `enc` itself with
      * turns 0 or maxContextLength below 2.

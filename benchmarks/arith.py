@@ -50,7 +50,7 @@ def matmul_shapes(pdmodel_path, seq_len, batch=1):
     prog = program.read_program(pdmodel_path)
     out = []
     for block in prog.blocks:
-        shapes = {v.name: list(v.type.lod_tensor.tensor.dims) for v in block.vars}
+        shapes = {v.name: list(program.dense_tensor(v.type).tensor.dims) for v in block.vars}
         for op in block.ops:
             if op.type not in MATMUL_OPS:
                 continue

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from slu import data, manifest, metrics, program  # first: zlib work-around before paddle
+from slu import data, envs, manifest, metrics, program  # first: zlib work-around before paddle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,7 +148,7 @@ def dev_examples(dev, model_dir):
 
 
 def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False):
-    cmd = [sys.executable, __file__, "--fine_tuned", a.fine_tuned, "--dev", a.dev,
+    cmd = [envs.python_for_backend(backend), __file__, "--fine_tuned", a.fine_tuned, "--dev", a.dev,
            "--queries", str(a.queries), "--repeats", str(a.repeats), "--child", model_dir, prefix, backend]
     cmd += ["--memory_only"] if memory_only else []
     cmd += ["--use_fast"] if tokenizer == "fast" else []

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build Paddle Lite's light API for armv8 Linux (libpaddle_light_api_shared.so and its C++ headers) from the
-# vendored source (vendor/, Paddle-Lite v2.13-rc, the release of requirements.txt's paddlelite==2.13rc0 that writes
+# vendored source (vendor/, Paddle-Lite v2.13-rc, the release of requirements-legacy.txt's paddlelite==2.13rc0 that writes
 # the .nb files), with Debian's aarch64 cross compiler (g++-aarch64-linux-gnu). Upstream's tiny publish:
 # lite/tools/build_linux.sh --arch=armv8 --toolchain=gcc --with_extra=ON --with_exception=ON; it downloads nothing.
 # The archive's sha256 is checked; the result is cached outside the repository and reused offline:

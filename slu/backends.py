@@ -8,7 +8,7 @@ BACKENDS = {
     "paddle_inference": "Paddle Inference through the paddle package (paddle.inference)",
     "paddle": "FastDeploy's Paddle Inference backend (QAT INT8 programs on CPU: paddle.inference, whose INT8 oneDNN "
               "path FastDeploy 1.0.7 cannot reach)",
-    "onnx_runtime": "FastDeploy's ONNX Runtime backend (the model converted by paddle2onnx; the INT8-embedding stage "
+    "onnx_runtime": "ONNX Runtime's Python API (the model converted by paddle2onnx; the INT8-embedding stage "
                     "quantized by ONNX Runtime from the pruned model, slu/onnx_export.py)",
     "openvino": "FastDeploy's OpenVINO backend (the program with its 0-D tensors given shape [1], slu/lite.py; the "
                 "INT8-embedding stage: ONNX Runtime's INT8 model, as on onnx_runtime). OpenVINO 2023.0 computes in "

@@ -1,4 +1,5 @@
-"""Fixes for PaddleSlim 2.6.0 and PaddleNLP 2.8.1 running on Paddle 2.6.2.
+"""Fixes for PaddleSlim 2.6.0 and PaddleNLP 2.8.1 running on Paddle 2.6.2 (compression runs in the legacy
+environment, slu/envs.py).
 
 Nothing here is applied on import: run_train.py calls `apply()` before compressing. Each fix says
 what upstream does wrong; tests/test_compat.py shows each failure without its fix.

@@ -2,13 +2,15 @@
 Paddle Inference, ONNX and Lite start from, and the files a deployment needs beside it (tokenizer, labels,
 deploy_config.json). Used by run_train.py, slu/training.py's Setup and slu/compression.py."""
 import os
+import subprocess
+import sys
 from collections import Counter
 
 import paddle
 from paddlenlp.transformers import AutoTokenizer, ErnieTokenizer
 from paddlenlp.utils.log import logger
 
-from slu import data, manifest
+from slu import data, envs, manifest
 from slu.model import JointErnie, to_static_input_spec
 
 
@@ -75,11 +77,27 @@ def load_pruned(pruned_dir, model):
 
 # ------------------------------------------------------------------------------------ export
 def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, context=False):
-    """paddle.jit.save a fresh JointErnie loaded from model_dir (to_static changes the layer in place).
-    Returns the exported model's max_position_embeddings."""
-    with paddle.utils.unique_name.guard():
-        model = JointErnie.from_pretrained(model_dir, intent_dim=len(labels.intents), slot_dim=len(labels.slots),
-                                           dropout=dropout)
+    """<output_prefix>.pdmodel/.pdiparams: a fresh JointErnie loaded from model_dir, as a static program in
+    Paddle's ProgramDesc format, the one every runtime here reads (Paddle Inference 2 and 3, FastDeploy, Paddle
+    Lite's optimizer, paddle2onnx, OpenVINO, slu/program.py). Paddle 3 writes only its new PIR format (.json):
+    with FLAGS_enable_pir_api=0 its dy2static fails ("matmul(): argument (position 1) must be Value, but got
+    Variable"), so on Paddle 3 the legacy environment's Paddle 2.6 writes it from the same weights (Paddle 3's
+    Inference runs it with the same outputs). Returns the exported model's max_position_embeddings."""
+    if int(paddle.__version__.split(".")[0]) < 3:
+        return _export_here(model_dir, output_prefix, input_dtype, len(labels.intents), len(labels.slots), dropout,
+                            context)
+    cmd = [envs.legacy_python(), "-m", "slu.export", model_dir, output_prefix, input_dtype, str(len(labels.intents)),
+           str(len(labels.slots)), str(dropout), str(int(context))]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"exporting {model_dir} in {envs.LEGACY_VENV} failed: {p.stderr.strip()[-2000:]}")
+    logger.info(p.stdout.strip())
+    return int(p.stdout.split()[-1])
+
+
+def _export_here(model_dir, output_prefix, input_dtype, intent_dim, slot_dim, dropout, context):
+    with paddle.utils.unique_name.guard():  # to_static changes the layer in place: a fresh one
+        model = JointErnie.from_pretrained(model_dir, intent_dim=intent_dim, slot_dim=slot_dim, dropout=dropout)
     model.eval()
     static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype, context))
     paddle.jit.save(static, output_prefix)
@@ -104,3 +122,9 @@ def write_deploy_files(directory, *, tokenizer, settings, labels, slotless, inpu
                             slot_decoding=settings.slot_decoding,
                             slot_transitions=crf.scores() if crf is not None else None)
     return manifest.write(directory, config)
+
+
+if __name__ == "__main__":  # export_static on Paddle 3 runs this in the legacy environment
+    model_dir, prefix, dtype, intents, slots, dropout, context = sys.argv[1:]
+    positions = _export_here(model_dir, prefix, dtype, int(intents), int(slots), float(dropout), context == "1")
+    print(f"Exported {prefix}.pdmodel/.pdiparams with Paddle {paddle.__version__}; max_position_embeddings {positions}")

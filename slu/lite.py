@@ -25,7 +25,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from slu import program
+from slu import envs, program
 from slu.backends import QAT_OPS, refusal
 
 TARGETS = ("x86", "arm")
@@ -63,9 +63,9 @@ def _zero_d_to_1d(block, framework_pb2):
                 changes.append("0-D fill_constant->[1]")
     for v in block.vars:
         t = v.type
-        if t.type == framework_pb2.VarType.LOD_TENSOR and not v.persistable and len(t.lod_tensor.tensor.dims) == 0 \
+        if program.is_dense_tensor(t) and not v.persistable and len(program.dense_tensor(t).tensor.dims) == 0 \
                 and v.name not in ("feed", "fetch"):
-            t.lod_tensor.tensor.dims.append(1)
+            program.dense_tensor(t).tensor.dims.append(1)
             changes.append("0-D var->[1]")
     return changes
 
@@ -146,8 +146,17 @@ opt.run()
 """
 
 
+def lite_python():
+    """The interpreter with Paddle Lite's Python package (the legacy environment's, from the default one)."""
+    return envs.python_for("paddlelite")
+
+
 def lite_version():
-    return metadata.version("paddlelite")
+    python = lite_python()
+    if python == sys.executable:
+        return metadata.version("paddlelite")
+    return subprocess.run([python, "-c", "from importlib import metadata; print(metadata.version('paddlelite'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def convert(prefix, target="x86"):
@@ -172,7 +181,7 @@ def convert(prefix, target="x86"):
     lite_model = f"{prefix}.lite.pdmodel"
     rewrite_for_lite(prefix + ".pdmodel", lite_model)
     # the optimizer aborts the process on what it cannot convert: run it in a subprocess
-    p = subprocess.run([sys.executable, "-c", _CONVERT, lite_model, prefix + ".pdiparams", nb[:-3], target],
+    p = subprocess.run([lite_python(), "-c", _CONVERT, lite_model, prefix + ".pdiparams", nb[:-3], target],
                        capture_output=True, text=True)
     if p.returncode != 0 or not os.path.isfile(nb):
         lines = [x for x in (p.stdout + p.stderr).splitlines() if "rror" in x or "not supported" in x

@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 
 import numpy as np
 
-from slu import program
-from slu.backends import INT8_EMBEDDING_OPS, refusal
+from slu import envs, program
+from slu.backends import INT8_EMBEDDING_OPS, QAT_OPS, refusal
 
 PRUNED_PREFIX = "pruned"  # the FP32 stage the INT8-embedding ONNX model is quantized from
 ORT_INT8_OP_TYPES = ("MatMul", "Gather")
@@ -50,8 +51,17 @@ def cached(model_dir, model_prefix):
     return out
 
 
+def paddle2onnx_exe(pdmodel):
+    """This environment's paddle2onnx; for a QAT program the legacy environment's 1.2.11: paddle2onnx 2.1.0 aborts
+    on PaddleSlim's quantize_linear ops ("Paddle2ONNX: Only support e4m3 or e5m2 now", then SIGABRT)."""
+    here = os.path.join(os.path.dirname(sys.executable), "paddle2onnx")
+    if int(metadata.version("paddle2onnx").split(".")[0]) < 2 or not program.program_ops(pdmodel) & QAT_OPS:
+        return here
+    return os.path.join(os.path.dirname(envs.legacy_python()), "paddle2onnx")
+
+
 def paddle2onnx(model_dir, model_prefix, out, opset):
-    exe = os.path.join(os.path.dirname(sys.executable), "paddle2onnx")
+    exe = paddle2onnx_exe(os.path.join(model_dir, model_prefix + ".pdmodel"))
     p = subprocess.run([exe, "--model_dir", model_dir, "--model_filename", model_prefix + ".pdmodel",
                         "--params_filename", model_prefix + ".pdiparams", "--save_file", out,
                         "--opset_version", str(opset), "--enable_onnx_checker", "True"],
@@ -90,8 +100,8 @@ def quantize_static(fp32_onnx, out, tmp, calibration_ids, dtype):
     names = [i.name for i in onnxruntime.InferenceSession(pre, providers=["CPUExecutionProvider"]).get_inputs()]
 
     def feed(item):  # item: the ids of one query, or (ids, token type ids) for a context model
-        arrays = item if isinstance(item, tuple) else (item,)
-        return {n: np.array([a], dtype=dtype) for n, a in zip(names, arrays)}
+        arrays = dict(zip(("input_ids", "token_type_ids"), item if isinstance(item, tuple) else (item,)))
+        return {n: np.array([arrays[n]], dtype=dtype) for n in names}  # by name: paddle2onnx 2.x reorders them
 
     class Queries(CalibrationDataReader):
         def __init__(self):

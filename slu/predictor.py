@@ -141,6 +141,24 @@ class FastDeployRuntime:
         return tuple(o[:n] for o in outputs)
 
 
+class OnnxRuntimeRuntime:
+    """ONNX Runtime's own Python API over the ONNX model of a program (converted next to it, onnx_export.cached)."""
+
+    def __init__(self, onnx_path, cpu_num_threads=1):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = cpu_num_threads, 1
+        options.log_severity_level = 3  # paddle2onnx leaves unused initializers, which ONNX Runtime lists one by one
+        self.session = onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, ids, token_type_ids=None):
+        # by name: paddle2onnx 2.x does not keep the program's input order
+        feed = {"input_ids": ids, "token_type_ids": token_type_ids}
+        return self.session.run(None, {n: feed[n] for n in self.input_names})[:2]
+
+
 @contextlib.contextmanager
 def stdout_to_stderr():
     """File descriptor 1 points at stderr inside the block (C++ libraries print there, past sys.stdout): the
@@ -173,11 +191,14 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1, mkldnn=True
         return PaddleInferenceRuntime(prefix, device, cpu_num_threads, mkldnn)
     if backend == "paddle_lite":
         return lite.LiteRuntime(lite.convert(prefix, "x86"))
+    if backend == "onnx_runtime":
+        return OnnxRuntimeRuntime(onnx_export.cached(os.path.dirname(prefix), os.path.basename(prefix)),
+                                  cpu_num_threads)
     if backend == "openvino" and not ops & INT8_EMBEDDING_OPS:
         with openvino.rewritten(prefix) as program_0d_as_1d:
             return FastDeployRuntime(program_0d_as_1d, "openvino", device, cpu_num_threads)
     onnx_path = None
-    if backend in ("onnx_runtime", "openvino") and ops & INT8_EMBEDDING_OPS:
+    if backend == "openvino" and ops & INT8_EMBEDDING_OPS:
         # no paddle2onnx path (nor OpenVINO's Paddle frontend): ONNX Runtime's own INT8 model
         onnx_path = onnx_export.cached(os.path.dirname(prefix), os.path.basename(prefix))
     return FastDeployRuntime(prefix, backend, device, cpu_num_threads, onnx_path, mkldnn)

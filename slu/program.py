@@ -31,6 +31,22 @@ def framework_pb2():
     return _FRAMEWORK_PB2
 
 
+def _tensor_field():
+    """The VarType field of a dense tensor: `lod_tensor` in Paddle 2's framework.proto, renamed `dense_tensor` in
+    Paddle 3 (same field number: the files are the same)."""
+    fields = framework_pb2().VarType.DESCRIPTOR.fields_by_name
+    return "lod_tensor" if "lod_tensor" in fields else "dense_tensor"
+
+
+def dense_tensor(var_type):
+    """A variable's dense tensor description (dims, data_type), under either release's field name."""
+    return getattr(var_type, _tensor_field())
+
+
+def is_dense_tensor(var_type):
+    return var_type.HasField(_tensor_field())
+
+
 def read_program(pdmodel_path):
     """The ProgramDesc of an exported .pdmodel file, with a clear error for a missing or unreadable file."""
     if not os.path.isfile(pdmodel_path):
@@ -57,7 +73,7 @@ def model_input_dtype(pdmodel_path, name="input_ids"):
     pb2 = framework_pb2()
     for var in read_program(pdmodel_path).blocks[0].vars:
         if var.name == name:
-            dt = var.type.lod_tensor.tensor.data_type
+            dt = dense_tensor(var.type).tensor.data_type
             return {pb2.VarType.INT32: "int32", pb2.VarType.INT64: "int64"}.get(dt, str(dt))
     raise ValueError(f"{pdmodel_path}: the program has no input named {name!r}")
 
@@ -66,8 +82,8 @@ def static_param_count(pdmodel_path):
     """Elements of every persistable tensor of a static program (weights, INT8 tables and scales)."""
     total = 0
     for var in read_program(pdmodel_path).blocks[0].vars:
-        if var.persistable and var.name not in ("feed", "fetch") and var.type.HasField("lod_tensor"):
-            total += math.prod(max(d, 1) for d in var.type.lod_tensor.tensor.dims)
+        if var.persistable and var.name not in ("feed", "fetch") and is_dense_tensor(var.type):
+            total += math.prod(max(d, 1) for d in dense_tensor(var.type).tensor.dims)
     return total
 
 
@@ -89,7 +105,7 @@ def check_params(prefix):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
     expected = sum(1 for v in read_program(prefix + ".pdmodel").blocks[0].vars
-                   if v.persistable and v.name not in ("feed", "fetch") and v.type.HasField("lod_tensor"))
+                   if v.persistable and v.name not in ("feed", "fetch") and is_dense_tensor(v.type))
     with open(path, "rb") as f:
         data = f.read()
     reader = _ParamReader(path, data)

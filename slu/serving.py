@@ -8,6 +8,7 @@ import collections
 import contextlib
 import dataclasses
 import hmac
+import inspect
 import json
 import logging
 import os
@@ -763,14 +764,32 @@ def serve(settings, host, port):
     config = uvicorn.Config("slu.serving:app_from_env" if workers > 1 else app_from_env, factory=True, host=host,
                             port=port, workers=workers, http=GuardedH11, log_level="warning",
                             timeout_keep_alive=settings.keep_alive_timeout, backlog=backlog(settings))
-    server = uvicorn.Server(config)
+    stop_cleanly_on_signals()
     if workers == 1:
+        server = uvicorn.Server(config)
         server.run()
         return 0 if server.started else 1
     with metrics_dir():
-        supervisor = Multiprocess(config, target=server.run, sockets=[config.bind_socket()])
+        supervisor = supervisor_of(config)
         supervisor.run()
     return 1 if any(p.exitcode == 1 for p in supervisor.processes) else 0
+
+
+def stop_cleanly_on_signals():
+    """SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down (drained the requests in flight):
+    uvicorn 0.29+ re-raises the signal it caught to the handler that was there before it, which by default kills
+    the process with that signal (status -15)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+
+
+def supervisor_of(config):
+    """uvicorn's worker supervisor: it makes the workers itself since 0.30; 0.16 (the legacy environment's,
+    FastDeploy's pin) is given their target."""
+    sockets = [config.bind_socket()]
+    if "target" in inspect.signature(Multiprocess).parameters:
+        return Multiprocess(config, target=uvicorn.Server(config).run, sockets=sockets)
+    return Multiprocess(config, sockets=sockets)
 
 
 def backlog(settings):

@@ -1,7 +1,9 @@
 """The deployment tokenizer: PaddleNLP's ErnieTokenizer (what training uses) restated without importing PaddleNLP,
-with FastTokenizer's WordPiece for the ids.
+with the WordPiece model of Hugging Face's `tokenizers` (Rust, maintained, wheels for every CPython this project
+uses) for the ids. Upstream's `--use_fast` used PaddleNLP's FastTokenizer, which has no wheel past CPython 3.10 and
+no release since 2023.
 
-FastTokenizer 1.0.2's own ErnieFastTokenizer answers differently from PaddleNLP on symbols (category S and
+FastTokenizer 1.0.2's own ErnieFastTokenizer also answers differently from PaddleNLP on symbols (category S and
 PaddleNLP's `_is_symbol` extras: `100～200` becomes one [UNK] instead of three tokens), on characters of category
 C that PaddleNLP drops (private use, unassigned), on U+2028/U+2029, on special tokens typed in the text, and in
 its offsets. So everything before WordPiece is done here, as PaddleNLP does it:
@@ -10,8 +12,8 @@ its offsets. So everything before WordPiece is done here, as PaddleNLP does it:
    out first, each kept as that token; the text between them is tokenized on its own;
 2. BasicTokenizer: drop U+0000, U+FFFD and category C (but tab, LF, CR); whitespace splits; each CJK character is
    a word; per word, lower-case and strip accents (NFD, drop Mn); punctuation and symbols are tokens of their own;
-3. WordPiece (greedy longest match, [UNK] for a word it cannot split or longer than 100 characters): FastTokenizer,
-   given one normalized word at a time (its own normalization has nothing left to change), memoized per word;
+3. WordPiece (greedy longest match, [UNK] for a word it cannot split or longer than 100 characters): `tokenizers`'
+   WordPiece model, given one normalized word at a time, memoized per word;
 4. PaddleNLP's offset mapping (`_get_bert_like_offset_mapping`), quirks included.
 
 tests/test_tokenizer.py holds this to PaddleNLP's tokenizer on the edge cases and on a sweep over every Unicode
@@ -66,8 +68,7 @@ class FastTokenizer:
     """(ids, offsets, truncated) per text, equal to data.encode_queries with PaddleNLP's ErnieTokenizer."""
 
     def __init__(self, vocab_path, do_lower_case=True):
-        from fast_tokenizer import ErnieFastTokenizer
-        from fast_tokenizer.models import WordPiece
+        from tokenizers.models import WordPiece
 
         if not os.path.isfile(vocab_path):
             raise FileNotFoundError(f"model file not found: {vocab_path}")
@@ -81,9 +82,7 @@ class FastTokenizer:
         # a special token missing from the vocabulary is still split out, with [UNK]'s id (as PaddleNLP's dict)
         self.special_ids = {t: vocab.get(t, self.unk_id) for t in SPECIAL_TOKENS}
         self.piece_text = {i: t[2:] if t.startswith("##") else t for t, i in vocab.items()}
-        self.wordpiece = ErnieFastTokenizer(vocab, lowercase=False, strip_accents=False)
-        self.wordpiece.disable_padding()
-        self.wordpiece.disable_truncation()
+        self.wordpiece = WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS)
         self.cache = {}
 
     def __call__(self, texts, max_length):
@@ -119,7 +118,7 @@ class FastTokenizer:
             if len(word) > MAX_WORD_CHARS:
                 ids = [self.unk_id]
             else:
-                ids = list(self.wordpiece.encode(word).ids[1:-1]) or [self.unk_id]
+                ids = [t.id for t in self.wordpiece.tokenize(word)] or [self.unk_id]
             if len(self.cache) > 200_000:
                 self.cache.clear()
             self.cache[word] = ids

@@ -21,13 +21,22 @@ INTENT_LABELS = os.path.join(ROOT, "data", "intent_label.txt")
 SLOT_LABELS = os.path.join(ROOT, "data", "slot_label.txt")
 
 
-def run_py(args, cwd=ROOT, check=True, timeout=900):
-    """Run a project script with the test interpreter; return the CompletedProcess (output captured)."""
-    p = subprocess.run([sys.executable] + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+# the legacy environment's interpreter (slu/envs.py): FastDeploy and Paddle Lite's Python package run there
+LEGACY_PYTHON = os.path.join(ROOT, ".venv-legacy", "bin", "python")
+
+
+def run_py(args, cwd=ROOT, check=True, timeout=900, python=sys.executable):
+    """Run a project script with the test interpreter (or `python`); return the CompletedProcess (output captured)."""
+    p = subprocess.run([python] + args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                        env=dict(os.environ))
     if check and p.returncode != 0:
         raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}")
     return p
+
+
+def run_legacy(args, **kwargs):
+    """run_py in the legacy environment: code that imports FastDeploy or Paddle Lite itself."""
+    return run_py(args, python=LEGACY_PYTHON, **kwargs)
 
 
 def script_command(script, env, *extra):

@@ -8,12 +8,12 @@ import json
 import os
 import random
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import ROOT
+from slu import envs
 
 QUERY = "导航到北京西站来一首周华健的花心"
 
@@ -47,7 +47,7 @@ for k, texts in enumerate(batches):
 
 def logits(model_dir, backend, batches_path, mkldnn=True):
     """Each batch's (intent, slot) logits from one process and one runtime of `backend`."""
-    p = subprocess.run([sys.executable, "-c", RUN, str(model_dir), backend, "1" if mkldnn else "0",
+    p = subprocess.run([envs.python_for_backend(backend), "-c", RUN, str(model_dir), backend, "1" if mkldnn else "0",
                         str(batches_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     out = f"{batches_path}.{backend}"

@@ -1,7 +1,8 @@
-"""Each fix in slu/compat.py: the failure without it (in a fresh process) and the right result with it."""
+"""Each fix in slu/compat.py: the failure without it (in a fresh process of the legacy environment, where
+compression runs) and the right result with it."""
 import textwrap
 
-from conftest import run_py
+from conftest import run_legacy
 
 LAYERNORM = textwrap.dedent("""
     import sys, numpy as np
@@ -60,7 +61,7 @@ QUANT_EMB = textwrap.dedent("""
 def _run(code, tmp_path, *args):
     script = tmp_path / "probe.py"
     script.write_text(code)
-    return run_py([str(script), *args], check=False)
+    return run_legacy([str(script), *args], check=False)  # compression runs there (slu/envs.py)
 
 
 def test_superlayernorm_fix(tmp_path):

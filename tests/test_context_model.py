@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_py, run_script
+from slu import envs
 from helpers import missing_prerequisite
 from slu import data, program
 
@@ -95,7 +96,8 @@ def test_fastdeploy_runtimes_answer_like_paddle_inference_with_context(context_m
         "ensure_ascii=False))\n", encoding="utf-8")
     answers = {}
     for b in ("paddle_inference", backend):
-        p = run_py([str(script), str(context_model), b, str(session_subset / "dev.txt")])
+        p = run_py([str(script), str(context_model), b, str(session_subset / "dev.txt")],
+                   python=envs.python_for_backend(b))
         answers[b] = json.loads(p.stdout.strip().splitlines()[-1])
     same = [(a["intent"], a["slot"]) == (b["intent"], b["slot"]) for a, b in zip(answers["paddle_inference"],
                                                                               answers[backend])]

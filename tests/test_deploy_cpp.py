@@ -418,7 +418,7 @@ def test_unicode_tables_refuse_another_unicode_version(tmp_path):
             f"runpy.run_path({os.path.join(CPP, 'gen_unicode_tables.py')!r}, run_name='__main__')")
     p = run_py(["-c", code], check=False)
     assert p.returncode == 1 and not out.exists()
-    assert "has Unicode 99.0.0, but the tokenizer tables must come from Unicode 13.0.0" in p.stderr
+    assert "has Unicode 99.0.0, but the tokenizer tables must come from Unicode 15.0.0" in p.stderr
 
 
 def test_runs_clean_under_address_sanitizer(tmp_path_factory, demo, onnx_model, corpus_subset, context_model, pico_dir,

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from conftest import run_py
+from conftest import run_legacy, run_py
+from slu import envs
 
 DEMO = "deploy/python/infer_demo.py"
 
@@ -56,7 +57,7 @@ def test_paddle_backend_right_after_batch_shape_changes(trained_pico, corpus_sub
         "one = p.predict(qs[:40])\n"
         "p.batch_size = 64\n"
         "print(json.dumps({'one': one, 'many': p.predict(qs)}, ensure_ascii=False))\n")
-    p = run_py([str(script), str(trained_pico), str(corpus_subset / "dev.txt")])
+    p = run_legacy([str(script), str(trained_pico), str(corpus_subset / "dev.txt")])
     out = json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
     assert strip(out["one"]) == strip(reference[:40])
     assert strip(out["many"]) == strip(reference)
@@ -141,6 +142,10 @@ LITE_RUN = ("import sys, json, numpy as np\n"
             "from slu import lite\n"
             "out = lite.LiteRuntime(sys.argv[1])(np.array([[1, 5, 9, 12, 2, 0], [1, 7, 8, 9, 10, 2]], dtype='int32'))\n"
             "print(json.dumps({'nan': bool(np.isnan(out[0]).any() or np.isnan(out[1]).any())}))\n")
+LITE_OUTPUTS = ("import sys, numpy as np\n"
+                "from slu import lite\n"
+                "ids = np.array([[1, 5, 9, 12, 2, 0], [1, 7, 8, 9, 10, 2]], dtype='int32')\n"
+                "np.savez(sys.argv[2], *lite.LiteRuntime(sys.argv[1])(ids))\n")
 
 
 def test_paddle_lite_x86_int8_refusals_hold(compressed, tmp_path):
@@ -151,15 +156,15 @@ def test_paddle_lite_x86_int8_refusals_hold(compressed, tmp_path):
 
     w = compressed / "width_mult_0.5"
     lite.rewrite_for_lite(str(w / "int8.pdmodel"), str(tmp_path / "int8.pdmodel"))
-    run_py(["-c", LITE_CONVERT, str(tmp_path / "int8.pdmodel"), str(w / "int8.pdiparams"), str(tmp_path / "int8.x86"),
+    run_legacy(["-c", LITE_CONVERT, str(tmp_path / "int8.pdmodel"), str(w / "int8.pdiparams"), str(tmp_path / "int8.x86"),
             "x86"])
-    p = run_py(["-c", LITE_RUN, str(tmp_path / "int8.x86.nb")], check=False)
+    p = run_legacy(["-c", LITE_RUN, str(tmp_path / "int8.x86.nb")], check=False)
     if p.returncode == 0:
         assert json.loads(p.stdout.strip().splitlines()[-1]) == {"nan": True}
     else:
         assert p.returncode == -11, p.stderr[-2000:]  # SIGSEGV
     lite.rewrite_for_lite(str(w / "quant_emb.pdmodel"), str(tmp_path / "quant_emb.pdmodel"))
-    p = run_py(["-c", LITE_CONVERT, str(tmp_path / "quant_emb.pdmodel"), str(w / "quant_emb.pdiparams"),
+    p = run_legacy(["-c", LITE_CONVERT, str(tmp_path / "quant_emb.pdmodel"), str(w / "quant_emb.pdiparams"),
                 str(tmp_path / "quant_emb.x86"), "x86"], check=False)
     assert p.returncode != 0 and "unsupported ops are: 'dequantize_log'" in p.stdout + p.stderr
     assert not (tmp_path / "quant_emb.x86.nb").exists()
@@ -188,7 +193,7 @@ def test_paddle_lite_int8_stages_convert_for_arm(compressed, tmp_path):
     assert "scale after matmul" in changes and "0-D fill_constant->[1]" in changes
     assert "scale after matmul" not in lite.rewrite_for_lite(str(w / "pruned.pdmodel"), str(tmp_path / "p.pdmodel"))
     lite.rewrite_0d(str(w / "int8.pdmodel"), str(tmp_path / "only0d.pdmodel"))
-    p = run_py(["-c", LITE_CONVERT, str(tmp_path / "only0d.pdmodel"), str(w / "int8.pdiparams"),
+    p = run_legacy(["-c", LITE_CONVERT, str(tmp_path / "only0d.pdmodel"), str(w / "int8.pdiparams"),
                 str(tmp_path / "only0d.arm"), "arm"], check=False)
     assert p.returncode != 0 and "No attributes called X0_scale found for matmul_v2" in p.stdout + p.stderr
     # ... and changes no output: Paddle Inference on both programs
@@ -225,13 +230,15 @@ def test_lite_rewrite_keeps_outputs(trained_pico, tmp_path):
     changes = lite.rewrite_for_lite(str(trained_pico / "infer_model.pdmodel"), str(tmp_path / "m.pdmodel"))
     assert "0-D fill_constant->[1]" in changes
     assert set(changes) <= {"0-D fill_constant->[1]", "0-D var->[1]"}  # Lite 2.10's other rewrites are gone
-    run_py(["-c", LITE_CONVERT, str(trained_pico / "infer_model.pdmodel"), str(trained_pico / "infer_model.pdiparams"),
+    run_legacy(["-c", LITE_CONVERT, str(trained_pico / "infer_model.pdmodel"), str(trained_pico / "infer_model.pdiparams"),
             str(tmp_path / "raw.x86"), "x86"])
-    p = run_py(["-c", LITE_RUN, str(tmp_path / "raw.x86.nb")], check=False)
+    p = run_legacy(["-c", LITE_RUN, str(tmp_path / "raw.x86.nb")], check=False)
     assert p.returncode != 0 and "fill_constant" in p.stderr and "no valid out_shape" in p.stderr
     ids = np.array([[1, 5, 9, 12, 2, 0], [1, 7, 8, 9, 10, 2]], dtype="int32")
     nb = lite.convert(str(trained_pico / "infer_model"), "x86")
-    got = lite.LiteRuntime(nb)(ids)
+    run_legacy(["-c", LITE_OUTPUTS, nb, str(tmp_path / "out.npz")])  # Lite's Python API: the legacy environment
+    out = np.load(tmp_path / "out.npz")
+    got = out["arr_0"], out["arr_1"]
     ref = PaddleInferenceRuntime(str(trained_pico / "infer_model"))(ids)
     np.testing.assert_allclose(got[0], ref[0], atol=1e-4)
     np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
@@ -251,7 +258,7 @@ def test_openvino_runs_the_rewritten_program(trained_pico, corpus_subset, refere
     code = ("import sys\n"
             "from slu.predictor import FastDeployRuntime\n"
             "FastDeployRuntime(sys.argv[1], 'openvino')\n")
-    p = run_py(["-c", code, str(trained_pico / "infer_model")], check=False)
+    p = run_legacy(["-c", code, str(trained_pico / "infer_model")], check=False)
     assert p.returncode != 0 and "Fail to convert fill_constant" in p.stderr
     got = predictions([DEMO, "--model_dir", str(trained_pico), "--backend", "openvino", "--batch_size", "32",
                        "--input_file", str(corpus_subset / "dev.txt")])
@@ -288,7 +295,7 @@ def test_fast_tokenizer_predictor_imports_neither_paddle_nor_paddlenlp(trained_p
             "out = p.predict(['来一首周华健的花心', '打电话给18866668888', '暂停'])\n"
             "print(json.dumps({'out': out, 'dtype': p.input_dtype, 'loaded': sorted(\n"
             "    m for m in sys.modules if m.split('.')[0] in ('paddle', 'paddlenlp'))}))\n")
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        p = subprocess.run([envs.python_for_backend(backend), "-c", code], capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
         return json.loads(p.stdout.strip().splitlines()[-1])
 

@@ -91,7 +91,7 @@ def test_one_predictor_class_and_one_refusal_table():
 # what slu/ may import inside a function: a backend's or tool's library that a deployment may not install, or one
 # that must not be imported early (prometheus_client reads $PROMETHEUS_MULTIPROC_DIR on import)
 LAZY_IMPORTS = {"paddle.inference", "fastdeploy", "paddlelite.lite", "onnxruntime", "onnxruntime.quantization",
-                "onnxruntime.quantization.shape_inference", "onnx", "fast_tokenizer", "fast_tokenizer.models",
+                "onnxruntime.quantization.shape_inference", "onnx", "tokenizers.models",
                 "paddlenlp.transformers", "paddle.base.proto", "prometheus_client", "matplotlib", "matplotlib.pyplot",
                 "seqeval.metrics"}
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_py
+from conftest import run_legacy, run_py
 
 MIXED = [1, 1, 1, 32, 7, 1, 64, 3, 32, 1, 16]  # batch sizes in call order, cycled over the dev queries
 LENGTHS = [16, 4, 9, 16, 3, 12, 6]  # the second pass cuts each batch's queries to these lengths (keeping [SEP])
@@ -117,7 +117,7 @@ def test_fastdeploy_paddle_backend_fp32_with_mkldnn_under_mixed_batches(trained_
         "outs = [rt(data[f'arr_{k}'])[:2] for k in range(len(data.files))]\n"
         "np.savez(sys.argv[3], *[o for pair in outs for o in pair])\n"
         "print(json.dumps({'type': type(rt).__name__, 'mkldnn': bool(rt.mkldnn)}))\n")
-    p = run_py([str(script), prefix, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")])
+    p = run_legacy([str(script), prefix, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")])
     info = json.loads([x for x in p.stdout.splitlines() if x.startswith("{")][-1])
     assert info == {"type": "FastDeployRuntime", "mkldnn": True}
     out = np.load(tmp_path / "out.npz")

@@ -6,7 +6,7 @@
 # g++-aarch64-linux-gnu, and the programs run under qemu-aarch64-static -L /usr/aarch64-linux-gnu). RUNTIME=lite is
 # aarch64 only (Paddle Lite's armv8 light API, scripts/build_lite_arm.sh).
 # BUILD_DIR (default deploy/cpp/build), ASAN=1 for a sanitizer build, BUILD_TYPE (default Release), JOBS
-# (default 2), PYTHON: the Python 3.9 that generates the tokenizer's Unicode tables (default: the repo's .venv).
+# (default 2), PYTHON: the Python 3.12 that generates the tokenizer's Unicode tables (default: the repo's .venv).
 set -euo pipefail
 cd "$(dirname "$0")"
 ARCH=${ARCH:-$(uname -m)}

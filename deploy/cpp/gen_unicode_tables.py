@@ -4,8 +4,8 @@ for the C++ tokenizer. CMakeLists.txt runs it at build time with the project's P
 
     .venv/bin/python deploy/cpp/gen_unicode_tables.py --output build/generated/unicode_tables.h
 
-The tables must come from the Unicode version of the Python that runs the Python tokenizer (CPython 3.9:
-Unicode 13.0.0), or the C++ tokenizer would split or normalize some characters differently. The predicates are
+The tables must come from the Unicode version of the Python that runs the Python tokenizer and training (the
+default environment's CPython 3.12: Unicode 15.0.0), or the C++ tokenizer would split or normalize some characters differently. The predicates are
 slu/tokenizer.py's (PaddleNLP's _is_control, _is_whitespace, _is_punctuation, _is_symbol, is_chinese_char restated
 without importing paddlenlp, and tested against them there); tests/test_deploy_cpp.py compares the C++ tokenizer's
 view of every code point (slu_chars) with PaddleNLP's own predicates.
@@ -17,7 +17,7 @@ import unicodedata
 
 from slu.tokenizer import is_cjk, is_dropped, is_mn, is_space, is_split  # the repository on the path (CMake sets it)
 
-UNICODE_VERSION = "13.0.0"
+UNICODE_VERSION = "15.0.0"
 
 
 def decompose(c):
@@ -159,8 +159,8 @@ def main():
     if unicodedata.unidata_version != UNICODE_VERSION:
         raise SystemExit(f"gen_unicode_tables.py: error: {sys.executable} (Python {sys.version.split()[0]}) has "
                          f"Unicode {unicodedata.unidata_version}, but the tokenizer tables must come from Unicode "
-                         f"{UNICODE_VERSION}, the version of the Python tokenizer (CPython 3.9, the project's .venv); "
-                         "build with PYTHON=/path/to/python3.9 bash deploy/cpp/build.sh (CMake: -DPython=...)")
+                         f"{UNICODE_VERSION}, the version of the Python tokenizer (CPython 3.12, the project's .venv); "
+                         "build with PYTHON=/path/to/python3.12 bash deploy/cpp/build.sh (CMake: -DPython=...)")
     text = header()
     if not a.output:
         sys.stdout.write(text)

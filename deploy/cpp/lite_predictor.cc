@@ -14,7 +14,7 @@ namespace lite = paddle::lite_api;
 
 namespace {
 
-// The paddlelite release whose optimizer writes the .nb files this library reads (requirements.txt; GitHub tag
+// The paddlelite release whose optimizer writes the .nb files this library reads (requirements-legacy.txt; GitHub tag
 // v2.13-rc, scripts/build_lite_arm.sh).
 constexpr const char* kLiteRelease = "2.13rc0";
 

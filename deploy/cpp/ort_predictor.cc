@@ -1,6 +1,8 @@
 #include "ort_predictor.h"
 
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 namespace slu {
 
@@ -73,6 +75,9 @@ void Predictor::CheckModelInputs(const PredictorOptions& o) {
       throw std::runtime_error(o.model_file + ": token_type_ids and input_ids have different integer types");
     input_names_.push_back(session_.GetInputNameAllocated(k, Ort::AllocatorWithDefaultOptions()));
   }
+  // paddle2onnx 2.x may list token_type_ids first: the ids are fed first, so their name goes first
+  if (input_names_.size() > 1 && std::string(input_names_[1].get()) == "input_ids")
+    std::swap(input_names_[0], input_names_[1]);
   std::string dtype = int32_input_ ? "int32" : "int64";
   if (!o.input_dtype.empty() && o.input_dtype != dtype)
     throw std::runtime_error(o.model_file + " takes " + dtype + " input ids, but " + o.manifest +

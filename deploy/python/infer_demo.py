@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from slu import data, decoding, lite  # first: zlib work-around before paddle
+from slu import data, decoding, envs, lite  # first: zlib work-around before paddle
 from slu.backends import BACKENDS
 from slu.predictor import Predictor
 
@@ -43,6 +43,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if argv is None:
+        envs.reexec_for_backend(args.backend)  # FastDeploy and Paddle Lite: the legacy environment
     data.check_at_least_one(args, ("batch_size", "cpu_num_threads"))
     if args.backend == "paddle_lite" and args.lite_target == "arm":
         return print(lite.convert(os.path.join(args.model_dir, args.model_prefix), "arm"))

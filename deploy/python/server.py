@@ -20,7 +20,7 @@ import dataclasses
 import os
 import sys
 
-from slu import data, manifest  # first: zlib work-around before paddle
+from slu import data, envs, manifest  # first: zlib work-around before paddle
 from slu.backends import BACKENDS
 from slu.serving import Settings, raise_fd_limit, serve
 
@@ -85,6 +85,8 @@ def settings_from_args(a):
 
 def main(argv=None):
     a = parse_args(argv)
+    if argv is None:
+        envs.reexec_for_backend(a.backend)  # FastDeploy and Paddle Lite: the legacy environment
     try:
         settings = settings_from_args(a)
     except (FileNotFoundError, ValueError) as e:

@@ -19,7 +19,8 @@ import java.util.Map;
  * case-sensitively, each kept as that token), BasicTokenizer + WordPiece on the text between them, and the character
  * offsets of PaddleNLP's offset mapping. Character
  * classes come from java.lang.Character: on JDK 17 Unicode 13.0, the version of Python 3.9's unicodedata
- * (tests/test_deploy_android.py compares every code point); on a phone, the version of its Android release.
+ * (tests/test_deploy_android.py compares every code point; training's CPython 3.12 has Unicode 15.0, which differs
+ * only on characters added since 13.0); on a phone, the version of its Android release.
  * Uses only APIs of Android API level 23 (no streams, no String.codePoints()).
  */
 public final class Tokenizer {

@@ -23,7 +23,8 @@ from slu.predictor import Predictor, PythonTokenizer
 
 @dataclass
 class EvalArguments:
-    infer_prefix: str = field(metadata={"help": "Static model path prefix: <prefix>.pdmodel and <prefix>.pdiparams."})
+    infer_prefix: str = field(metadata={"help": "Static model path prefix: <prefix>.pdiparams with <prefix>.json (Paddle 3's PIR program, used when present) "
+        "or <prefix>.pdmodel."})
     test_path: str = field(default=None, metadata={"help": "Corpus file (or one query per line, predict mode)."})
     model_name_or_path: Optional[str] = field(default=None, metadata={
         "help": "Directory with the tokenizer files (default: the directory of --infer_prefix)."})

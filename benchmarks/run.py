@@ -2,14 +2,18 @@
 (deploy_config.json).
 
     .venv/bin/python benchmarks/run.py --fine_tuned output/nano --compressed output/nano/width_mult_0.75 \
-        --dev data/dev.txt [--queries 200] [--repeats 3] [--backends paddle onnx_runtime paddle_lite cpp]
+        --dev data/dev.txt [--queries 200] [--repeats 3] [--backends paddle onnx_runtime paddle_lite cpp] \
+        [--stacks default legacy]
 
 Stages: fine-tuned FP32 (`infer_model`), + pruning (`pruned`), + INT8 matmul (`int8`), + INT8 embeddings
-(`quant_emb`). Backends: FastDeploy Paddle Inference (`paddle`), FastDeploy ONNX Runtime (`onnx_runtime`),
-Paddle Lite x86 (`paddle_lite`), and the C++ demo on ONNX Runtime (`cpp`, deploy/cpp, built when missing; the
-model converted to `<prefix>.onnx` next to it). The Python backends run once per `--tokenizers` entry: `python`
-(PaddleNLP's tokenizer, which imports PaddleNLP and Paddle) and `fast` (FastTokenizer; the process then imports
-neither).
+(`quant_emb`). Backends: FastDeploy Paddle Inference (`paddle`), Paddle Inference itself (`paddle_inference`),
+ONNX Runtime's Python API (`onnx_runtime`), Paddle Lite x86 (`paddle_lite`), and the C++ demo on ONNX Runtime
+(`cpp`, deploy/cpp, built when missing; the model converted to `<prefix>.onnx` next to it). The Python backends run
+once per `--tokenizers` entry: `python` (PaddleNLP's tokenizer, which imports PaddleNLP and Paddle) and `fast`
+(`--use_fast`: slu/tokenizer.py's deployment tokenizer; the process then imports neither). `--stacks default
+legacy` runs each Python backend in both environments (slu/envs.py: .venv's Paddle 3 and ONNX Runtime 1.32 against
+.venv-legacy's Paddle 2.6 and ONNX Runtime 1.19), side by side in one table; a backend only the legacy one has
+(FastDeploy, Lite) runs there once.
 
 Every (stage, backend) runs in fresh processes, never two backends in one. The measuring process loads the
 model, answers the first `--queries` dev queries once as warm-up, then `--repeats` timed passes, one query per
@@ -38,7 +42,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = (("fine-tuned", "fine_tuned", "infer_model"), ("+ pruning", "compressed", "pruned"),
           ("+ INT8 matmul", "compressed", "int8"), ("+ INT8 embeddings", "compressed", "quant_emb"))
 SHORT = {"fine-tuned": "fp32", "+ pruning": "pruned", "+ INT8 matmul": "int8", "+ INT8 embeddings": "int8+emb"}
-BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
+BACKENDS = ("paddle", "paddle_inference", "onnx_runtime", "paddle_lite", "cpp")
+DEFAULT_BACKENDS = ("paddle", "onnx_runtime", "paddle_lite", "cpp")
+STACKS = ("default", "legacy")
 CPP_DEMO = os.path.join(ROOT, "deploy", "cpp", "build", "infer_demo")
 TARGET_SPEEDUP, TARGET_MEMORY_CUT, TARGET_ACCURACY_DROP = 2.13, 0.62, 0.3  # upstream's README: compressed model on a phone
 
@@ -91,6 +97,20 @@ def timed_passes(p, queries, contexts, repeats):
             "runtime_ms": statistics.median(r["run"] for r in runs)}
 
 
+def stack_versions():
+    """What the measuring process runs on: its environment, Python, Paddle and ONNX Runtime."""
+    from importlib import metadata
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"env": ".venv-legacy" if envs.in_legacy() else ".venv", "python": "%d.%d" % sys.version_info[:2],
+            "paddle": version("paddlepaddle"), "onnxruntime": version("onnxruntime")}
+
+
 def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=False, use_fast=False):
     """Runs inside a child process: one Python backend on one model."""
     from slu.predictor import Predictor
@@ -105,8 +125,9 @@ def measure(model_dir, prefix, backend, dev, n_queries, repeats, memory_only=Fal
         p.predict(queries, contexts=contexts)
         return memory()
     res = timed_passes(p, queries, contexts, repeats)
+    res.update(stack_versions())
     res.update(memory())  # this process loaded the model and answered at batch 1
-    # the tokenizers per query: Python (PaddleNLP) against FastTokenizer (after the memory was read)
+    # the tokenizers per query: Python (PaddleNLP) against the fast one (after the memory was read)
     from slu.predictor import PythonTokenizer, fast_tokenizer_from_dir
 
     py, fast = PythonTokenizer.from_dir(model_dir), fast_tokenizer_from_dir(model_dir)
@@ -147,8 +168,14 @@ def dev_examples(dev, model_dir):
     return examples
 
 
-def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False):
-    cmd = [envs.python_for_backend(backend), __file__, "--fine_tuned", a.fine_tuned, "--dev", a.dev,
+def stack_python(backend, stack):
+    """The interpreter a Python backend runs in for `stack`: the legacy environment's, or the default one's unless
+    the backend needs a module only the legacy one has."""
+    return envs.legacy_python() if stack == "legacy" else envs.python_for_backend(backend)
+
+
+def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False, python=None):
+    cmd = [python or envs.python_for_backend(backend), __file__, "--fine_tuned", a.fine_tuned, "--dev", a.dev,
            "--queries", str(a.queries), "--repeats", str(a.repeats), "--child", model_dir, prefix, backend]
     cmd += ["--memory_only"] if memory_only else []
     cmd += ["--use_fast"] if tokenizer == "fast" else []
@@ -159,12 +186,12 @@ def run_child(a, model_dir, prefix, backend, tokenizer, memory_only=False):
     return json.loads(res[-1][7:])
 
 
-def python_row(a, model_dir, prefix, backend, tokenizer, tick):
-    row = run_child(a, model_dir, prefix, backend, tokenizer)
+def python_row(a, model_dir, prefix, backend, tokenizer, tick, python=None):
+    row = run_child(a, model_dir, prefix, backend, tokenizer, python=python)
     tick()
     mems = [{k: row[k] for k in ("pss_mib", "rss_mib", "peak_rss_mib")}]
     for _ in range(a.repeats - 1):
-        mems.append(run_child(a, model_dir, prefix, backend, tokenizer, memory_only=True))
+        mems.append(run_child(a, model_dir, prefix, backend, tokenizer, memory_only=True, python=python))
         tick()
     for k in mems[0]:
         row[k] = statistics.median(m[k] for m in mems)
@@ -247,8 +274,10 @@ def cpp_row(a, model_dir, prefix, tick, tmp):
 
 
 def label(r):
-    """A row's backend as the tables name it: the runtime, and FastTokenizer where the Python row used it."""
-    return r["backend"] + (" + FastTokenizer" if r.get("tokenizer") == "fast" else "")
+    """A row's backend as the tables name it: the runtime, the fast tokenizer where the Python row used it, and its
+    stack when the run compares the two environments."""
+    stack = f" [{r['stack']}]" if r.get("stack") else ""
+    return r["backend"] + (" + fast tokenizer" if r.get("tokenizer") == "fast" else "") + stack
 
 
 # ---- the report -----------------------------------------------------------------------------------------------
@@ -321,6 +350,10 @@ def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
              "| model | backend | accuracy | end-to-end p50 ms (x) | of which tokenizer ms | runtime alone ms | p90 ms "
              "| PSS MiB | RSS MiB | peak RSS MiB | size MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    stacks = {r["env"]: f"{r['env']}: CPython {r['python']}, Paddle {r['paddle']}, ONNX Runtime {r['onnxruntime']}"
+              for r in rows if "env" in r}
+    if len(stacks) > 1:
+        lines[0:0] = ["Environments: " + "; ".join(stacks[k] for k in sorted(stacks)) + ".", ""]
     for r in rows:
         if "p50_ms" not in r:
             why = r.get("refused") or r.get("error", "")
@@ -340,7 +373,7 @@ def markdown(machine, rows, base, arith_rows, target, seq_len, gflops):
               "|---|---|---|---|---|---|"]
     lines += [f"| {d['backend']} | {d['stage']} | {d['size_mib']} | {d['accuracy']:.2f} | {d['speedup']:.2f}x | "
               f"{d['pss_mib']:.1f} ({100 * d['memory_cut']:.1f}%) |" for d in deployment_summary(done, base)]
-    lines += ["", "| model | backend | batch 32, 2 threads: queries/s | Python tokenizer ms | FastTokenizer ms |",
+    lines += ["", "| model | backend | batch 32, 2 threads: queries/s | Python tokenizer ms | fast tokenizer ms |",
               "|---|---|---|---|---|"]
     lines += [f"| {r['stage']} | {label(r)} | {r['batch32_2threads_qps']} | "
               f"{r['python_tokenizer_ms']:.3f} | {r['fast_tokenizer_ms']:.3f} |" if "python_tokenizer_ms" in r else
@@ -394,7 +427,9 @@ def main():
     ap.add_argument("--dev", required=True)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS), choices=BACKENDS)
+    ap.add_argument("--stacks", nargs="+", default=["default"], choices=STACKS,
+                    help="the environments the Python backends run in, one row each (default: the default one)")
     ap.add_argument("--tokenizers", nargs="+", default=["python", "fast"], choices=["python", "fast"],
                     help="the tokenizers the Python backends run with, one row each")
     ap.add_argument("--stages", nargs="+", default=[s[2] for s in STAGES], choices=[s[2] for s in STAGES])
@@ -426,14 +461,17 @@ def main():
 
     dirs = {"fine_tuned": a.fine_tuned, "compressed": a.compressed}
     stages = [s for s in STAGES if s[2] in a.stages]
-    work = [(s, b, "c++" if b == "cpp" else t) for s in stages for b in a.backends
-            for t in (["c++"] if b == "cpp" else a.tokenizers)]
+    work = list(dict.fromkeys((s, b, "c++" if b == "cpp" else t, None if b == "cpp" else stack_python(b, stack))
+                              for s in stages for b in a.backends for t in (["c++"] if b == "cpp" else a.tokenizers)
+                              for stack in a.stacks))
     bar = tqdm(total=len(work) * a.repeats + 1, desc="benchmark", unit="run", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for (stage, which, prefix), backend, tokenizer in work:
+        for (stage, which, prefix), backend, tokenizer, python in work:
             d = dirs[which]
             row = {"stage": stage, "model": os.path.join(d, prefix), "backend": backend, "tokenizer": tokenizer}
+            if len(a.stacks) > 1:
+                row["stack"] = "C++" if python is None else os.path.basename(os.path.dirname(os.path.dirname(python)))
             bar.set_postfix_str(f"{stage} on {label(row)}")
             pdmodel = os.path.join(d, prefix + ".pdmodel")
             if not os.path.isfile(pdmodel):
@@ -452,7 +490,7 @@ def main():
                     if backend == "cpp":
                         row.update(cpp_row(a, d, prefix, lambda: bar.update(1), tmp))
                     else:
-                        row.update(python_row(a, d, prefix, backend, tokenizer, lambda: bar.update(1)))
+                        row.update(python_row(a, d, prefix, backend, tokenizer, lambda: bar.update(1), python))
                 except (RuntimeError, ValueError, FileNotFoundError) as e:
                     row["error"] = str(e)
             bar.update(max(0, n0 + a.repeats - bar.n))

@@ -1,9 +1,11 @@
 """What leaves training: embedding pruning (the vocabulary and positions a model keeps), the static graph that
 Paddle Inference, ONNX and Lite start from, and the files a deployment needs beside it (tokenizer, labels,
 deploy_config.json). Used by run_train.py, slu/training.py's Setup and slu/compression.py."""
+import filecmp
 import os
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 
 import paddle
@@ -81,27 +83,42 @@ def export_static(model_dir, output_prefix, input_dtype, labels, dropout=0.1, co
     Paddle's ProgramDesc format, the one every runtime here reads (Paddle Inference 2 and 3, FastDeploy, Paddle
     Lite's optimizer, paddle2onnx, OpenVINO, slu/program.py). Paddle 3 writes only its new PIR format (.json):
     with FLAGS_enable_pir_api=0 its dy2static fails ("matmul(): argument (position 1) must be Value, but got
-    Variable"), so on Paddle 3 the legacy environment's Paddle 2.6 writes it from the same weights (Paddle 3's
-    Inference runs it with the same outputs). Returns the exported model's max_position_embeddings."""
-    if int(paddle.__version__.split(".")[0]) < 3:
-        return _export_here(model_dir, output_prefix, input_dtype, len(labels.intents), len(labels.slots), dropout,
-                            context)
-    cmd = [envs.legacy_python(), "-m", "slu.export", model_dir, output_prefix, input_dtype, str(len(labels.intents)),
-           str(len(labels.slots)), str(dropout), str(int(context))]
+    Variable"), so on Paddle 3 the legacy environment's Paddle 2.6 writes the .pdmodel from the same weights, and
+    Paddle 3 writes its PIR program <output_prefix>.json beside it, for Paddle 3's Inference (both read the same
+    .pdiparams: Paddle 3's own is checked to be byte for byte the same). Returns the exported model's
+    max_position_embeddings."""
+    intent_dim, slot_dim = len(labels.intents), len(labels.slots)
+    if envs.paddle_major() < 3:
+        return _export_here(model_dir, output_prefix, input_dtype, intent_dim, slot_dim, dropout, context)
+    cmd = [envs.legacy_python(), "-m", "slu.export", model_dir, output_prefix, input_dtype, str(intent_dim),
+           str(slot_dim), str(dropout), str(int(context))]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"exporting {model_dir} in {envs.LEGACY_VENV} failed: {p.stderr.strip()[-2000:]}")
     logger.info(p.stdout.strip())
+    _export_pir_beside(model_dir, output_prefix, input_dtype, intent_dim, slot_dim, dropout, context)
     return int(p.stdout.split()[-1])
 
 
+def _export_pir_beside(model_dir, output_prefix, input_dtype, intent_dim, slot_dim, dropout, context):
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(output_prefix))) as tmp:
+        pir_prefix = os.path.join(tmp, "pir")
+        _export_here(model_dir, pir_prefix, input_dtype, intent_dim, slot_dim, dropout, context)
+        if not filecmp.cmp(pir_prefix + ".pdiparams", output_prefix + ".pdiparams", shallow=False):
+            raise RuntimeError(f"Paddle 3's parameters of {model_dir} differ from {output_prefix}.pdiparams: "
+                               f"the PIR program cannot share them")
+        os.replace(pir_prefix + ".json", output_prefix + ".json")
+    logger.info(f"Exported Paddle 3's PIR program to {output_prefix}.json (parameters: {output_prefix}.pdiparams)")
+
+
 def _export_here(model_dir, output_prefix, input_dtype, intent_dim, slot_dim, dropout, context):
+    """paddle.jit.save of a fresh model: .pdmodel on Paddle 2, PIR .json on Paddle 3 (and .pdiparams)."""
     with paddle.utils.unique_name.guard():  # to_static changes the layer in place: a fresh one
         model = JointErnie.from_pretrained(model_dir, intent_dim=intent_dim, slot_dim=slot_dim, dropout=dropout)
     model.eval()
     static = paddle.jit.to_static(model, input_spec=to_static_input_spec(input_dtype, context))
     paddle.jit.save(static, output_prefix)
-    logger.info(f"Exported static graph to {output_prefix}.pdmodel/.pdiparams (input_ids: {input_dtype})")
+    logger.info(f"Exported static graph to {output_prefix} (input_ids: {input_dtype})")
     return model.config.max_position_embeddings
 
 

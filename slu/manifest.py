@@ -63,7 +63,8 @@ def build(*, max_seq_length, max_position_embeddings, input_dtype, labels, slotl
 
 def exported_models(directory):
     """The known exported programs present in `directory`, with their stage."""
-    return {p: s for p, s in STAGES.items() if os.path.isfile(os.path.join(directory, p + ".pdmodel"))}
+    return {p: s for p, s in STAGES.items()
+            if any(os.path.isfile(os.path.join(directory, p + ext)) for ext in (".pdmodel", ".json"))}
 
 
 def write(directory, manifest):

@@ -67,7 +67,8 @@ class PaddleInferenceRuntime:
     def __init__(self, prefix, device="cpu", cpu_num_threads=1, mkldnn=True):
         import paddle.inference as paddle_infer  # each runtime's library only when that runtime is chosen
 
-        config = paddle_infer.Config(prefix + ".pdmodel", prefix + ".pdiparams")
+        self.program_file = pir_or_pdmodel(prefix, paddle_infer)
+        config = paddle_infer.Config(self.program_file, prefix + ".pdiparams")
         if device == "gpu":
             config.enable_use_gpu(100, 0)
         else:
@@ -76,7 +77,7 @@ class PaddleInferenceRuntime:
             if mkldnn:
                 config.enable_mkldnn()
                 config.set_mkldnn_cache_capacity(MKLDNN_CACHE_CAPACITY)
-                if program.program_ops(prefix + ".pdmodel") & QAT_OPS:
+                if program.program_ops(self.program_file) & QAT_OPS:
                     config.enable_mkldnn_int8()
             else:
                 config.disable_mkldnn()
@@ -92,6 +93,18 @@ class PaddleInferenceRuntime:
             handle.copy_from_cpu(array)
         self.predictor.run()
         return [o.copy_to_cpu() for o in self.outputs]
+
+
+def pir_or_pdmodel(prefix, paddle_infer):
+    """The program Paddle Inference runs: on Paddle 3 its own PIR <prefix>.json when the export wrote one, else
+    <prefix>.pdmodel (which Paddle 3 translates to PIR as it loads; the compressed stages are .pdmodel only)."""
+    version = sys.modules["paddle"].__version__  # imported with paddle.inference
+    if int(version.split(".")[0]) >= 3 and os.path.isfile(prefix + ".json"):
+        return prefix + ".json"
+    path = program.program_file(prefix)
+    if program.is_pir(path):
+        raise ValueError(f"{path}: a PIR program needs Paddle 3's Inference; this is Paddle {version}")
+    return path
 
 
 class FastDeployRuntime:
@@ -178,10 +191,13 @@ def create_runtime(prefix, backend, device="cpu", cpu_num_threads=1, mkldnn=True
     """A runtime for <prefix>.pdmodel/.pdiparams on `backend`, after the refusal table has seen its ops.
     `mkldnn=False` switches oneDNN off on the Paddle Inference runtimes (for comparisons)."""
     check_backend(backend)
-    for ext in (".pdmodel", ".pdiparams"):
-        if not os.path.isfile(prefix + ext):
-            raise FileNotFoundError(f"model file not found: {prefix + ext}")
-    ops = program.program_ops(prefix + ".pdmodel")
+    program_file = program.program_file(prefix)
+    if not os.path.isfile(prefix + ".pdiparams"):
+        raise FileNotFoundError(f"model file not found: {prefix}.pdiparams")
+    if program.is_pir(program_file) and backend != "paddle_inference":
+        raise ValueError(f"{program_file} is Paddle 3's PIR program, which only --backend paddle_inference runs; "
+                         f"{backend} reads {prefix}.pdmodel (run_train.py's export writes both)")
+    ops = program.program_ops(program_file)
     why = refusal(backend, ops)
     if why:
         raise ValueError(f"{prefix} on {backend}: {why}")
@@ -226,10 +242,11 @@ class Predictor:
         labels = manifest.labels(model_dir, config)
         length = manifest.max_length(config, max_length, os.path.join(model_dir, manifest.NAME))
         prefix = os.path.join(model_dir, model_prefix)
-        if os.path.isfile(prefix + ".pdmodel"):
-            dtype = program.model_input_dtype(prefix + ".pdmodel")
+        if os.path.isfile(prefix + ".pdmodel") or os.path.isfile(prefix + ".json"):
+            program_file = program.program_file(prefix)
+            dtype = program.model_input_dtype(program_file)
             if dtype != config["input_dtype"]:
-                raise manifest.ManifestError(f"{prefix}.pdmodel takes {dtype} ids, {manifest.NAME} says "
+                raise manifest.ManifestError(f"{program_file} takes {dtype} ids, {manifest.NAME} says "
                                              f"{config['input_dtype']}: re-export the directory")
         runtime = create_runtime(prefix, backend, device, cpu_num_threads, mkldnn)
         tokenizer = fast_tokenizer_from_dir(model_dir, config) if use_fast else PythonTokenizer.from_dir(model_dir)

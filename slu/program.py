@@ -1,9 +1,12 @@
-"""Reading exported static programs (.pdmodel) without importing Paddle: ops, input dtype, parameter count, size.
+"""Reading exported static programs without importing Paddle: ops, input dtype, parameter count, size. Two formats:
+<prefix>.pdmodel (ProgramDesc protobuf, which every runtime here reads) and <prefix>.json (Paddle 3's PIR program,
+which only Paddle 3's Inference reads); both take their weights from the same <prefix>.pdiparams.
 
 Deployment processes (FastTokenizer + ONNX Runtime or Paddle Lite) use this to check a model before a runtime
 loads it, without the ~250 MiB of the training stack.
 """
 import importlib.util
+import json
 import math
 import os
 import struct
@@ -63,13 +66,71 @@ def read_program(pdmodel_path):
     return prog
 
 
-def program_ops(pdmodel_path):
-    """Operator types of a static Paddle program."""
-    return {op.type for block in read_program(pdmodel_path).blocks for op in block.ops}
+PIR_PARAMETER_OP = "p"
+
+
+def program_file(prefix):
+    """<prefix>.pdmodel when it exists, else Paddle 3's PIR program <prefix>.json; a clear error when neither does."""
+    for ext in (".pdmodel", ".json"):
+        if os.path.isfile(prefix + ext):
+            return prefix + ext
+    raise FileNotFoundError(f"model file not found: {prefix}.pdmodel (nor Paddle 3's PIR program {prefix}.json)")
+
+
+def is_pir(path):
+    return path.endswith(".json")
+
+
+def read_pir(json_path):
+    """The operators of a PIR program file (every block, nested regions included), as their JSON objects."""
+    try:
+        with open(json_path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+        if doc["base_code"]["magic"] != "pir":
+            raise ValueError("no 'pir' magic")
+        ops, regions = [], list(doc["program"]["regions"])
+        while regions:
+            for block in regions.pop()["blocks"]:
+                for op in block["ops"]:
+                    ops.append(op)
+                    regions.extend(op.get("regions", []))
+        if not all(isinstance(op["#"], str) for op in ops):
+            raise ValueError("an operator without a name")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file not found: {json_path}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{json_path}: not a Paddle PIR program ({type(e).__name__}: {e})") from None
+    if not ops:
+        raise ValueError(f"{json_path}: not a Paddle PIR program (no operators)")
+    return ops
+
+
+def _pir_op_type(op):
+    """'1.matmul' -> 'matmul' (the number is the op's dialect)."""
+    return op["#"].split(".", 1)[-1]
+
+
+def program_ops(path):
+    """Operator types of a static Paddle program (.pdmodel, or a PIR .json: its op names without the dialect)."""
+    if is_pir(path):
+        return {_pir_op_type(op) for op in read_pir(path) if op["#"] != PIR_PARAMETER_OP}
+    return {op.type for block in read_program(path).blocks for op in block.ops}
+
+
+def _pir_input_dtype(json_path, name):
+    for op in read_pir(json_path):
+        if _pir_op_type(op) != "data":
+            continue
+        attrs = {a.get("N"): a.get("AT", {}).get("D") for a in op.get("A", []) if isinstance(a, dict)}
+        if attrs.get("name") == name:
+            return str(attrs.get("dtype"))
+    raise ValueError(f"{json_path}: the program has no input named {name!r}")
 
 
 def model_input_dtype(pdmodel_path, name="input_ids"):
-    """The dtype ('int32'/'int64') the static program declares for its input `name`."""
+    """The dtype ('int32'/'int64') the static program (.pdmodel or PIR .json) declares for its input `name`."""
+    if is_pir(pdmodel_path):
+        return _pir_input_dtype(pdmodel_path, name)
     pb2 = framework_pb2()
     for var in read_program(pdmodel_path).blocks[0].vars:
         if var.name == name:
@@ -104,18 +165,22 @@ def check_params(prefix):
     path = prefix + ".pdiparams"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
-    expected = sum(1 for v in read_program(prefix + ".pdmodel").blocks[0].vars
-                   if v.persistable and v.name not in ("feed", "fetch") and is_dense_tensor(v.type))
+    program = program_file(prefix)
+    if is_pir(program):
+        expected = sum(1 for op in read_pir(program) if op["#"] == PIR_PARAMETER_OP)
+    else:
+        expected = sum(1 for v in read_program(program).blocks[0].vars
+                       if v.persistable and v.name not in ("feed", "fetch") and is_dense_tensor(v.type))
     with open(path, "rb") as f:
         data = f.read()
     reader = _ParamReader(path, data)
     while reader.pos < len(data):
         if reader.count == expected:
             raise ValueError(f"{path}: truncated or corrupt (more data after the {expected} tensors of "
-                             f"{prefix}.pdmodel, at byte {reader.pos} of {len(data)})")
+                             f"{program}, at byte {reader.pos} of {len(data)})")
         reader.tensor()
     if reader.count != expected:
-        raise ValueError(f"{path}: holds {reader.count} tensors, {prefix}.pdmodel has {expected} parameters")
+        raise ValueError(f"{path}: holds {reader.count} tensors, {program} has {expected} parameters")
 
 
 class _ParamReader:

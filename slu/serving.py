@@ -627,9 +627,10 @@ def add_predict(app, batcher, metrics, settings):
 
 # ------------------------------------------------------------------------------------------------ connections
 class GuardedH11(H11Protocol):
-    """uvicorn 0.16's h11 protocol plus what it lacks against idle and slow clients: a request's head must arrive
-    whole within --header_timeout of connecting (or of its first byte, after a keep-alive wait) and within
-    MAX_HEADER_BYTES; past --max_connections a new connection closes the longest-idle one, first among those that
+    """uvicorn's h11 protocol plus what it lacks against idle and slow clients (0.55 as 0.16: no header timeout, and
+    h11's size limit holds only for a head that arrives in pieces): a request's head must arrive whole within
+    --header_timeout of connecting (or of its first byte, after a keep-alive wait) and within MAX_HEADER_BYTES;
+    past --max_connections a new connection closes the longest-idle one, first among those that
     never sent a request, then among those kept alive after an answer (or itself, when every other one is busy).
     uvicorn's own limit_concurrency counts idle sockets too: 20,000 of them would get every real client a 503."""
 
@@ -641,7 +642,8 @@ class GuardedH11(H11Protocol):
             settings = Settings.from_env()
             GuardedH11.limits = settings.header_timeout, settings.max_connections
         self.header_timeout, self.max_connections = GuardedH11.limits
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        if getattr(config, "h11_max_incomplete_event_size", None) != MAX_HEADER_BYTES:  # uvicorn 0.16: no setting
+            self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         if not hasattr(server_state, "slu_fresh"):
             server_state.slu_fresh = collections.OrderedDict()  # idle, no request yet; longest-idle first
             server_state.slu_kept = collections.OrderedDict()  # idle after an answer; longest-idle first
@@ -763,7 +765,8 @@ def serve(settings, host, port):
     workers = settings.workers
     config = uvicorn.Config("slu.serving:app_from_env" if workers > 1 else app_from_env, factory=True, host=host,
                             port=port, workers=workers, http=GuardedH11, log_level="warning",
-                            timeout_keep_alive=settings.keep_alive_timeout, backlog=backlog(settings))
+                            timeout_keep_alive=settings.keep_alive_timeout, backlog=backlog(settings),
+                            **h11_head_limit())
     stop_cleanly_on_signals()
     if workers == 1:
         server = uvicorn.Server(config)
@@ -790,6 +793,14 @@ def supervisor_of(config):
     if "target" in inspect.signature(Multiprocess).parameters:
         return Multiprocess(config, target=uvicorn.Server(config).run, sockets=sockets)
     return Multiprocess(config, sockets=sockets)
+
+
+def h11_head_limit():
+    """uvicorn (0.55 here) sets h11's limit on an incomplete request head itself; 0.16 has no setting (GuardedH11 then
+    makes its h11 connection with the limit)."""
+    if "h11_max_incomplete_event_size" in inspect.signature(uvicorn.Config).parameters:
+        return {"h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+    return {}
 
 
 def backlog(settings):

@@ -121,7 +121,7 @@ def test_arithmetic_rows_use_the_median_token_length(bench, trained_pico, compre
         fastest = min((x for x in res["rows"] if x["stage"] == r["stage"] and "runtime_ms" in x),
                       key=lambda x: x["runtime_ms"])
         assert r["runtime_ms"] == fastest["runtime_ms"]
-        assert r["best_backend"] == fastest["backend"] + (" + FastTokenizer" if fastest["tokenizer"] == "fast" else "")
+        assert r["best_backend"] == fastest["backend"] + (" + fast tokenizer" if fastest["tokenizer"] == "fast" else "")
         assert r["limit_ms"] == pytest.approx(2 * r["macs"] / (gflops * 1e9) * 1e3, rel=1e-2)
 
 
@@ -131,7 +131,7 @@ def test_markdown_ratios_and_targets(bench):
     base = next(r for r in rows if r["stage"] == "fine-tuned" and r["backend"] == "paddle" and r["tokenizer"] == "python")
     assert res["baseline"] == {"stage": "fine-tuned", "backend": "paddle"}
     for r in rows:
-        name = r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "")
+        name = r["backend"] + (" + fast tokenizer" if r["tokenizer"] == "fast" else "")
         line = next(x for x in md.splitlines() if x.startswith(f"| {r['stage']} | {name} | {r['accuracy']:.2f}"))
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert cells[3] == f"{r['p50_ms']:.3f} ({base['p50_ms'] / r['p50_ms']:.2f}x)"
@@ -140,7 +140,7 @@ def test_markdown_ratios_and_targets(bench):
     # the targets: rows at least 2.13x faster with at least 62% less PSS and at most 0.3 points less accuracy;
     # the line names the fastest of them (or, when none, the fastest within the accuracy bound)
     def name(r):
-        return r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "")
+        return r["backend"] + (" + fast tokenizer" if r["tokenizer"] == "fast" else "")
 
     meeting = [r for r in rows if base["p50_ms"] / r["p50_ms"] >= 2.13 and r["pss_mib"] <= 0.38 * base["pss_mib"]
                and r["accuracy"] >= base["accuracy"] - 0.3]
@@ -202,9 +202,9 @@ def test_deployment_summary_names_each_backends_smallest_model(bench):
     done = [r for r in res["rows"] if "p50_ms" in r]
     base = next(r for r in done if (r["stage"], r["backend"], r["tokenizer"]) == ("fine-tuned", "paddle", "python"))
     summary = {d["backend"]: d for d in res["deployment_summary"]}
-    assert set(summary) == {"paddle", "paddle + FastTokenizer", "cpp"}
+    assert set(summary) == {"paddle", "paddle + fast tokenizer", "cpp"}
     for name, d in summary.items():
-        rows = [r for r in done if r["backend"] + (" + FastTokenizer" if r["tokenizer"] == "fast" else "") == name]
+        rows = [r for r in done if r["backend"] + (" + fast tokenizer" if r["tokenizer"] == "fast" else "") == name]
         sizes = {r["stage"]: r.get("onnx_mib", r["size_mib"]) for r in rows}
         assert d["stage"] == min(sizes, key=sizes.get) and d["size_mib"] == min(sizes.values())
         row = next(r for r in rows if r["stage"] == d["stage"])
@@ -272,3 +272,25 @@ def test_ort_options_reads_callgrind_totals_and_takes_ratios_to_the_default():
     assert f"| disable: {ort.SETTINGS['disable'][0]} | 0.65 M (1.300) | 0.25 M |" in md
     assert f"| basic: {ort.SETTINGS['basic'][0]} | failed: slu_bench: error: bad model |  |" in md
     assert "| pruned | all | 3 | 2 | " + " | ".join(["0"] * (len(ort.OP_COLUMNS) - 2)) + " | 1 |" in md
+
+
+def test_both_stacks_side_by_side_in_one_run(trained_pico, corpus_subset, tmp_path):
+    """--stacks default legacy: each Python backend once per environment, on that environment's Paddle and ONNX
+    Runtime, a backend only the legacy one has once; every row scores the dev file as run_eval.py does."""
+    run_py(["benchmarks/run.py", "--fine_tuned", str(trained_pico), "--dev", str(corpus_subset / "dev.txt"),
+            "--stages", "infer_model", "--queries", "6", "--repeats", "1", "--tokenizers", "python",
+            "--backends", "paddle_inference", "onnx_runtime", "paddle", "--stacks", "default", "legacy",
+            "--name", "s", "--out_dir", str(tmp_path)])
+    res, md = json.load(open(tmp_path / "s.json")), open(tmp_path / "s.md").read()
+    rows = [(r["backend"], r["stack"], r["env"], r["python"], r["paddle"], r["onnxruntime"]) for r in res["rows"]]
+    new, old = (".venv", "3.12", "3.3.1", "1.32.0"), (".venv-legacy", "3.9", "2.6.2", "1.19.2")
+    assert rows == [("paddle_inference", ".venv", *new), ("paddle_inference", ".venv-legacy", *old),
+                    ("onnx_runtime", ".venv", *new), ("onnx_runtime", ".venv-legacy", *old),
+                    ("paddle", ".venv-legacy", *old)]
+    p = run_py(["run_eval.py", "--infer_prefix", str(trained_pico / "infer_model"), "--test_path",
+                str(corpus_subset / "dev.txt"), "--do_eval"])
+    ref = round(100 * json.loads(p.stdout.strip().splitlines()[-1])["accuracy"], 2)
+    assert [r["accuracy"] for r in res["rows"]] == [ref] * 5
+    assert md.startswith("Environments: .venv: CPython 3.12, Paddle 3.3.1, ONNX Runtime 1.32.0; .venv-legacy: "
+                         "CPython 3.9, Paddle 2.6.2, ONNX Runtime 1.19.2.")
+    assert "| fine-tuned | onnx_runtime [.venv-legacy] |" in md

@@ -180,3 +180,32 @@ def test_demo_stdout_holds_only_its_json_lines_one_query_at_a_time(trained_pico,
     p = run_py([DEMO, "--model_dir", str(trained_pico), "--backend", backend, *[a for t in texts for a in ("--text", t)]])
     lines = p.stdout.splitlines()
     assert [json.loads(x)["query"] for x in lines] == texts, p.stdout
+
+
+@pytest.fixture
+def pir_only_copy(model_copy):
+    """An exported directory with Paddle 3's PIR program (infer_model.json) and no .pdmodel."""
+    (model_copy / "infer_model.pdmodel").unlink()
+    return model_copy
+
+
+def test_a_pir_only_directory_gets_the_same_refusals(pir_only_copy):
+    """Crafted parameters are counted against the PIR program's parameters; a damaged PIR program and a backend
+    that cannot read PIR are one-line errors naming the file."""
+    params, prefix = pir_only_copy / "infer_model.pdiparams", str(pir_only_copy / "infer_model")
+    eval_cmd = ["run_eval.py", "--infer_prefix", prefix, "--test_path", str(pir_only_copy / "intent_label.txt")]
+    data = params.read_bytes()
+    params.write_bytes(data + b"\x00" * 24)
+    assert_one_line_error(run_py(eval_cmd, check=False), "run_eval.py", f"{params}: truncated or corrupt")
+    crafted_loop(params)
+    assert_one_line_error(run_py(eval_cmd, check=False, timeout=300), "run_eval.py", f"{params}: truncated or corrupt")
+    params.write_bytes(data)
+    p = run_py([DEMO, "--model_dir", str(pir_only_copy), "--backend", "onnx_runtime", "--text", "暂停"], check=False)
+    assert_one_line_error(p, "infer_demo.py", f"{prefix}.json is Paddle 3's PIR program, which only --backend "
+                                              f"paddle_inference runs; onnx_runtime reads {prefix}.pdmodel")
+    program = pir_only_copy / "infer_model.json"
+    program.write_bytes(program.read_bytes()[:5000])
+    assert_one_line_error(run_py(eval_cmd, check=False), "run_eval.py", f"{program}: not a Paddle PIR program")
+    program.unlink()
+    assert_one_line_error(run_py(eval_cmd, check=False), "run_eval.py",
+                          f"model file not found: {prefix}.pdmodel (nor Paddle 3's PIR program {prefix}.json)")

@@ -35,6 +35,21 @@ def demo(tmp_path_factory):
     return build(tmp_path_factory, asan=False)
 
 
+def test_demo_loads_the_python_environments_onnxruntime_library(demo):
+    """One ONNX Runtime for Python and C++: the library the demo resolves at run time is, byte for byte, the one
+    the default environment's onnxruntime package loads (1.32.0)."""
+    import hashlib
+    import onnxruntime
+
+    ldd = subprocess.run(["ldd", demo], capture_output=True, text=True, timeout=60).stdout
+    loaded = [line.split("=>")[1].split()[0] for line in ldd.splitlines() if "libonnxruntime.so" in line]
+    python_lib = os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.1.32.0")
+    assert onnxruntime.__version__ == "1.32.0" and len(loaded) == 1
+    assert os.path.basename(os.path.realpath(loaded[0])) == "libonnxruntime.so.1.32.0"
+    digest = [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in (loaded[0], python_lib)]
+    assert digest[0] == digest[1]
+
+
 def bench_of(demo_exe):
     return os.path.join(os.path.dirname(demo_exe), "slu_bench")
 

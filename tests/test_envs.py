@@ -2,6 +2,7 @@
 commands needing the legacy one get there by themselves with the same answers."""
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -75,6 +76,35 @@ def test_the_export_is_the_dygraph_model_as_a_program_every_runtime_reads(traine
     r = json.loads(p.stdout.strip().splitlines()[-1])
     assert r["paddle"].startswith("3.") and "matmul_v2" in r["ops"]
     assert r["spread"] > 0.1 and r["intent"] < 1e-4 and r["slots"] < 1e-4, r
+
+
+def test_paddle_3_runs_its_own_pir_program_written_beside_the_pdmodel(trained_pico, corpus_subset, tmp_path):
+    """The export also writes Paddle 3's PIR program (infer_model.json) on the same .pdiparams; Paddle Inference
+    runs it, with the .pdmodel's outputs, and run_eval.py scores a directory holding only it as the full one."""
+    script = (
+        "import sys, json, os, shutil, numpy as np\n"
+        "from slu.predictor import PaddleInferenceRuntime\n"
+        "d, copy = sys.argv[1], sys.argv[2]\n"
+        "os.makedirs(copy); [shutil.copy(d + '/infer_model' + e, copy) for e in ('.pdmodel', '.pdiparams')]\n"
+        "ids = np.random.RandomState(4).randint(1, 200, size=(4, 9)).astype('int32')\n"
+        "pir, pdmodel = PaddleInferenceRuntime(d + '/infer_model'), PaddleInferenceRuntime(copy + '/infer_model')\n"
+        "diff = [float(np.abs(a - b).max()) for a, b in zip(pir(ids), pdmodel(ids))]\n"
+        "print(json.dumps({'files': [pir.program_file, pdmodel.program_file], 'diff': diff}))\n")
+    p = run_py(["-c", script, str(trained_pico), str(tmp_path / "pdmodel_only")])
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["files"] == [str(trained_pico / "infer_model.json"),
+                          str(tmp_path / "pdmodel_only" / "infer_model.pdmodel")]
+    assert max(r["diff"]) < 1e-5, r
+    with open(trained_pico / "infer_model.json") as f:
+        assert json.load(f)["base_code"]["magic"] == "pir"
+    pir_only = tmp_path / "pir_only"
+    shutil.copytree(trained_pico, pir_only, ignore=shutil.ignore_patterns("checkpoint-*", "runs", "*.pdmodel"))
+    scores = []
+    for d in (trained_pico, pir_only):
+        p = run_py(["run_eval.py", "--infer_prefix", str(d / "infer_model"), "--test_path",
+                    str(corpus_subset / "dev.txt"), "--do_eval"])
+        scores.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    assert scores[0]["examples"] == 150 and scores[1] == scores[0]
 
 
 def test_a_fastdeploy_backend_started_in_the_default_environment_answers_there(trained_pico):

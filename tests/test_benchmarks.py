@@ -294,3 +294,16 @@ def test_both_stacks_side_by_side_in_one_run(trained_pico, corpus_subset, tmp_pa
     assert md.startswith("Environments: .venv: CPython 3.12, Paddle 3.3.1, ONNX Runtime 1.32.0; .venv-legacy: "
                          "CPython 3.9, Paddle 2.6.2, ONNX Runtime 1.19.2.")
     assert "| fine-tuned | onnx_runtime [.venv-legacy] |" in md
+
+
+def test_wordpiece_compares_tokenizers_with_fasttokenizer(pico_dir, corpus_subset, tmp_path):
+    """benchmarks/wordpiece.py, started from .venv, restarts in .venv-legacy (the one with FastTokenizer) and
+    finds both WordPiece models giving the same ids and offsets on every dev query, each timed."""
+    p = run_py(["benchmarks/wordpiece.py", "--vocab", str(pico_dir / "vocab.txt"), "--corpus",
+                str(corpus_subset / "dev.txt"), "--rounds", "1", "--name", "w", "--out_dir", str(tmp_path)])
+    res = json.load(open(tmp_path / "w.json"))
+    assert res["python"] == "3.9" and res["versions"]["fast-tokenizer-python"] == "1.0.2"
+    assert res["queries"] == res["equal"] == 150 and res["differing"] == []
+    for name in ("tokenizers", "fast_tokenizer"):
+        assert res[name]["cold_ms"] > 0 and res[name]["warm_ms"] > 0
+    assert p.stdout.startswith(f"150 queries of {corpus_subset / 'dev.txt'}") and "| FastTokenizer 1.0.2 |" in p.stdout

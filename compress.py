@@ -7,7 +7,7 @@ Writes <output_dir>/width_mult_<w>/ (pruned, int8 and quant_emb models, deploy f
 """
 import sys
 
-from slu import compression, data, envs, training  # first: zlib work-around before paddle
+from slu import compression, data, training  # first: zlib work-around before paddle
 
 import paddle
 from paddlenlp.trainer import PdArgumentParser
@@ -26,7 +26,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    envs.reexec_for_compression()
     try:
         main(sys.argv[1:])
     except (FileNotFoundError, data.DataError, data.UsageError) as e:

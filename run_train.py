@@ -7,7 +7,7 @@ Same flags as upstream's example (scripts/train.sh and scripts/compress.sh hold 
 import os
 import sys
 
-from slu import compression, data, envs, export, training  # first: zlib work-around before paddle
+from slu import compression, data, export, training  # first: zlib work-around before paddle
 
 import paddle
 from paddlenlp.trainer import PdArgumentParser
@@ -60,8 +60,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    if "--do_compress" in sys.argv:
-        envs.reexec_for_compression()
     try:
         main(sys.argv[1:])
     except (FileNotFoundError, data.DataError, data.UsageError) as e:

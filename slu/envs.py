@@ -1,10 +1,11 @@
 """The project's two Python environments (scripts/setup.sh makes both), and which one runs what.
 
-    .venv         CPython 3.12, Paddle 3: training, compression's checks, export, run_eval.py, Paddle Inference,
+    .venv         CPython 3.12, Paddle 3: training, compression, export (PIR), run_eval.py, Paddle Inference,
                   ONNX Runtime, the server, the benchmarks, the tests
     .venv-legacy  CPython 3.9, Paddle 2.6: FastDeploy 1.0.7 (backends "paddle" and "openvino"), Paddle Lite
-                  2.13rc0 (backend "paddle_lite", .nb conversion), compression (PaddleSlim), and the static export
-                  (the .pdmodel program every runtime reads, slu/export.py)
+                  2.13rc0 (backend "paddle_lite", .nb conversion), and the .pdmodel programs every other runtime
+                  reads: the static export's (slu/export.py) and compression's QAT and INT8-embedding ones
+                  (slu/compat.py)
 
 A command started in the default environment that needs the second one starts itself again there
 (`reexec_for_backend`), so a user never switches by hand.
@@ -68,12 +69,4 @@ def reexec_for_backend(backend):
     """Start this command again in the legacy environment when `backend` needs a module this one lacks; returns
     when this environment can run it."""
     if python_for_backend(backend) != sys.executable and not in_legacy():
-        reexec_in_legacy()
-
-
-def reexec_for_compression():
-    """Compression runs on Paddle 2.6. On Paddle 3, PaddleSlim 2.6.0's DynaBERT fails to build its OFA model
-    (`Embedding.__init__() takes from 3 to 6 positional arguments but 7 were given`, paddleslim/nas/ofa/layers.py),
-    and the QAT stages must be .pdmodel programs (for Lite's ARM .nb, FastDeploy), which Paddle 3 cannot write."""
-    if paddle_major() >= 3 and not in_legacy():
         reexec_in_legacy()

@@ -123,3 +123,18 @@ def test_a_fastdeploy_backend_started_in_the_default_environment_answers_there(t
     for a, b in zip(answers["paddle"], answers["paddle_inference"]):
         assert a["intent"] == b["intent"] and a["slot"] == b["slot"]
         assert np.isclose(a["confidence"], b["confidence"], atol=1e-4)
+
+
+def test_compression_runs_in_the_default_environment(compressed):
+    """compress.sh no longer restarts in .venv-legacy: the pruned stage was exported by Paddle 3 (its PIR program
+    beside the .pdmodel), and the QAT and INT8-embedding stages are .pdmodel programs that Paddle 3 runs."""
+    w = compressed / "width_mult_0.5"
+    with open(w / "pruned.json") as f:
+        assert json.load(f)["base_code"]["magic"] == "pir"
+    assert not (w / "int8.json").exists() and not (w / "quant_emb.json").exists()
+    script = ("import sys; from slu import program\n"
+              "for s in ('int8', 'quant_emb'): print(s, sorted(program.program_ops(sys.argv[1] + '/' + s + '.pdmodel')"
+              " & {'quantize_linear', 'dequantize_linear', 'dequantize_log'}))\n")
+    out = run_py(["-c", script, str(w)]).stdout.splitlines()
+    assert out == ["int8 ['dequantize_linear', 'quantize_linear']",
+                   "quant_emb ['dequantize_linear', 'dequantize_log', 'quantize_linear']"]

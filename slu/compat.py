@@ -22,10 +22,12 @@ import paddle.nn.functional as F
 import paddleslim
 import paddleslim.quant as quant
 from paddlenlp.trainer import trainer_compress
+from paddlenlp.trainer.trainer_compress import _replace_auto_model_qat_forward
 from paddlenlp.utils.log import logger
 from paddleslim.nas.ofa import layers
 
 from slu import envs
+from slu.model import JointErnie
 
 _applied = []
 
@@ -109,9 +111,6 @@ def run_in_legacy(command, job):
 
 def save_quantized_in_legacy(job):
     """The QAT program of fix_qat_save_on_paddle_3, written by Paddle 2.6."""
-    from paddlenlp.trainer.trainer_compress import _replace_auto_model_qat_forward
-    from slu.model import JointErnie
-
     with paddle.utils.unique_name.guard():
         model = JointErnie.from_pretrained(job["model_dir"], intent_dim=job["intent_dim"], slot_dim=job["slot_dim"],
                                            dropout=job["dropout"])

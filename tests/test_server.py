@@ -739,7 +739,9 @@ def test_a_model_that_cannot_load_stops_the_server_with_one_line(trained_pico, t
     d = model_copy(trained_pico, tmp_path, model_files=False)
     p = run_py([SERVER, "--model_dir", str(d), "--backend", "onnx_runtime", "--port", str(free_port())], check=False)
     assert p.returncode == 1
-    assert p.stderr.strip().splitlines() == [f"server.py: error: model file not found: {d / 'infer_model.pdmodel'}"]
+    prefix = d / "infer_model"
+    assert p.stderr.strip().splitlines() == [f"server.py: error: model file not found: {prefix}.pdmodel (nor Paddle "
+                                             f"3's PIR program {prefix}.json)"]
 
 
 def test_a_crafted_parameter_file_stops_the_server_with_one_line(trained_pico, tmp_path):
